@@ -1,0 +1,84 @@
+"""``genai-collector`` command line: run, validate, --version."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+from importlib import resources
+from pathlib import Path
+
+from collector import __version__, log
+from collector.config import ConfigError, load_yaml_file
+from collector.http_server import StartupError
+from collector.service import Service, build_service
+
+_LOG = log.get("cli")
+
+
+def default_config_path() -> Path:
+    """The default config shipped inside the package (a copy of config/collector.yaml)."""
+    return Path(str(resources.files("collector") / "defaults" / "collector.yaml"))
+
+
+def load_service(config: str | None) -> Service:
+    return build_service(load_yaml_file(config or default_config_path()))
+
+
+async def serve_until_signalled(service: Service, shutdown_timeout: float) -> int:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        await service.start()
+    except StartupError as exc:
+        _LOG.error("cannot start", extra={"error": str(exc)})
+        print(f"error: {exc}", file=sys.stderr)
+        await service.shutdown(5.0)
+        return 1
+    await stop.wait()
+    _LOG.info("shutting down", extra={"timeout_s": shutdown_timeout})
+    await service.shutdown(shutdown_timeout)
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    service = load_service(args.config)
+    log.configure(service.log_level)
+    _LOG.info("loaded config", extra={"config": str(args.config or default_config_path()), "version": __version__})
+    return asyncio.run(serve_until_signalled(service, args.shutdown_timeout))
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    service = load_service(args.config)
+    print(f"{args.config or default_config_path()}: valid "
+          f"(pipelines: {', '.join(sorted(service.pipelines))})")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="genai-collector", description=__doc__)
+    top.add_argument("--version", action="version", version=f"genai-cost-collector {__version__}")
+    commands = top.add_subparsers(dest="command", required=True)
+
+    run = commands.add_parser("run", help="run the collector")
+    run.add_argument("--config", help="pipeline YAML (default: the embedded config/collector.yaml)")
+    run.add_argument("--shutdown-timeout", type=float, default=20.0,
+                     help="seconds to drain pipelines and exporter queues on SIGTERM/SIGINT (default 20)")
+    run.set_defaults(handler=cmd_run)
+
+    validate = commands.add_parser("validate", help="check a config file without starting anything")
+    validate.add_argument("--config", help="pipeline YAML (default: the embedded config/collector.yaml)")
+    validate.set_defaults(handler=cmd_validate)
+    return top
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.handler(args)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1

@@ -1,0 +1,92 @@
+"""The component contracts: receivers, processors, exporters and extensions.
+
+A component is built from its config section by ``from_config(section, context)``
+without touching the network, so ``validate`` can build a whole service; it binds
+ports and starts tasks only in ``start()``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar, Protocol
+
+from collector.batch import TelemetryBatch
+from collector.config import Section
+from collector.signals import Signal
+from collector.telemetry import SelfTelemetry
+
+ALL_SIGNALS = frozenset(Signal)
+
+
+@dataclass(frozen=True)
+class BuildContext:
+    component_id: str
+    telemetry: SelfTelemetry
+    config_dir: Path
+
+    def resolve(self, path: str) -> Path:
+        """A path from the config, relative to the config file's folder."""
+        candidate = Path(path).expanduser()
+        return candidate if candidate.is_absolute() else self.config_dir / candidate
+
+
+class Refused(Exception):
+    """The pipeline cannot take this batch now; the client should retry later."""
+
+    def __init__(self, message: str, retry_after: float = 1.0):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class Consumer(Protocol):
+    async def consume(self, batch: TelemetryBatch) -> None:
+        """Accept the batch or raise Refused. Returning means the data is safely queued."""
+
+
+class Component:
+    signals: ClassVar[frozenset[Signal]] = ALL_SIGNALS
+
+    @classmethod
+    def from_config(cls, section: Section, context: BuildContext) -> Component:
+        raise NotImplementedError
+
+    async def start(self) -> None:
+        """Bind ports, start tasks."""
+
+    async def shutdown(self, timeout: float) -> None:
+        """Stop within ``timeout`` seconds, finishing what can be finished."""
+
+
+class Processor(Component):
+    """Works synchronously and in place on each batch (a function of the batch)."""
+
+    def process(self, batch: TelemetryBatch) -> None:
+        raise NotImplementedError
+
+
+class BufferingProcessor(Component):
+    """Holds batches and passes them on later (e.g. ``batch``); sits in the consumer chain."""
+
+    def bind(self, downstream: Consumer) -> Consumer:
+        raise NotImplementedError
+
+
+class Exporter(Component):
+    """Takes batches without blocking; delivery happens in the background."""
+
+    def has_room(self, batch: TelemetryBatch) -> bool:
+        return True
+
+    def submit(self, batch: TelemetryBatch) -> None:
+        raise NotImplementedError
+
+
+class Receiver(Component):
+    def attach(self, signal: Signal, consumer: Consumer) -> None:
+        raise NotImplementedError
+
+
+class Extension(Component):
+    def bind_service(self, service: object) -> None:
+        """Give the extension read access to the running service (health, counters)."""

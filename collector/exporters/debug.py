@@ -1,0 +1,49 @@
+"""``debug`` exporter: logs a one-line summary per batch, or one line per span/record."""
+
+from __future__ import annotations
+
+from collector import log
+from collector.batch import TelemetryBatch
+from collector.component import BuildContext, Exporter
+from collector.config import Section
+from collector.signals import Signal, top_level
+
+
+class DebugExporter(Exporter):
+    """Config: ``verbosity``: ``basic`` (one line per batch, default) or ``detailed`` (one per item)."""
+
+    def __init__(self, context: BuildContext, verbosity: str = "basic"):
+        self.component_id = context.component_id
+        self.telemetry = context.telemetry
+        self.verbosity = verbosity
+        self.log = log.get(f"exporter.{context.component_id}")
+
+    @classmethod
+    def from_config(cls, section: Section, context: BuildContext) -> DebugExporter:
+        return cls(context, section.str("verbosity", "basic", choices=("basic", "normal", "detailed")))
+
+    def submit(self, batch: TelemetryBatch) -> None:
+        signal = batch.signal.spec.name
+        self.log.info(f"{signal} batch", extra={"exporter": self.component_id, "signal": signal,
+                                                 "resources": len(top_level(batch.signal, batch.message)),
+                                                 "items": batch.item_count})
+        if self.verbosity == "detailed" and batch.signal is Signal.TRACES:
+            for resource_spans in batch.message.resource_spans:
+                for scope_spans in resource_spans.scope_spans:
+                    for span in scope_spans.spans:
+                        self.log.info("span", extra={
+                            "trace_id": span.trace_id.hex(), "span_id": span.span_id.hex(), "name": span.name,
+                            "scope": scope_spans.scope.name,
+                            "attributes": {kv.key: _plain(kv.value) for kv in span.attributes}})
+        self.telemetry.add(self.component_id, signal, "exported", batch.item_count)
+
+
+def _plain(value) -> object:
+    kind = value.WhichOneof("value")
+    if kind == "array_value":
+        return [_plain(v) for v in value.array_value.values]
+    if kind == "kvlist_value":
+        return {kv.key: _plain(kv.value) for kv in value.kvlist_value.values}
+    if kind == "bytes_value":
+        return value.bytes_value.hex()
+    return getattr(value, kind) if kind else None

@@ -1,0 +1,226 @@
+"""What the network exporters share: connection settings, a bounded sending queue, retries.
+
+Retry follows the OpenTelemetry Collector's ``retry_on_failure``: exponential
+backoff with jitter from ``initial_interval`` up to ``max_interval``, giving up
+after ``max_elapsed_time`` (0 = never), and a server's ``RetryInfo`` /
+``Retry-After`` replaces the computed delay. Permanent errors are not retried.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from collector import log
+from collector.batch import TelemetryBatch
+from collector.component import BuildContext, Exporter
+from collector.config import Section
+
+
+class RetryableError(Exception):
+    def __init__(self, message: str, retry_after: float | None = None):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class PermanentError(Exception):
+    """The backend refused the data for good (e.g. 400); retrying cannot help."""
+
+
+@dataclass(frozen=True)
+class RetrySettings:
+    enabled: bool = True
+    initial_interval: float = 5.0
+    max_interval: float = 30.0
+    max_elapsed_time: float = 300.0
+    multiplier: float = 1.5
+    randomization_factor: float = 0.5
+
+    @classmethod
+    def from_section(cls, section: Section) -> RetrySettings:
+        settings = cls(
+            enabled=section.bool("enabled", True),
+            initial_interval=section.duration("initial_interval", cls.initial_interval),
+            max_interval=section.duration("max_interval", cls.max_interval),
+            max_elapsed_time=section.duration("max_elapsed_time", cls.max_elapsed_time),
+            multiplier=section.float("multiplier", cls.multiplier),
+            randomization_factor=section.float("randomization_factor", cls.randomization_factor),
+        )
+        section.finish()
+        return settings
+
+    def delays(self):
+        """Jittered backoff delays, growing to ``max_interval``."""
+        interval = self.initial_interval
+        while True:
+            jitter = self.randomization_factor * (2 * random.random() - 1)
+            yield max(0.0, interval * (1 + jitter))
+            interval = min(interval * self.multiplier, self.max_interval)
+
+
+@dataclass(frozen=True)
+class TlsSettings:
+    insecure: bool = False
+    ca_file: Path | None = None
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    insecure_skip_verify: bool = False
+
+    @classmethod
+    def from_section(cls, section: Section, context: BuildContext) -> TlsSettings:
+        def path(key: str) -> Path | None:
+            value = section.str(key, None)
+            if value is None:
+                return None
+            resolved = context.resolve(value)
+            if not resolved.is_file():
+                raise section.error(key, f"file not found: {resolved}")
+            return resolved
+
+        settings = cls(insecure=section.bool("insecure", False), ca_file=path("ca_file"),
+                       cert_file=path("cert_file"), key_file=path("key_file"),
+                       insecure_skip_verify=section.bool("insecure_skip_verify", False))
+        if bool(settings.cert_file) != bool(settings.key_file):
+            raise section.error(None, "cert_file and key_file must be set together")
+        section.finish()
+        return settings
+
+
+@dataclass(frozen=True)
+class ConnectionSettings:
+    endpoint: str
+    headers: dict[str, str]
+    tls: TlsSettings
+    compression: str
+    timeout: float
+
+    @classmethod
+    def from_section(cls, section: Section, context: BuildContext) -> ConnectionSettings:
+        return cls(
+            endpoint=section.str("endpoint"),
+            headers={k.lower(): v for k, v in section.str_map("headers").items()},
+            tls=TlsSettings.from_section(section.section("tls"), context),
+            compression=section.str("compression", "gzip", choices=("gzip", "none")),
+            timeout=section.duration("timeout", 5.0),
+        )
+
+
+class QueuedExporter(Exporter):
+    """A network exporter: a bounded in-memory queue drained by ``num_consumers`` senders.
+
+    Subclasses implement :meth:`send` (raise RetryableError or PermanentError) and
+    may override :meth:`connect` / :meth:`close`.
+    """
+
+    def __init__(self, context: BuildContext, queue_size: int = 1000, num_consumers: int = 10,
+                 retry: RetrySettings = RetrySettings()):
+        self.component_id = context.component_id
+        self.telemetry = context.telemetry
+        self.queue_size = queue_size
+        self.num_consumers = num_consumers
+        self.retry = retry
+        self.log = log.get(f"exporter.{context.component_id}")
+        self.queue: asyncio.Queue[TelemetryBatch] | None = None
+        self.consumers: list[asyncio.Task] = []
+        self.telemetry.gauge(self.component_id, "queue_size", lambda: self.queue.qsize() if self.queue else 0)
+
+    @staticmethod
+    def read_queue_settings(section: Section) -> dict:
+        queue = section.section("sending_queue")
+        settings = {"queue_size": queue.int("queue_size", 1000, minimum=1),
+                    "num_consumers": queue.int("num_consumers", 10, minimum=1),
+                    "retry": RetrySettings.from_section(section.section("retry_on_failure"))}
+        queue.finish()
+        return settings
+
+    async def connect(self) -> None:
+        """Open clients and channels."""
+
+    async def close(self) -> None:
+        """Close clients and channels."""
+
+    async def send(self, batch: TelemetryBatch) -> None:
+        raise NotImplementedError
+
+    def has_room(self, batch: TelemetryBatch) -> bool:
+        return self.queue is not None and self.queue.qsize() < self.queue_size
+
+    def submit(self, batch: TelemetryBatch) -> None:
+        assert self.queue is not None, "exporter not started"
+        self.queue.put_nowait(batch)
+
+    async def start(self) -> None:
+        await self.connect()
+        self.queue = asyncio.Queue()
+        self.consumers = [asyncio.create_task(self._drain()) for _ in range(self.num_consumers)]
+
+    async def _drain(self) -> None:
+        assert self.queue is not None
+        while True:
+            batch = await self.queue.get()
+            try:
+                await self._deliver(batch)
+            except asyncio.CancelledError:
+                self._failed(batch, "collector shut down before delivery")
+                raise
+            finally:
+                self.queue.task_done()
+
+    async def _deliver(self, batch: TelemetryBatch) -> None:
+        signal = batch.signal.spec.name
+        started = time.monotonic()
+        delays = self.retry.delays()
+        while True:
+            try:
+                await self.send(batch)
+            except PermanentError as exc:
+                self._failed(batch, f"permanent error, not retried: {exc}")
+                return
+            except RetryableError as exc:
+                if not self.retry.enabled:
+                    self._failed(batch, f"export failed and retry_on_failure is disabled: {exc}")
+                    return
+                delay = exc.retry_after if exc.retry_after is not None else next(delays)
+                elapsed = time.monotonic() - started
+                if self.retry.max_elapsed_time and elapsed + delay > self.retry.max_elapsed_time:
+                    self._failed(batch, f"gave up after {elapsed:.1f}s (max_elapsed_time): {exc}")
+                    return
+                self.log.info("export failed, will retry", extra={"exporter": self.component_id,
+                              "signal": signal, "error": str(exc), "retry_in_s": round(delay, 3)})
+                await asyncio.sleep(delay)
+            else:
+                self.telemetry.add(self.component_id, signal, "exported", batch.item_count)
+                return
+
+    def check_partial_success(self, batch: TelemetryBatch, response) -> None:
+        """Count and log items a backend accepted the request but rejected individually."""
+        partial = response.partial_success
+        rejected = next((getattr(partial, f) for f in ("rejected_spans", "rejected_data_points",
+                                                        "rejected_log_records") if hasattr(partial, f)), 0)
+        if rejected or partial.error_message:
+            self.telemetry.add(self.component_id, batch.signal.spec.name, "failed", rejected)
+            self.log.warning("backend rejected part of a batch", extra={
+                "exporter": self.component_id, "rejected": rejected, "backend_message": partial.error_message})
+
+    def _failed(self, batch: TelemetryBatch, reason: str) -> None:
+        signal = batch.signal.spec.name
+        self.telemetry.add(self.component_id, signal, "failed", batch.item_count)
+        self.log.error("dropping data", extra={"exporter": self.component_id, "signal": signal,
+                                               "items": batch.item_count, "reason": reason})
+
+    async def shutdown(self, timeout: float) -> None:
+        if self.queue is not None:
+            try:
+                await asyncio.wait_for(self.queue.join(), timeout)
+            except TimeoutError:
+                self.log.warning("shutdown timeout reached with data still queued",
+                                 extra={"exporter": self.component_id, "queued_batches": self.queue.qsize()})
+        for task in self.consumers:
+            task.cancel()
+        await asyncio.gather(*self.consumers, return_exceptions=True)
+        while self.queue is not None and not self.queue.empty():
+            self._failed(self.queue.get_nowait(), "collector shut down before delivery")
+        await self.close()

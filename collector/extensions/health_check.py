@@ -1,0 +1,49 @@
+"""``health_check`` extension: ``GET /`` answers 200 while the pipelines run, 503 otherwise."""
+
+from __future__ import annotations
+
+import json
+import time
+
+from aiohttp import web
+
+from collector.component import BuildContext, Extension
+from collector.config import Section, parse_endpoint
+from collector.http_server import serve
+
+
+class HealthCheck(Extension):
+    """Config: ``endpoint`` (default 127.0.0.1:13133), ``path`` (default ``/``)."""
+
+    def __init__(self, context: BuildContext, endpoint: tuple[str, int], path: str):
+        self.component_id = context.component_id
+        self.telemetry = context.telemetry
+        self.host, self.port = endpoint
+        self.path = path
+        self.service = None
+        self.runner: web.AppRunner | None = None
+        self.started_at = time.time()
+
+    @classmethod
+    def from_config(cls, section: Section, context: BuildContext) -> HealthCheck:
+        return cls(context, section.endpoint("endpoint", parse_endpoint("127.0.0.1:13133")), section.str("path", "/"))
+
+    def bind_service(self, service: object) -> None:
+        self.service = service
+
+    async def _health(self, request: web.Request) -> web.Response:
+        running = bool(self.service and self.service.running)
+        body = {"status": "Server available" if running else "Server not available",
+                "upSince": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.started_at)),
+                "uptime": f"{time.time() - self.started_at:.0f}s",
+                "components": self.telemetry.snapshot()}
+        return web.Response(status=200 if running else 503, text=json.dumps(body), content_type="application/json")
+
+    async def start(self) -> None:
+        app = web.Application()
+        app.router.add_get(self.path, self._health)
+        self.runner = await serve(app, self.host, self.port, f"extension {self.component_id}")
+
+    async def shutdown(self, timeout: float) -> None:
+        if self.runner is not None:
+            await self.runner.cleanup()

@@ -1,0 +1,23 @@
+"""Starting an aiohttp application on an endpoint, with a clear error when the port is taken."""
+
+from __future__ import annotations
+
+import errno
+
+from aiohttp import web
+
+
+class StartupError(Exception):
+    """The collector cannot start (a port in use, a file it cannot open)."""
+
+
+async def serve(app: web.Application, host: str, port: int, owner: str, **runner_options) -> web.AppRunner:
+    runner = web.AppRunner(app, access_log=None, handle_signals=False, **runner_options)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, host, port, reuse_address=True).start()
+    except OSError as exc:
+        await runner.cleanup()
+        reason = "address already in use" if exc.errno == errno.EADDRINUSE else exc.strerror
+        raise StartupError(f"{owner}: cannot listen on {host}:{port}: {reason}") from None
+    return runner

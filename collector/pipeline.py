@@ -1,0 +1,72 @@
+"""Pipelines: a chain of consumers from a receiver through processors to exporters."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from collector.batch import TelemetryBatch
+from collector.component import BufferingProcessor, Consumer, Exporter, Processor, Refused
+
+
+class Fanout:
+    """Hands a batch to every exporter, all or none: a refused batch is queued nowhere.
+
+    Exporters share the batch (they never mutate it), so nothing is copied.
+    """
+
+    def __init__(self, exporters: Sequence[tuple[str, Exporter]]):
+        self.exporters = list(exporters)
+
+    async def consume(self, batch: TelemetryBatch) -> None:
+        for exporter_id, exporter in self.exporters:
+            if not exporter.has_room(batch):
+                raise Refused(f"sending queue of exporter {exporter_id} is full")
+        for _, exporter in self.exporters:
+            exporter.submit(batch)
+
+
+class ProcessorRun:
+    """Runs synchronous in-place processors, then passes the batch on."""
+
+    def __init__(self, processors: Sequence[Processor], downstream: Consumer):
+        self.processors = list(processors)
+        self.downstream = downstream
+
+    async def consume(self, batch: TelemetryBatch) -> None:
+        for processor in self.processors:
+            processor.process(batch)
+        if batch.item_count:
+            await self.downstream.consume(batch)
+
+
+class PipelineSet:
+    """Feeds one receiver's batches of a signal to every pipeline that lists the receiver.
+
+    When several pipelines take the same batch, all but the last get a copy,
+    because their processors mutate it.
+    """
+
+    def __init__(self, pipelines: Sequence[Consumer]):
+        self.pipelines = list(pipelines)
+
+    async def consume(self, batch: TelemetryBatch) -> None:
+        last = len(self.pipelines) - 1
+        for index, pipeline in enumerate(self.pipelines):
+            await pipeline.consume(batch if index == last else batch.copy())
+
+
+def chain(processors: Sequence[Processor | BufferingProcessor], exporters: Fanout) -> Consumer:
+    """Build the consumer chain of one pipeline, back to front."""
+    head: Consumer = exporters
+    pending: list[Processor] = []
+    for processor in reversed(processors):
+        if isinstance(processor, BufferingProcessor):
+            if pending:
+                head = ProcessorRun(list(reversed(pending)), head)
+                pending = []
+            head = processor.bind(head)
+        else:
+            pending.append(processor)
+    if pending:
+        head = ProcessorRun(list(reversed(pending)), head)
+    return head

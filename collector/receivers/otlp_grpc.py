@@ -1,0 +1,84 @@
+"""OTLP/gRPC server: ``Export`` of TraceService, MetricsService and LogsService."""
+
+from __future__ import annotations
+
+import grpc
+from google.protobuf import duration_pb2
+from google.protobuf.message import DecodeError
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+
+from collector.batch import TelemetryBatch
+from collector.component import Refused
+from collector.config import Section, parse_endpoint
+from collector.http_server import StartupError
+from collector.receivers.otlp import DEFAULT_GRPC_ENDPOINT, OtlpReceiver
+from collector.signals import Signal
+
+_EMPTY_RESPONSE = b""  # an Export*ServiceResponse with no partial_success encodes to nothing
+
+
+def retry_info_metadata(code: int, message: str, retry_after: float) -> tuple[tuple[str, bytes], ...]:
+    """Trailing metadata carrying a google.rpc.Status with RetryInfo, as OTLP asks for."""
+    info = error_details_pb2.RetryInfo(retry_delay=duration_pb2.Duration(seconds=int(retry_after),
+                                       nanos=int((retry_after % 1) * 1e9)))
+    status = status_pb2.Status(code=code, message=message)
+    status.details.add().Pack(info)
+    return (("grpc-status-details-bin", status.SerializeToString()),)
+
+
+class GrpcServer:
+    def __init__(self, receiver: OtlpReceiver, endpoint: tuple[str, int], max_message_bytes: int):
+        self.receiver = receiver
+        self.host, self.port = endpoint
+        self.max_message_bytes = max_message_bytes
+        self.server: grpc.aio.Server | None = None
+
+    @classmethod
+    def from_config(cls, section: Section, receiver: OtlpReceiver) -> GrpcServer:
+        server = cls(receiver, section.endpoint("endpoint", parse_endpoint(DEFAULT_GRPC_ENDPOINT)),
+                     section.int("max_recv_msg_size_mib", 4, minimum=1) * 1024 * 1024)
+        section.finish()
+        return server
+
+    def _handler(self, signal: Signal):
+        receiver = self.receiver
+
+        async def export(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+            headers = {k: v for k, v in context.invocation_metadata() or () if isinstance(v, str)}
+            try:
+                batch = TelemetryBatch.from_wire(signal, request, headers)
+            except DecodeError as exc:
+                receiver.note_malformed(signal, "grpc", str(exc), headers)
+                await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"malformed {signal.spec.name} request: {exc}")
+            try:
+                await receiver.deliver(batch)
+            except Refused as exc:
+                message = f"{exc}; retry later"
+                await context.abort(grpc.StatusCode.UNAVAILABLE, message,
+                                    retry_info_metadata(code_pb2.UNAVAILABLE, message, exc.retry_after))
+            return _EMPTY_RESPONSE
+
+        return grpc.unary_unary_rpc_method_handler(export)
+
+    async def start(self) -> None:
+        self.server = grpc.aio.server(options=[("grpc.max_receive_message_length", self.max_message_bytes),
+                                               ("grpc.so_reuseport", 0)])
+        handlers = {
+            signal.spec.grpc_service: grpc.method_handlers_generic_handler(
+                signal.spec.grpc_service, {"Export": self._handler(signal)})
+            for signal in self.receiver.consumers
+        }
+        self.server.add_generic_rpc_handlers(tuple(handlers.values()))
+        target = f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+        try:
+            bound = self.server.add_insecure_port(target)
+        except RuntimeError:
+            bound = 0
+        if not bound:
+            raise StartupError(f"receiver {self.receiver.component_id} (grpc): cannot listen on {target}: "
+                               "address already in use or not available")
+        await self.server.start()
+
+    async def stop(self, timeout: float) -> None:
+        if self.server is not None:
+            await self.server.stop(grace=min(timeout, 5.0))

@@ -1,0 +1,150 @@
+"""OTLP/HTTP server: ``POST /v1/traces``, ``/v1/metrics``, ``/v1/logs``; protobuf or JSON, gzip.
+
+Status codes follow the OTLP specification: 400 for a malformed body (with a
+google.rpc.Status), 413 for a body larger than ``max_request_body_size`` (the
+*decompressed* size: a gzip bomb is refused after inflating at most that much),
+415 for an unknown content type or encoding, 503 with ``Retry-After`` when the
+pipeline cannot take more. Replies use the request's encoding.
+"""
+
+from __future__ import annotations
+
+import zlib
+
+from aiohttp import web
+from google.protobuf.message import DecodeError
+from google.rpc import code_pb2, status_pb2
+
+from collector.batch import TelemetryBatch
+from collector.component import Refused
+from collector.config import Section, parse_endpoint
+from collector.http_server import serve
+from collector.receivers import otlp_json
+from collector.receivers.otlp import DEFAULT_HTTP_ENDPOINT, OtlpReceiver
+from collector.signals import Signal
+
+PROTOBUF = "application/x-protobuf"
+JSON = "application/json"
+_WBITS = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
+_READ_CHUNK = 1 << 16
+
+
+class RequestRejected(Exception):
+    def __init__(self, http_status: int, grpc_code: int, message: str):
+        super().__init__(message)
+        self.http_status = http_status
+        self.grpc_code = grpc_code
+
+
+def _too_large(limit: int) -> RequestRejected:
+    return RequestRejected(413, code_pb2.RESOURCE_EXHAUSTED,
+                           f"request body exceeds max_request_body_size ({limit} bytes)")
+
+
+async def read_body(request: web.Request, limit: int) -> bytes:
+    """The raw body, refusing one longer than ``limit`` bytes without reading it all."""
+    if request.content_length is not None and request.content_length > limit:
+        raise _too_large(limit)
+    chunks, size = [], 0
+    while chunk := await request.content.read(_READ_CHUNK):
+        size += len(chunk)
+        if size > limit:
+            raise _too_large(limit)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def decompress(body: bytes, encoding: str, limit: int) -> bytes:
+    """Inflate a gzip/deflate body, never producing more than ``limit`` bytes."""
+    if encoding in ("", "identity", "none"):
+        return body
+    if encoding not in _WBITS:
+        raise RequestRejected(415, code_pb2.INVALID_ARGUMENT,
+                              f"unsupported Content-Encoding {encoding!r}; use gzip, deflate or none")
+    inflater = zlib.decompressobj(_WBITS[encoding])
+    try:
+        out = inflater.decompress(body, limit + 1)
+    except zlib.error as exc:
+        raise RequestRejected(400, code_pb2.INVALID_ARGUMENT, f"body is not valid {encoding}: {exc}") from None
+    if len(out) > limit or inflater.unconsumed_tail:
+        raise _too_large(limit)
+    if not inflater.eof:
+        raise RequestRejected(400, code_pb2.INVALID_ARGUMENT, f"{encoding} body is truncated")
+    return out
+
+
+class HttpServer:
+    def __init__(self, receiver: OtlpReceiver, endpoint: tuple[str, int], max_body_bytes: int):
+        self.receiver = receiver
+        self.host, self.port = endpoint
+        self.max_body_bytes = max_body_bytes
+        self.runner: web.AppRunner | None = None
+
+    @classmethod
+    def from_config(cls, section: Section, receiver: OtlpReceiver) -> HttpServer:
+        server = cls(receiver, section.endpoint("endpoint", parse_endpoint(DEFAULT_HTTP_ENDPOINT)),
+                     section.size("max_request_body_size", 20 * 1024 * 1024))
+        section.finish()
+        return server
+
+    def _handler(self, signal: Signal):
+        async def export(request: web.Request) -> web.Response:
+            content_type = request.content_type
+            try:
+                if content_type not in (PROTOBUF, JSON):
+                    raise RequestRejected(415, code_pb2.INVALID_ARGUMENT,
+                                          f"unsupported Content-Type {content_type!r}; use {PROTOBUF} or {JSON}")
+                body = await read_body(request, self.max_body_bytes)
+                body = decompress(body, request.headers.get("Content-Encoding", "").strip().lower(),
+                                  self.max_body_bytes)
+                batch = self._decode(signal, content_type, body, request)
+            except RequestRejected as exc:
+                if exc.http_status == 400:
+                    self.receiver.note_malformed(signal, "http", str(exc), request.headers)
+                return self._status_reply(content_type, exc.http_status, exc.grpc_code, str(exc))
+            try:
+                await self.receiver.deliver(batch)
+            except Refused as exc:
+                return self._status_reply(content_type, 503, code_pb2.UNAVAILABLE, f"{exc}; retry later",
+                                          {"Retry-After": str(max(1, round(exc.retry_after)))})
+            return self._reply(content_type, 200, signal.spec.response_type())
+
+        return export
+
+    @staticmethod
+    def _decode(signal: Signal, content_type: str, body: bytes, request: web.Request) -> TelemetryBatch:
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        try:
+            if content_type == JSON:
+                return TelemetryBatch(signal, otlp_json.decode(signal, body), headers)
+            return TelemetryBatch.from_wire(signal, body, headers)
+        except (DecodeError, otlp_json.OtlpJsonError) as exc:
+            raise RequestRejected(400, code_pb2.INVALID_ARGUMENT,
+                                  f"malformed {signal.spec.name} request: {exc}") from None
+
+    @staticmethod
+    def _reply(content_type: str, http_status: int, message,
+               headers: dict[str, str] | None = None) -> web.Response:
+        if content_type == PROTOBUF:
+            return web.Response(status=http_status, body=message.SerializeToString(), content_type=PROTOBUF,
+                                headers=headers)
+        return web.Response(status=http_status, body=otlp_json.encode(None, message), content_type=JSON,
+                            headers=headers)
+
+    def _status_reply(self, content_type: str, http_status: int, grpc_code: int, message: str,
+                      headers: dict[str, str] | None = None) -> web.Response:
+        return self._reply(content_type, http_status, status_pb2.Status(code=grpc_code, message=message),
+                           headers=headers)
+
+    async def start(self) -> None:
+        app = web.Application(client_max_size=self.max_body_bytes)
+        for signal in Signal:
+            if signal in self.receiver.consumers:
+                app.router.add_post(signal.spec.http_path, self._handler(signal))
+        self.runner = await serve(app, self.host, self.port, f"receiver {self.receiver.component_id} (http)",
+                                  auto_decompress=False)
+
+    async def stop(self, timeout: float) -> None:
+        if self.runner is not None:
+            await self.runner.shutdown()
+            await self.runner.cleanup()

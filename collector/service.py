@@ -1,0 +1,184 @@
+"""Service: builds every component from a config Document, wires pipelines, runs them."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from collector import log, registry
+from collector.component import (
+    BuildContext,
+    Component,
+    Exporter,
+    Extension,
+    Receiver,
+)
+from collector.config import Document, Section, suggest
+from collector.pipeline import Fanout, PipelineSet, chain
+from collector.signals import Signal
+from collector.telemetry import SelfTelemetry
+
+_LOG = log.get("service")
+_TOP_LEVEL = ("receivers", "processors", "exporters", "extensions", "connectors", "service")
+
+
+def split_id(component_id: str) -> tuple[str, str]:
+    type_name, _, name = component_id.partition("/")
+    return type_name, name
+
+
+@dataclass
+class Service:
+    document: Document
+    telemetry: SelfTelemetry
+    receivers: dict[str, Receiver] = field(default_factory=dict)
+    exporters: dict[str, Exporter] = field(default_factory=dict)
+    processors: list[Component] = field(default_factory=list)
+    extensions: dict[str, Extension] = field(default_factory=dict)
+    pipelines: dict[str, Signal] = field(default_factory=dict)
+    log_level: str = "info"
+    running: bool = False
+
+    async def start(self) -> None:
+        for group in (self.exporters.values(), self.processors, self.receivers.values(), self.extensions.values()):
+            for component in group:
+                await component.start()
+        self.running = True
+        _LOG.info("collector started", extra={"pipelines": sorted(self.pipelines),
+                                              "receivers": sorted(self.receivers),
+                                              "exporters": sorted(self.exporters)})
+
+    async def shutdown(self, timeout: float = 30.0) -> None:
+        """Stop receiving, flush processors, drain exporters; all within ``timeout``."""
+        self.running = False
+        deadline = time.monotonic() + timeout
+        for group in (self.receivers.values(), self.processors, self.exporters.values(), self.extensions.values()):
+            for component in group:
+                remaining = max(0.1, deadline - time.monotonic())
+                try:
+                    await asyncio.wait_for(component.shutdown(remaining), remaining + 1)
+                except TimeoutError:
+                    _LOG.warning("component did not stop in time", extra={"component": type(component).__name__})
+        _LOG.info("collector stopped")
+
+
+class _Builder:
+    def __init__(self, document: Document, config_dir: Path):
+        self.doc = document
+        self.config_dir = config_dir
+        self.telemetry = SelfTelemetry()
+        root = document.data
+        if not isinstance(root, dict):
+            raise document.error((), "the config must be a mapping with receivers, exporters and service")
+        for key in root:
+            if key not in _TOP_LEVEL:
+                raise document.error((key,), "unknown top-level key", suggest(key, _TOP_LEVEL)
+                                     or f"top-level keys are {', '.join(_TOP_LEVEL)}")
+        self.defined = {kind: dict(root.get(kind) or {}) for kind in registry.KINDS}
+        for kind, components in self.defined.items():
+            if not isinstance(root.get(kind) or {}, dict):
+                raise document.error((kind,), "expected a mapping of component ids to their settings")
+            for component_id in components:
+                self._check_type(kind, component_id)
+
+    def _check_type(self, kind: str, component_id: str) -> None:
+        type_name, name = split_id(component_id)
+        known = registry.KINDS[kind]
+        if type_name not in known:
+            hint = suggest(type_name, known)
+            hint = (hint + " " if hint else "") + f"known {kind}: {', '.join(sorted(known))}"
+            raise self.doc.error((kind, component_id), f"unknown {kind[:-1]} type {type_name!r}", hint)
+        if "/" in component_id and not name:
+            raise self.doc.error((kind, component_id), "empty name after '/' in component id")
+
+    def build(self, kind: str, component_id: str) -> Component:
+        type_name, _ = split_id(component_id)
+        cls = registry.component_class(kind, type_name)
+        section = self.doc.section(kind, component_id)
+        context = BuildContext(component_id, self.telemetry, self.config_dir)
+        component = cls.from_config(section, context)
+        section.finish()
+        return component
+
+    def references(self, section: Section, kind: str, pipeline_id: str, signal: Signal) -> list[str]:
+        ids = section.str_list(kind, [])
+        for index, component_id in enumerate(ids):
+            if component_id not in self.defined[kind]:
+                defined = sorted(self.defined[kind])
+                raise self.doc.error(
+                    ("service", "pipelines", pipeline_id, kind, index),
+                    f"pipeline {pipeline_id!r} references {kind[:-1]} {component_id!r}, which is not defined",
+                    suggest(component_id, defined) or f"defined {kind}: {', '.join(defined) or 'none'}")
+            cls = registry.component_class(kind, split_id(component_id)[0])
+            if signal not in cls.signals:
+                raise self.doc.error(("service", "pipelines", pipeline_id, kind, index),
+                                     f"{kind[:-1]} {component_id!r} does not support {signal.spec.name}")
+        return ids
+
+    def service(self) -> Service:
+        doc = self.doc
+        svc = Service(doc, self.telemetry)
+        service_section = doc.section("service")
+        telemetry_section = service_section.section("telemetry")
+        logs_section = telemetry_section.section("logs")
+        svc.log_level = logs_section.str("level", "info", choices=("debug", "info", "warn", "warning", "error"))
+        logs_section.finish()
+        telemetry_section.finish()
+
+        for extension_id in service_section.str_list("extensions", []):
+            if extension_id not in self.defined["extensions"]:
+                raise doc.error(("service", "extensions"), f"extension {extension_id!r} is not defined",
+                                f"defined extensions: {', '.join(self.defined['extensions']) or 'none'}")
+            svc.extensions[extension_id] = self.build("extensions", extension_id)
+
+        pipelines = service_section.section("pipelines")
+        if not pipelines.keys():
+            raise doc.error(("service", "pipelines"), "no pipelines defined",
+                            "add service.pipelines.traces with receivers and exporters")
+        consumers: dict[tuple[str, Signal], list] = {}
+        for pipeline_id in pipelines:
+            signal_name, _ = split_id(pipeline_id)
+            try:
+                signal = Signal.from_name(signal_name)
+            except KeyError:
+                names = [s.spec.name for s in Signal]
+                raise doc.error(("service", "pipelines", pipeline_id), f"unknown pipeline signal {signal_name!r}",
+                                suggest(signal_name, names) or f"pipelines are named {', '.join(names)}") from None
+            section = pipelines.section(pipeline_id)
+            receiver_ids = self.references(section, "receivers", pipeline_id, signal)
+            processor_ids = self.references(section, "processors", pipeline_id, signal)
+            exporter_ids = self.references(section, "exporters", pipeline_id, signal)
+            section.finish()
+            if not receiver_ids or not exporter_ids:
+                raise doc.error(("service", "pipelines", pipeline_id),
+                                "a pipeline needs at least one receiver and one exporter")
+            processors = [self.build("processors", pid) for pid in processor_ids]
+            svc.processors.extend(processors)
+            for exporter_id in exporter_ids:
+                if exporter_id not in svc.exporters:
+                    svc.exporters[exporter_id] = self.build("exporters", exporter_id)
+            fanout = Fanout([(eid, svc.exporters[eid]) for eid in exporter_ids])
+            head = chain(processors, fanout)
+            for receiver_id in receiver_ids:
+                consumers.setdefault((receiver_id, signal), []).append(head)
+            svc.pipelines[pipeline_id] = signal
+        pipelines.finish()
+        service_section.finish()
+
+        for (receiver_id, signal), heads in consumers.items():
+            if receiver_id not in svc.receivers:
+                svc.receivers[receiver_id] = self.build("receivers", receiver_id)
+            svc.receivers[receiver_id].attach(signal, heads[0] if len(heads) == 1 else PipelineSet(heads))
+        for extension in svc.extensions.values():
+            extension.bind_service(svc)
+        return svc
+
+
+def build_service(document: Document, config_dir: Path | None = None) -> Service:
+    """Build (but do not start) the service a config describes; raises ConfigError."""
+    if config_dir is None:
+        config_dir = Path(document.source).parent if document.source and not document.source.startswith("<") \
+            else Path.cwd()
+    return _Builder(document, config_dir).service()

@@ -1,0 +1,104 @@
+"""Fixtures: free ports, collector subprocesses started from YAML, OTLP sinks."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.otlp_sink import OtlpSink
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class CollectorProcess:
+    """A ``genai-collector run`` subprocess on its own config file and free ports."""
+
+    def __init__(self, workdir: Path, config_text: str, env: dict[str, str] | None = None):
+        self.workdir = workdir
+        self.config = workdir / "collector.yaml"
+        self.config.write_text(config_text)
+        self.log_path = workdir / "collector.log"
+        self.env = {**os.environ, **(env or {})}
+        self.proc: subprocess.Popen | None = None
+
+    def start(self, health_port: int, timeout: float = 20.0) -> CollectorProcess:
+        self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen([sys.executable, "-m", "collector", "run", "--config", str(self.config)],
+                                     stdout=self._log, stderr=self._log, env=self.env, cwd=self.workdir)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"collector exited with {self.proc.returncode}:\n{self.logs()}")
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{health_port}/", timeout=1) as reply:
+                    if reply.status == 200:
+                        return self
+            except OSError:
+                time.sleep(0.05)
+        raise AssertionError(f"collector did not become healthy:\n{self.logs()}")
+
+    def health(self, health_port: int) -> dict:
+        with urllib.request.urlopen(f"http://127.0.0.1:{health_port}/", timeout=2) as reply:
+            return json.loads(reply.read())
+
+    def logs(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> int:
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._log.close()
+        return self.proc.returncode
+
+
+@pytest.fixture
+def ports():
+    class Ports(dict):
+        def __missing__(self, name: str) -> int:
+            self[name] = free_port()
+            return self[name]
+    return Ports()
+
+
+@pytest.fixture
+def collector(tmp_path):
+    """Factory: ``collector(yaml_text, health_port)`` starts a collector; stopped after the test."""
+    started: list[CollectorProcess] = []
+
+    def start(config_text: str, health_port: int, env: dict[str, str] | None = None) -> CollectorProcess:
+        workdir = tmp_path / f"collector{len(started)}"
+        workdir.mkdir()
+        process = CollectorProcess(workdir, config_text, env)
+        started.append(process)
+        return process.start(health_port)
+
+    yield start
+    for process in started:
+        if process.proc is not None and process.proc.poll() is None:
+            process.stop(signal.SIGKILL)
+
+
+@pytest.fixture
+def sink():
+    backend = OtlpSink()
+    yield backend
+    backend.stop()
