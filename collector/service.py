@@ -51,16 +51,28 @@ class Service:
                                               "exporters": sorted(self.exporters)})
 
     async def shutdown(self, timeout: float = 30.0) -> None:
-        """Stop receiving, flush processors, drain exporters; all within ``timeout``."""
+        """Stop receiving, flush processors, drain exporters; all within ``timeout``.
+
+        Receivers stop accepting first but keep answering requests already in
+        flight while the processors flush, so those requests are acknowledged.
+        """
         self.running = False
         deadline = time.monotonic() + timeout
-        for group in (self.receivers.values(), self.processors, self.exporters.values(), self.extensions.values()):
-            for component in group:
-                remaining = max(0.1, deadline - time.monotonic())
-                try:
-                    await asyncio.wait_for(component.shutdown(remaining), remaining + 1)
-                except TimeoutError:
-                    _LOG.warning("component did not stop in time", extra={"component": type(component).__name__})
+
+        async def stop(component: Component) -> None:
+            remaining = max(0.1, deadline - time.monotonic())
+            try:
+                await asyncio.wait_for(component.shutdown(remaining), remaining + 1)
+            except TimeoutError:
+                _LOG.warning("component did not stop in time", extra={"component": type(component).__name__})
+
+        receivers = [asyncio.create_task(stop(r)) for r in self.receivers.values()]
+        await asyncio.sleep(0)
+        for processor in self.processors:
+            await stop(processor)
+        await asyncio.gather(*receivers)
+        for component in (*self.exporters.values(), *self.extensions.values()):
+            await stop(component)
         _LOG.info("collector stopped")
 
 

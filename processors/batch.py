@@ -38,7 +38,7 @@ class _Batcher:
 
     async def consume(self, batch: TelemetryBatch) -> None:
         key = self._key(batch)
-        if key not in self.pending and batch.item_count >= self.processor.send_batch_size:
+        if self.processor.closed or (key not in self.pending and batch.item_count >= self.processor.send_batch_size):
             await self.downstream.consume(batch)
             return
         pending = self.pending.get(key)
@@ -94,6 +94,7 @@ class BatchProcessor(BufferingProcessor):
         self.timeout = timeout
         self.metadata_keys = metadata_keys
         self.batchers: list[_Batcher] = []
+        self.closed = False
 
     @classmethod
     def from_config(cls, section: Section, context: BuildContext) -> BatchProcessor:
@@ -109,5 +110,6 @@ class BatchProcessor(BufferingProcessor):
         return batcher
 
     async def shutdown(self, timeout: float) -> None:
+        self.closed = True  # from now on batches pass straight through
         for batcher in self.batchers:
             await batcher.flush_all()

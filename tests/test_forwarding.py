@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gzip
+import json
 import logging
 
 import pytest
@@ -20,7 +22,9 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
+from collector.receivers import otlp_json
 from collector.signals import Signal
+from tests.test_receiver_errors import post
 
 RESOURCE = Resource.create({"service.name": "checkout", "tenant.id": "acme"})
 
@@ -124,3 +128,26 @@ def test_sdk_telemetry_arrives_unchanged_at_backend(transport, exporter, ports, 
     assert counters["otlp"]["traces"] == {"received": 25, "accepted": 25}
     assert counters[exporter]["traces"]["exported"] == 25
     assert process.stop() == 0
+
+
+def test_otlp_json_with_hex_ids_and_gzip_is_forwarded_as_protobuf(ports, collector, sink):
+    sink.start_grpc(ports["sink_grpc"])
+    sink.start_http(ports["sink_http"])
+    collector(passthrough_config(ports, "otlp/backend"), ports["health"])
+    trace_id, span_id = "5b8efff798038103d269b633813fc60c", "eee19b7ec3c1b174"
+    body = json.dumps({"resourceSpans": [{"scopeSpans": [{"spans": [{
+        "traceId": trace_id, "spanId": span_id, "name": "json-span", "kind": 3,
+        "startTimeUnixNano": "1700000000000000000", "endTimeUnixNano": 1700000001000000000,
+        "attributes": [{"key": "gen_ai.usage.input_tokens", "value": {"intValue": "12"}}],
+        "futureField": {"ignored": True}}]}]}]}).encode()
+    status, content_type, reply, _ = post(ports["http"], gzip.compress(body),
+                                          {"Content-Type": "application/json", "Content-Encoding": "gzip"})
+    assert (status, content_type, json.loads(reply)) == (200, "application/json", {})
+    assert sink.wait_for(Signal.TRACES, 1) == 1
+    span = sink.spans()[0]
+    assert (span.trace_id.hex(), span.span_id.hex(), span.kind) == (trace_id, span_id, 3)
+    assert span.start_time_unix_nano == 1700000000000000000
+    assert span.attributes[0].value.int_value == 12
+    # and back: our encoder writes hex ids again
+    encoded = json.loads(otlp_json.encode(Signal.TRACES, sink.requests[Signal.TRACES][0]))
+    assert encoded["resourceSpans"][0]["scopeSpans"][0]["spans"][0]["traceId"] == trace_id

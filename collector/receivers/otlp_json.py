@@ -32,7 +32,9 @@ def _items(container: dict, *path: str) -> Iterator[dict]:
     if not path:
         yield container
         return
-    children = container.get(path[0]) or ()
+    children = container.get(path[0])
+    if children is None:
+        return
     if not isinstance(children, list):
         raise OtlpJsonError(f"{path[0]!r} must be an array")
     for child in children:
