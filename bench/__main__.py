@@ -1,0 +1,166 @@
+"""``python -m bench [scenario ...] [--seconds S] [--json FILE]``: throughput and CPU per span.
+
+Scenarios: ``floor`` (parse + serialise in-process, no server) and collector
+scenarios driven over loopback by ``bench.loadgen`` in its own process, with
+``bench.sink`` as the downstream backend. Collector CPU time is read from the
+collector process only (user + system) over the timed window.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import psutil
+
+from bench.workload import build_requests
+from collector.signals import Signal
+
+SCENARIOS: dict[str, dict] = {
+    "passthrough": {
+        "transport": "grpc",
+        "pipeline": {"processors": [], "exporters": ["otlp/sink"]},
+        "components": "",
+    },
+}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def floor(seconds: float) -> dict:
+    """Parse and re-serialise pre-built requests in this process: the cost no collector avoids."""
+    bodies = build_requests(32)
+    request_type = Signal.TRACES.spec.request_type
+    spans = 0
+    cpu_start, started = time.process_time(), time.monotonic()
+    while time.monotonic() - started < seconds:
+        for body in bodies:
+            request_type.FromString(body).SerializeToString()
+            spans += 512
+    cpu = time.process_time() - cpu_start
+    return {"spans_per_s": spans / (time.monotonic() - started), "cpu_us_per_span": 1e6 * cpu / spans}
+
+
+def collector_config(scenario: dict, grpc_port: int, http_port: int, sink_port: int, health_port: int,
+                     workdir: Path) -> str:
+    processors = scenario["pipeline"]["processors"]
+    return f"""
+receivers:
+  otlp:
+    protocols:
+      grpc: {{endpoint: 127.0.0.1:{grpc_port}, max_recv_msg_size_mib: 64}}
+      http: {{endpoint: 127.0.0.1:{http_port}}}
+exporters:
+  otlp/sink: {{endpoint: 127.0.0.1:{sink_port}, tls: {{insecure: true}}, compression: none,
+              sending_queue: {{queue_size: 64, num_consumers: 4}}}}
+{scenario['components'].format(workdir=workdir)}
+extensions:
+  health_check: {{endpoint: 127.0.0.1:{health_port}}}
+service:
+  extensions: [health_check]
+  telemetry: {{logs: {{level: warn}}}}
+  pipelines:
+    traces:
+      receivers: [otlp]
+      processors: [{", ".join(processors)}]
+      exporters: [{", ".join(scenario["pipeline"]["exporters"])}]
+"""
+
+
+def wait_healthy(port: int, process: subprocess.Popen) -> None:
+    for _ in range(200):
+        if process.poll() is not None:
+            raise SystemExit(f"collector exited with {process.returncode}")
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=1)
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise SystemExit("collector did not become healthy")
+
+
+def run_collector_scenario(name: str, args: argparse.Namespace) -> dict:
+    scenario = SCENARIOS[name]
+    ports = {k: free_port() for k in ("grpc", "http", "sink", "health")}
+    with tempfile.TemporaryDirectory(prefix=f"bench-{name}-") as tmp:
+        workdir = Path(tmp)
+        config = workdir / "collector.yaml"
+        config.write_text(collector_config(scenario, ports["grpc"], ports["http"], ports["sink"], ports["health"],
+                                           workdir))
+        sink = subprocess.Popen([sys.executable, "-m", "bench.sink", str(ports["sink"])], stdout=subprocess.PIPE,
+                                text=True)
+        sink.stdout.readline()
+        collector = subprocess.Popen([sys.executable, "-m", "collector", "run", "--config", str(config)])
+        try:
+            wait_healthy(ports["health"], collector)
+            proc = psutil.Process(collector.pid)
+            peak_rss = [0]
+            sampling = threading.Event()
+
+            def sample_rss() -> None:
+                while not sampling.is_set():
+                    peak_rss[0] = max(peak_rss[0], proc.memory_info().rss)
+                    time.sleep(0.1)
+
+            threading.Thread(target=sample_rss, daemon=True).start()
+            port = ports["grpc"] if scenario["transport"] == "grpc" else ports["http"]
+            loadgen = subprocess.Popen(
+                [sys.executable, "-m", "bench.loadgen", "--transport", scenario["transport"], "--port", str(port),
+                 "--seconds", str(args.seconds), "--concurrency", str(args.concurrency),
+                 "--models", str(args.models)], stdout=subprocess.PIPE, text=True)
+            assert loadgen.stdout.readline().strip() == "measuring"
+            cpu_start = sum(proc.cpu_times()[:2])
+            summary = json.loads(loadgen.stdout.readline())
+            cpu = sum(proc.cpu_times()[:2]) - cpu_start
+            sampling.set()
+            loadgen.wait()
+        finally:
+            collector.terminate()
+            collector.wait(60)
+            sink.terminate()
+            received = json.loads(sink.stdout.readline() or "{}")
+    spans = summary["spans"]
+    return {
+        "spans_per_s": spans / summary["elapsed_s"],
+        "cpu_us_per_span": 1e6 * cpu / spans if spans else None,
+        "p50_ms": summary["p50_ms"], "p99_ms": summary["p99_ms"], "errors": summary["errors"],
+        "peak_rss_mb": peak_rss[0] / 2**20, "sink_requests": received.get("requests"),
+        "collector_exit": collector.returncode,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("scenarios", nargs="*", default=["floor", *SCENARIOS],
+                        help=f"floor, {', '.join(SCENARIOS)} (default: all)")
+    parser.add_argument("--seconds", type=float, default=10.0, help="timed window per scenario")
+    parser.add_argument("--concurrency", type=int, default=8, help="requests in flight")
+    parser.add_argument("--models", type=int, default=1, help="distinct model names (cache pressure)")
+    parser.add_argument("--json", type=Path, help="also write results to this file")
+    args = parser.parse_args()
+    results = {}
+    for name in args.scenarios:
+        results[name] = floor(args.seconds) if name == "floor" else run_collector_scenario(name, args)
+        row = results[name]
+        print(f"{name:<14} {row['spans_per_s']:>10,.0f} spans/s  {row['cpu_us_per_span']:6.2f} CPU µs/span"
+              + (f"  p50 {row['p50_ms']:.1f} ms  p99 {row['p99_ms']:.1f} ms  RSS {row['peak_rss_mb']:.0f} MB"
+                 f"  errors {row['errors']}" if "p50_ms" in row else ""), flush=True)
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
