@@ -18,7 +18,7 @@ class TelemetryBatch:
     is read-only, so every exporter shares the same message and serialised bytes.
     """
 
-    __slots__ = ("_item_count", "_wire", "headers", "message", "signal")
+    __slots__ = ("_item_count", "_wire", "genai", "headers", "message", "signal")
 
     def __init__(self, signal: Signal, message: Message, headers: Mapping[str, str] = NO_HEADERS):
         self.signal = signal
@@ -26,6 +26,7 @@ class TelemetryBatch:
         self.headers = headers
         self._item_count: int | None = None
         self._wire: bytes | None = None
+        self.genai: list | None = None  # GenAI calls indexed by genai_normalize (processors.dialects.GenAICall)
 
     @classmethod
     def from_wire(cls, signal: Signal, wire: bytes, headers: Mapping[str, str] = NO_HEADERS) -> TelemetryBatch:

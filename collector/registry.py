@@ -11,6 +11,8 @@ RECEIVERS = {
 }
 PROCESSORS = {
     "batch": "processors.batch:BatchProcessor",
+    "genai_normalize": "processors.genai_normalize:GenAINormalize",
+    "genai_cost": "processors.genai_cost:GenAICost",
 }
 EXPORTERS = {
     "otlp": "collector.exporters.otlp_grpc:OtlpGrpcExporter",

@@ -18,10 +18,20 @@ class SelfTelemetry:
         self._lock = threading.Lock()
         self._counters: dict[tuple[str, str, str], int] = defaultdict(int)
         self._gauges: dict[tuple[str, str], Callable[[], float]] = {}
+        self._labeled: dict[tuple[str, tuple[tuple[str, str], ...]], int] = defaultdict(int)
 
     def add(self, component: str, signal: str, name: str, amount: int = 1) -> None:
         with self._lock:
             self._counters[(component, signal, name)] += amount
+
+    def add_labeled(self, name: str, labels: tuple[tuple[str, str], ...], amount: int = 1) -> None:
+        """A counter with labels, e.g. ``unpriced_calls{provider, model}``."""
+        with self._lock:
+            self._labeled[(name, labels)] += amount
+
+    def labeled(self, name: str) -> dict[tuple[tuple[str, str], ...], int]:
+        with self._lock:
+            return {labels: value for (n, labels), value in self._labeled.items() if n == name}
 
     def gauge(self, component: str, name: str, read: Callable[[], float]) -> None:
         self._gauges[(component, name)] = read
@@ -38,4 +48,8 @@ class SelfTelemetry:
             result[component].setdefault(signal, {})[name] = value
         for (component, name), read in sorted(self._gauges.items()):
             result[component][name] = read()
+        with self._lock:
+            labeled = dict(self._labeled)
+        for (name, labels), value in sorted(labeled.items()):
+            result.setdefault("labeled", {}).setdefault(name, []).append({**dict(labels), "value": value})
         return dict(result)

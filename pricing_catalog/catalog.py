@@ -1,0 +1,162 @@
+"""PriceCatalog: (provider, model, time, tier) → a compiled price, from genai-prices plus the price book.
+
+Resolution, in order: price-book aliases rename the model or provider; a price-book
+custom model wins over the public catalog; otherwise genai-prices' data matches the
+model (its own model-name rules, Bedrock region prefixes, dated snapshots). A
+price-book adjustment (discount or uplift) then scales the result, and the
+price-book currency converts it at the rate of the call's date. Each resolution
+is compiled once per UTC day (and time-of-day window, for off-peak prices).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+
+import genai_prices
+from genai_prices import data_snapshot
+from genai_prices.types import ModelInfo, Provider, TimeOfDateConstraint
+
+from pricing_catalog import overrides
+from pricing_catalog.compiled import Breakdown, CompiledPrice, PricingError
+
+NS_PER_DAY = 86_400 * 10**9
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+# gen_ai.provider.name → genai-prices provider id. Providers not listed are looked up by their own name.
+CATALOG_PROVIDERS = {
+    "openai": "openai", "anthropic": "anthropic", "aws.bedrock": "aws", "azure.ai.openai": "azure",
+    "azure.ai.inference": "azure", "gcp.gemini": "google", "gcp.vertex_ai": "google", "gcp.gen_ai": "google",
+    "groq": "groq", "deepseek": "deepseek", "x_ai": "x-ai", "mistral_ai": "mistral", "cohere": "cohere",
+    "perplexity": "perplexity", "together_ai": "together", "fireworks": "fireworks", "openrouter": "openrouter",
+    "cerebras": "cerebras", "moonshot": "moonshotai",
+}
+# Self-hosted runtimes: their models have no public price; a custom model in the price book is needed.
+SELF_HOSTED = frozenset({"ollama", "vllm", "hugging_face", "llama_cpp", "lm_studio"})
+
+
+def tier_context(tier: str) -> dict[str, str] | None:
+    """genai-prices price variant selector for a service tier."""
+    if tier == "standard":
+        return None
+    if tier == "batch":
+        return {"processing": "batch"}
+    return {"service_tier": tier}
+
+
+def day_of(start_ns: int) -> int:
+    return start_ns // NS_PER_DAY
+
+
+def as_datetime(start_ns: int) -> dt.datetime:
+    return EPOCH + dt.timedelta(microseconds=start_ns // 1000)
+
+
+@dataclass(frozen=True)
+class PriceMatch:
+    """What a call matched: the catalog entry, its compiled price, and any negotiated adjustment."""
+
+    provider_id: str
+    model_id: str
+    source: str  # "genai-prices" or "override:<file>"
+    compiled: CompiledPrice
+    factor: Decimal | None
+
+    def price(self, usage: dict[str, int]) -> Breakdown:
+        breakdown = self.compiled.price(usage)
+        return breakdown.scaled(self.factor) if self.factor is not None else breakdown
+
+
+@dataclass(frozen=True)
+class _CatalogModel:
+    provider: Provider
+    model: ModelInfo
+    time_windows: tuple[TimeOfDateConstraint, ...]
+
+
+class PriceCatalog:
+    def __init__(self, book: overrides.PriceBook | None = None):
+        self.book = book or overrides.PriceBook()
+        self.snapshot_id = f"genai-prices {genai_prices.__version__}" + (
+            f"+overrides:{self.book.digest}" if self.book.digest else "")
+        self._models: dict[tuple[str | None, str], _CatalogModel | overrides.CustomModel | LookupError] = {}
+        self._prices: dict[tuple, PriceMatch | LookupError] = {}
+        self._rates: dict[int, Decimal | None] = {}
+
+    @classmethod
+    def from_files(cls, paths: list[Path]) -> PriceCatalog:
+        return cls(overrides.load(paths))
+
+    @property
+    def currency(self) -> str:
+        return self.book.currency
+
+    def _model(self, provider: str | None, model: str) -> _CatalogModel | overrides.CustomModel:
+        key = (provider, model)
+        found = self._models.get(key)
+        if found is None:
+            found = self._find_model(provider, model)
+            self._models[key] = found
+        if isinstance(found, LookupError):
+            raise found
+        return found
+
+    def _find_model(self, provider: str | None, model: str) -> _CatalogModel | overrides.CustomModel | LookupError:
+        custom = self.book.custom_model(provider, model)
+        if custom is not None:
+            return custom
+        if provider in SELF_HOSTED:
+            return LookupError(f"{provider} is self-hosted: add the model to a price file (custom_models)")
+        provider_id = CATALOG_PROVIDERS.get(provider, provider) if provider else None
+        try:
+            catalog_provider, info = data_snapshot.get_snapshot().find_provider_model(model, None, provider_id, None)
+        except LookupError as exc:
+            return LookupError(str(exc))
+        windows = [p.constraint for p in info.prices if isinstance(p.constraint, TimeOfDateConstraint)] \
+            if isinstance(info.prices, list) else []
+        windows += [v.constraint for v in info.price_variants or () if isinstance(v.constraint, TimeOfDateConstraint)]
+        return _CatalogModel(catalog_provider, info, tuple(windows))
+
+    def lookup(self, provider: str | None, model: str, start_ns: int, tier: str = "standard") -> PriceMatch:
+        """The price that applies to a call; raises LookupError when the model has none."""
+        provider, model = self.book.alias(provider, model)
+        entry = self._model(provider, model)
+        windows = entry.time_windows if isinstance(entry, _CatalogModel) else ()
+        when = as_datetime(start_ns) if windows else None
+        key = (provider, model, tier, day_of(start_ns), tuple(w.active(when) for w in windows))
+        match = self._prices.get(key)
+        if match is None:
+            match = self._compile(entry, provider, model, start_ns, tier)
+            self._prices[key] = match
+        if isinstance(match, LookupError):
+            raise match
+        return match
+
+    def _compile(self, entry: _CatalogModel | overrides.CustomModel, provider: str | None, model: str,
+                 start_ns: int, tier: str) -> PriceMatch | LookupError:
+        when = as_datetime(start_ns)
+        factor = self.book.factor(provider, model, when.date())
+        if isinstance(entry, overrides.CustomModel):
+            dated = entry.price_at(when.date())
+            if dated is None:
+                return LookupError(f"custom model {entry.id} has no price before {when.date()}")
+            return PriceMatch(provider or "custom", entry.id, entry.source, CompiledPrice(dated.model_price), factor)
+        own_model = any(entry.model is m for m in entry.provider.models)  # tier variants only for own models
+        context = tier_context(tier) if own_model else None
+        try:
+            compiled = CompiledPrice(entry.model.get_prices(when, context))
+        except ValueError as exc:
+            return LookupError(f"genai-prices has no usable price for {model}: {exc}")
+        return PriceMatch(entry.provider.id, entry.model.id, "genai-prices", compiled, factor)
+
+    def rate(self, start_ns: int) -> Decimal | None:
+        """USD → price-book currency rate on the call's date; None when the currency is USD."""
+        day = day_of(start_ns)
+        if day not in self._rates:
+            self._rates[day] = self.book.rate_at(as_datetime(start_ns).date())
+        return self._rates[day]
+
+
+__all__ = ["CATALOG_PROVIDERS", "PriceCatalog", "PriceMatch", "PricingError"]

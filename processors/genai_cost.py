@@ -1,0 +1,185 @@
+"""``genai_cost``: price every billable GenAI span and write the ``gen_ai.usage.cost.*`` attributes.
+
+The price that applies is the one in force at the span's start time, for the
+service tier the provider reported. Costs are computed in Decimal; attributes are
+doubles rounded to 10 decimal places. A model without a price gets
+``status=unpriced`` and no amount (never a silent 0), a warning once per
+(provider, model) and ``unpriced_interval``, and a count per model.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from decimal import Decimal
+
+from collector import attributes, log
+from collector.batch import TelemetryBatch
+from collector.component import BuildContext, Processor
+from collector.config import ConfigError, Section
+from collector.signals import Signal
+from pricing_catalog.catalog import PriceCatalog, PriceMatch
+from pricing_catalog.compiled import Breakdown, PricingError
+from processors.dialects import GenAICall
+from processors.genai_normalize import index_batch
+
+_LOG = log.get("processor.genai_cost")
+_TEN_PLACES = Decimal("1e-10")
+COST = "gen_ai.usage.cost."
+
+
+@dataclass
+class CostResult:
+    """What pricing one call produced; kept on the call for the ledger."""
+
+    status: str  # priced | unpriced | no_usage | invalid_usage | duplicate
+    currency: str
+    amount: Decimal | None = None  # in ``currency``: ours, or the reported one when preferred
+    breakdown: Breakdown | None = None  # ours, in ``currency``
+    source: str = "local"
+    match: PriceMatch | None = None
+    rate: Decimal | None = None
+    reported: float | None = None
+    mismatch: bool | None = None
+    reason: str = ""
+
+
+def usage_of(call: GenAICall) -> dict[str, int]:
+    """genai-prices usage keys of a call (optional kinds only when present)."""
+    usage = {}
+    if call.input is not None:
+        usage["input_tokens"] = call.input
+    if call.output is not None:
+        usage["output_tokens"] = call.output
+    for key, value in (("cache_read_tokens", call.cache_read), ("cache_write_tokens", call.cache_write),
+                       ("output_reasoning_tokens", call.reasoning), ("input_audio_tokens", call.input_audio),
+                       ("output_audio_tokens", call.output_audio)):
+        if value:
+            usage[key] = value
+    return usage
+
+
+def to_double(amount: Decimal) -> float:
+    return float(amount.quantize(_TEN_PLACES))
+
+
+class GenAICost(Processor):
+    """Config: ``price_files`` (price-book YAML files, later ones win), ``prefer`` (``local`` or
+    ``reported``), ``mismatch_tolerance`` (default 0.01), ``compat`` (``[openlit]`` also writes
+    ``gen_ai.usage.cost``), ``unpriced_interval`` (default 1h)."""
+
+    signals = frozenset({Signal.TRACES})
+
+    def __init__(self, catalog: PriceCatalog, context: BuildContext, prefer: str = "local",
+                 mismatch_tolerance: float = 0.01, compat: tuple[str, ...] = (), unpriced_interval: float = 3600):
+        self.catalog = catalog
+        self.component_id = context.component_id
+        self.telemetry = context.telemetry
+        self.prefer = prefer
+        self.tolerance = mismatch_tolerance
+        self.openlit_compat = "openlit" in compat
+        self.unpriced_interval = unpriced_interval
+        self._unpriced_logged: dict[tuple[str | None, str | None], float] = {}
+
+    @classmethod
+    def from_config(cls, section: Section, context: BuildContext) -> GenAICost:
+        files = [context.resolve(p) for p in section.str_list("price_files", [])]
+        for index, path in enumerate(files):
+            if not path.is_file():
+                raise context_error(section, index, path)
+        try:
+            catalog = PriceCatalog.from_files(files)
+        except ConfigError as exc:
+            raise section.error("price_files", f"bad price file: {exc}") from None
+        compat = tuple(section.str_list("compat", []))
+        for name in compat:
+            if name != "openlit":
+                raise section.error("compat", f"unknown compat mode {name!r}", "supported: openlit")
+        return cls(catalog, context, prefer=section.str("prefer", "local", choices=("local", "reported")),
+                   mismatch_tolerance=section.float("mismatch_tolerance", 0.01), compat=compat,
+                   unpriced_interval=section.duration("unpriced_interval", 3600.0))
+
+    def process(self, batch: TelemetryBatch) -> None:
+        if batch.genai is None:
+            batch.genai = index_batch(batch)
+        for call in batch.genai:
+            if call.billable:
+                call.cost = result = self.price(call)
+                self._write(call, result)
+            elif call.skip_reason == "duplicate":
+                attributes.put(call.span, call.attributes, COST + "status", "duplicate")
+
+    def price(self, call: GenAICall) -> CostResult:
+        currency = self.catalog.currency
+        start = call.span.start_time_unix_nano
+        if call.usage_error:
+            return CostResult("invalid_usage", currency, reason=call.usage_error)
+        if not call.has_usage:
+            return CostResult("no_usage", currency, reason="the span has no token counts")
+        rate = self.catalog.rate(start)
+        result = CostResult("unpriced", currency, rate=rate, reported=call.reported_cost)
+        try:
+            result.match = self.catalog.lookup(call.provider, call.model or "", start, call.tier)
+            usd = result.match.price(usage_of(call))
+        except PricingError as exc:
+            result.status, result.reason = "invalid_usage", str(exc)
+            return result
+        except LookupError as exc:
+            result.reason = str(exc)
+            self._note_unpriced(call, result.reason)
+            usd = None
+        if usd is not None:
+            result.status = "priced"
+            result.breakdown = usd.scaled(rate) if rate is not None else usd
+            result.amount = result.breakdown.total
+        if call.reported_cost is not None:
+            reported = Decimal(repr(call.reported_cost))
+            if usd is not None:
+                result.mismatch = abs(usd.total - reported) > Decimal(repr(self.tolerance)) * max(
+                    abs(usd.total), abs(reported))
+            if usd is None or self.prefer == "reported":
+                result.status, result.source = "priced", "provider"
+                result.amount = reported * rate if rate is not None else reported
+        return result
+
+    def _note_unpriced(self, call: GenAICall, reason: str) -> None:
+        key = (call.provider, call.model)
+        self.telemetry.add_labeled("unpriced_calls", (("provider", call.provider or ""), ("model", call.model or "")))
+        now = time.monotonic()
+        if now - self._unpriced_logged.get(key, -self.unpriced_interval) >= self.unpriced_interval:
+            self._unpriced_logged[key] = now
+            _LOG.warning("no price for model", extra={
+                "provider": call.provider, "model": call.model, "reason": reason,
+                "fix": f"genai-collector pricing lookup --provider {call.provider} --model {call.model}; "
+                       "add it to a price file (custom_models) if it is yours"})
+
+    def _write(self, call: GenAICall, result: CostResult) -> None:
+        span, index = call.span, call.attributes
+        put = attributes.put
+        if result.amount is not None:
+            put(span, index, COST + "amount", to_double(result.amount))
+            put(span, index, COST + "source", result.source)
+            if self.openlit_compat:
+                put(span, index, "gen_ai.usage.cost", to_double(result.amount))
+        put(span, index, COST + "currency", result.currency)
+        put(span, index, COST + "status", result.status)
+        put(span, index, COST + "tier", call.tier)
+        if result.breakdown is not None:
+            parts = result.breakdown
+            for name in ("input", "output", "cache_read", "cache_write", "other"):
+                put(span, index, COST + name, to_double(getattr(parts, name)))
+        if result.match is not None:
+            put(span, index, COST + "pricing.model", result.match.model_id)
+            put(span, index, COST + "pricing.provider", result.match.provider_id)
+        if result.status != "no_usage":
+            put(span, index, COST + "pricing.snapshot", self.catalog.snapshot_id)
+        if result.rate is not None:
+            put(span, index, COST + "exchange_rate", float(result.rate))
+        if result.reported is not None:
+            put(span, index, COST + "reported", result.reported)
+            if result.mismatch is not None:
+                put(span, index, COST + "mismatch", result.mismatch)
+
+
+def context_error(section: Section, index: int, path) -> ConfigError:
+    return section.doc.error((*section.path, "price_files", index), f"price file not found: {path}")

@@ -1,0 +1,149 @@
+"""``genai_normalize``: map every GenAI dialect onto the OpenTelemetry GenAI conventions.
+
+Adds the canonical attributes (``gen_ai.provider.name``, ``gen_ai.usage.input_tokens``
+cache-inclusive, …) and ``gen_ai.normalize.dialect`` to each GenAI span, marks
+wrapper spans and duplicate reports of one provider call as not billable, and
+leaves an index of the calls on the batch for the cost, attribution and budget
+processors. Values the app sent under a canonical name with other semantics
+(OpenLIT's Anthropic input tokens, say) are corrected; the sent value is kept as
+``gen_ai.normalize.original.<name>`` unless ``keep_original: false``, which also
+drops the dialect-specific keys that were mapped.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+
+from collector import attributes
+from collector.batch import TelemetryBatch
+from collector.component import BuildContext, Processor
+from collector.config import Section
+from collector.signals import Signal
+from processors import dialects
+from processors.dialects import GenAICall
+
+# canonical attribute → GenAICall field (the targets a custom mapping may name)
+CANONICAL_FIELDS = {
+    dialects.PROVIDER: "provider", dialects.OPERATION: "operation", dialects.REQUEST_MODEL: "request_model",
+    dialects.RESPONSE_MODEL: "response_model", dialects.RESPONSE_ID: "response_id",
+    dialects.INPUT_TOKENS: "input", dialects.OUTPUT_TOKENS: "output", dialects.CACHE_READ_TOKENS: "cache_read",
+    dialects.CACHE_WRITE_TOKENS: "cache_write", dialects.REASONING_TOKENS: "reasoning",
+    "openai.response.service_tier": "tier", "gen_ai.usage.cost": "reported_cost",
+}
+_IDENTITY = (("provider", dialects.PROVIDER), ("operation", dialects.OPERATION),
+             ("request_model", dialects.REQUEST_MODEL), ("response_model", dialects.RESPONSE_MODEL),
+             ("response_id", dialects.RESPONSE_ID))
+_USAGE = (("input", dialects.INPUT_TOKENS), ("output", dialects.OUTPUT_TOKENS),
+          ("cache_read", dialects.CACHE_READ_TOKENS), ("cache_write", dialects.CACHE_WRITE_TOKENS),
+          ("reasoning", dialects.REASONING_TOKENS))
+ORIGINAL_PREFIX = "gen_ai.normalize.original."
+# dialect-specific names of what the canonical attributes now say (dropped with keep_original: false)
+_DIALECT_ONLY_KEYS = frozenset(key for field, keys in dialects.SOURCES.items() if field != "server"
+                               for key in keys) - frozenset(CANONICAL_FIELDS)
+
+
+def index_batch(batch: TelemetryBatch, custom: dict[str, tuple[str, ...]] | None = None,
+                custom_keys: frozenset[str] = frozenset()) -> list[GenAICall]:
+    """Read every GenAI span of a traces batch (one attribute scan per span)."""
+    calls = []
+    read = dialects.read_call
+    custom = custom or {}
+    for resource_spans in batch.message.resource_spans:
+        resource = resource_spans.resource
+        for scope_spans in resource_spans.scope_spans:
+            scope = scope_spans.scope.name
+            for span in scope_spans.spans:
+                call = read(span, scope, resource, custom, custom_keys)
+                if call is not None:
+                    calls.append(call)
+    return calls
+
+
+class ResponseIdWindow:
+    """Remembers which span first reported each provider response id, for ``window`` seconds."""
+
+    def __init__(self, window: float, max_entries: int):
+        self.window = window
+        self.max_entries = max_entries
+        self.first: dict[tuple[str | None, str], tuple[bytes, bytes]] = {}
+        self.expiry: deque[tuple[float, tuple[str | None, str]]] = deque()
+
+    def first_reporter(self, key: tuple[str | None, str], span_identity: tuple[bytes, bytes],
+                       now: float) -> tuple[bytes, bytes]:
+        while self.expiry and (self.expiry[0][0] < now or len(self.expiry) > self.max_entries):
+            self.first.pop(self.expiry.popleft()[1], None)
+        first = self.first.get(key)
+        if first is None:
+            self.first[key] = first = span_identity
+            self.expiry.append((now + self.window, key))
+        return first
+
+
+class GenAINormalize(Processor):
+    """Config: ``keep_original`` (default true), ``custom_mappings`` ({source key: canonical key}),
+    ``dedupe`` ({enabled: true, window: 10m, max_entries: 100000})."""
+
+    signals = frozenset({Signal.TRACES})
+
+    def __init__(self, keep_original: bool = True, custom_mappings: dict[str, str] | None = None,
+                 dedupe_window: float | None = 600.0, dedupe_max_entries: int = 100_000):
+        self.keep_original = keep_original
+        self.custom: dict[str, tuple[str, ...]] = {}
+        for source, target in (custom_mappings or {}).items():
+            field = CANONICAL_FIELDS[target]
+            self.custom[field] = (*self.custom.get(field, ()), source)
+        self.custom_keys = frozenset(custom_mappings or ())
+        self.responses = ResponseIdWindow(dedupe_window, dedupe_max_entries) if dedupe_window else None
+
+    @classmethod
+    def from_config(cls, section: Section, context: BuildContext) -> GenAINormalize:
+        mappings = section.str_map("custom_mappings")
+        for source, target in mappings.items():
+            if target not in CANONICAL_FIELDS:
+                raise section.error("custom_mappings", f"{source}: {target!r} is not a canonical attribute",
+                                    f"map to one of: {', '.join(CANONICAL_FIELDS)}")
+        dedupe = section.section("dedupe")
+        enabled = dedupe.bool("enabled", True)
+        window = dedupe.duration("window", 600.0)
+        max_entries = dedupe.int("max_entries", 100_000, minimum=1)
+        dedupe.finish()
+        return cls(section.bool("keep_original", True), mappings, window if enabled else None, max_entries)
+
+    def process(self, batch: TelemetryBatch) -> None:
+        calls = index_batch(batch, self.custom, self.custom_keys)
+        if self.responses is not None:
+            self._mark_duplicates(calls)
+        for call in calls:
+            self._write(call)
+        batch.genai = calls
+
+    def _mark_duplicates(self, calls: list[GenAICall]) -> None:
+        """One provider call reported by two spans (an instrumentation and the SDK's own) is priced once."""
+        now = time.monotonic()
+        for call in calls:
+            if call.billable and call.response_id:
+                identity = (call.span.trace_id, call.span.span_id)
+                if self.responses.first_reporter((call.provider, call.response_id), identity, now) != identity:
+                    call.billable, call.skip_reason = False, "duplicate"
+
+    def _write(self, call: GenAICall) -> None:
+        span, index = call.span, call.attributes
+        keep = self.keep_original
+        fields = _IDENTITY + _USAGE if call.billable or call.skip_reason == "duplicate" else _IDENTITY
+        for field, key in fields:
+            value = getattr(call, field)
+            if value is not None and (value != 0 or key in index or field in ("input", "output")):
+                attributes.put(span, index, key, value, ORIGINAL_PREFIX + key if keep else None)
+        attributes.put(span, index, dialects.DIALECT, call.dialect)
+        if not keep:
+            self._drop_dialect_keys(call)
+
+    @staticmethod
+    def _drop_dialect_keys(call: GenAICall) -> None:
+        mapped = {k for k in call.attributes if k in _DIALECT_ONLY_KEYS}
+        if mapped:
+            kept = [kv for kv in call.span.attributes if kv.key not in mapped]
+            del call.span.attributes[:]
+            call.span.attributes.extend(kept)
+            call.attributes = {kv.key: kv for kv in call.span.attributes if kv.key in call.attributes}

@@ -1,0 +1,39 @@
+"""Running the GenAI processors in-process on OTLP/JSON samples."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from collector.batch import TelemetryBatch
+from collector.component import BuildContext
+from collector.exporters.debug import _plain
+from collector.receivers import otlp_json
+from collector.signals import Signal
+from collector.telemetry import SelfTelemetry
+from pricing_catalog.catalog import PriceCatalog
+from processors.genai_cost import GenAICost
+from processors.genai_normalize import GenAINormalize
+
+SAMPLES = Path(__file__).parent / "fixtures" / "dialects"
+
+
+def context(name: str = "genai_cost") -> BuildContext:
+    return BuildContext(name, SelfTelemetry(), Path("."))
+
+
+def load_sample(name: str) -> TelemetryBatch:
+    path = next(SAMPLES.glob(f"{name}*.json"))
+    return TelemetryBatch(Signal.TRACES, otlp_json.decode(Signal.TRACES, path.read_bytes()))
+
+
+def run(batch: TelemetryBatch, normalize: GenAINormalize | None = None, cost: GenAICost | None = None,
+        catalog: PriceCatalog | None = None) -> TelemetryBatch:
+    (normalize or GenAINormalize()).process(batch)
+    (cost or GenAICost(catalog or PriceCatalog(), context())).process(batch)
+    return batch
+
+
+def span_attributes(batch: TelemetryBatch) -> dict[str, dict]:
+    """span name → {attribute: value} of every span in the batch."""
+    return {span.name: {kv.key: _plain(kv.value) for kv in span.attributes}
+            for rs in batch.message.resource_spans for ss in rs.scope_spans for span in ss.spans}
