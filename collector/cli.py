@@ -10,6 +10,7 @@ from importlib import resources
 from pathlib import Path
 
 from collector import __version__, log
+from collector.cli_pricing import add_commands as add_pricing_commands
 from collector.config import ConfigError, load_yaml_file
 from collector.http_server import StartupError
 from collector.service import Service, build_service
@@ -72,6 +73,8 @@ def parser() -> argparse.ArgumentParser:
     validate = commands.add_parser("validate", help="check a config file without starting anything")
     validate.add_argument("--config", help="pipeline YAML (default: the embedded config/collector.yaml)")
     validate.set_defaults(handler=cmd_validate)
+
+    add_pricing_commands(commands)
     return top
 
 

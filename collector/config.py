@@ -113,7 +113,11 @@ def _convert(node: yaml.Node, path: Path_, doc: Document) -> Any:
             # An unquoted reference takes the YAML type of what it expands to (ports, booleans).
             return yaml.safe_load(expanded) if expanded.strip() else ""
         return expanded
-    return yaml.SafeLoader("").construct_object(node, deep=True)
+    try:
+        return yaml.SafeLoader("").construct_object(node, deep=True)
+    except (ValueError, yaml.YAMLError) as exc:
+        raise ConfigError(f"invalid value {node.value!r}: {exc}", source=doc.source,
+                          line=node.start_mark.line + 1, key=dotted(path)) from None
 
 
 def parse_yaml(text: str, source: str = "<string>") -> Document:

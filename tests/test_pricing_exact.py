@@ -1,0 +1,59 @@
+"""Property: the compiled catalog prices every catalog model exactly as genai_prices.calc_price does."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from genai_prices import Usage, calc_price
+from genai_prices.data_snapshot import get_snapshot
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from pricing_catalog.catalog import PriceCatalog, tier_context
+from pricing_catalog.compiled import PricingError
+
+MODELS = [(provider.id, model.id) for provider in get_snapshot().providers for model in provider.models]
+CATALOG = PriceCatalog()
+
+
+@st.composite
+def usages(draw) -> dict[str, int]:
+    input_tokens = draw(st.integers(0, 2_000_000))
+    usage = {"input_tokens": input_tokens, "output_tokens": draw(st.integers(0, 200_000))}
+    cache_read = draw(st.integers(0, input_tokens))
+    cache_write = draw(st.integers(0, input_tokens - cache_read))
+    optional = {
+        "cache_read_tokens": cache_read,
+        "cache_write_tokens": cache_write,
+        "output_reasoning_tokens": draw(st.integers(0, usage["output_tokens"])),
+        "input_audio_tokens": draw(st.sampled_from([0, 0, 0, min(500, input_tokens)])),
+    }
+    usage.update({k: v for k, v in optional.items() if v and draw(st.booleans())})
+    return usage
+
+
+@settings(max_examples=4000, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+@given(model=st.sampled_from(MODELS), usage=usages(),
+       when=st.datetimes(dt.datetime(2023, 1, 1), dt.datetime(2027, 12, 31), timezones=st.just(dt.UTC)),
+       tier=st.sampled_from(["standard", "standard", "batch", "flex", "priority"]))
+def test_compiled_price_equals_calc_price(model, usage, when, tier):
+    provider_id, model_id = model
+    start_ns = int(when.timestamp()) * 10**9 + when.microsecond * 1000
+    try:
+        expected = calc_price(Usage(**usage), model_id, provider_id=provider_id, genai_request_timestamp=when,
+                              price_context=tier_context(tier))
+    except LookupError:
+        try:
+            CATALOG.lookup(provider_id, model_id, start_ns, tier)
+        except LookupError:
+            return
+        raise AssertionError("calc_price found no model, the catalog did") from None
+    except ValueError as error:
+        try:
+            CATALOG.lookup(provider_id, model_id, start_ns, tier).price(usage)
+        except PricingError:
+            return
+        raise AssertionError(f"calc_price refused the usage ({error}), the catalog priced it") from None
+    match = CATALOG.lookup(provider_id, model_id, start_ns, tier)
+    assert (match.provider_id, match.model_id) == (expected.provider.id, expected.model.id)
+    assert match.price(usage).total == expected.total_price  # Decimal, exact
