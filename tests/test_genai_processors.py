@@ -1,0 +1,172 @@
+"""genai_normalize and genai_cost behaviour beyond the dialect samples."""
+
+from __future__ import annotations
+
+import json
+import logging
+from decimal import Decimal
+
+import pytest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+from collector import attributes
+from collector.batch import TelemetryBatch
+from collector.signals import Signal
+from pricing_catalog.catalog import PriceCatalog
+from processors.genai_cost import GenAICost
+from processors.genai_normalize import GenAINormalize
+from tests.genai_helpers import context, run, span_attributes
+
+JAN_2026 = 1767225600 * 10**9
+
+
+def batch_of(*spans: dict, scope: str = "my.app") -> TelemetryBatch:
+    """A traces batch with one span per mapping of attributes (``_name``, ``_trace``, ``_id`` are special)."""
+    request = ExportTraceServiceRequest()
+    scope_spans = request.resource_spans.add().scope_spans.add()
+    scope_spans.scope.name = scope
+    for index, attrs in enumerate(spans):
+        span = scope_spans.spans.add(name=attrs.get("_name", f"span{index}"), start_time_unix_nano=JAN_2026,
+                                     trace_id=attrs.get("_trace", bytes(16)),
+                                     span_id=attrs.get("_id", (index + 1).to_bytes(8, "big")))
+        for key, value in attrs.items():
+            if not key.startswith("_"):
+                attributes.add(span, key, value)
+    return TelemetryBatch(Signal.TRACES, request)
+
+
+OPENAI_CALL = {"gen_ai.provider.name": "openai", "gen_ai.operation.name": "chat", "gen_ai.request.model": "gpt-4o",
+               "gen_ai.usage.input_tokens": 1000, "gen_ai.usage.output_tokens": 100}
+
+
+def test_one_provider_call_reported_twice_is_priced_once_even_across_traces():
+    normalize = GenAINormalize()
+    first = batch_of({**OPENAI_CALL, "gen_ai.response.id": "chatcmpl-1", "_trace": b"\1" * 16})
+    second = batch_of({**OPENAI_CALL, "gen_ai.response.id": "chatcmpl-1", "_trace": b"\2" * 16})
+    run(first, normalize)
+    run(second, normalize)
+    assert first.genai[0].cost.status == "priced"
+    assert second.genai[0].cost is None
+    assert span_attributes(second)["span0"]["gen_ai.usage.cost.status"] == "duplicate"
+    assert "gen_ai.usage.cost.amount" not in span_attributes(second)["span0"]
+
+
+def test_a_client_retry_of_the_same_span_is_not_a_duplicate():
+    normalize = GenAINormalize()
+    for _ in range(2):
+        retried = run(batch_of({**OPENAI_CALL, "gen_ai.response.id": "chatcmpl-2"}), normalize)
+        assert retried.genai[0].cost.status == "priced"  # the ledger dedupes on (trace, span) id
+
+
+def test_custom_mappings_read_a_homegrown_dialect():
+    normalize = GenAINormalize(custom_mappings={"acme.llm.vendor": "gen_ai.provider.name",
+                                                "acme.llm.model": "gen_ai.request.model",
+                                                "acme.tokens.in": "gen_ai.usage.input_tokens",
+                                                "acme.tokens.out": "gen_ai.usage.output_tokens"})
+    batch = run(batch_of({"acme.llm.vendor": "OpenAI", "acme.llm.model": "gpt-4o", "acme.tokens.in": 1000,
+                          "acme.tokens.out": 100}), normalize)
+    attrs = span_attributes(batch)["span0"]
+    assert attrs["gen_ai.usage.input_tokens"] == 1000 and attrs["gen_ai.provider.name"] == "openai"
+    assert attrs["gen_ai.usage.cost.amount"] == 0.0035  # 1000 × $2.50 + 100 × $10 per MTok
+    assert attrs["acme.tokens.in"] == 1000
+
+
+def test_keep_original_false_drops_dialect_names():
+    batch = run(batch_of({"gen_ai.system": "OpenAI", "llm.request.type": "chat", "gen_ai.request.model": "gpt-4o",
+                          "gen_ai.usage.prompt_tokens": 1000, "gen_ai.usage.completion_tokens": 100,
+                          "server.address": "api.openai.com"}), GenAINormalize(keep_original=False))
+    attrs = span_attributes(batch)["span0"]
+    assert "gen_ai.usage.prompt_tokens" not in attrs and "gen_ai.system" not in attrs
+    assert attrs["gen_ai.usage.input_tokens"] == 1000 and attrs["server.address"] == "api.openai.com"
+    assert attrs["gen_ai.usage.cost.amount"] == 0.0035
+
+
+@pytest.mark.parametrize(("host", "provider", "catalog_provider"), [
+    ("api.groq.com", "groq", "groq"), ("myres.openai.azure.com", "azure.ai.openai", "azure"),
+    ("openrouter.ai", "openrouter", "openrouter"), ("api.deepseek.com", "deepseek", "deepseek")])
+def test_openai_compatible_endpoints_get_their_real_provider(host, provider, catalog_provider):
+    model = {"groq": "llama-3.3-70b-versatile", "openrouter": "openai/gpt-4o", "deepseek": "deepseek-chat"}.get(
+        provider, "gpt-4o")
+    batch = run(batch_of({**OPENAI_CALL, "gen_ai.request.model": model, "server.address": host},
+                         scope="opentelemetry.instrumentation.openai_v2"))
+    attrs = span_attributes(batch)["span0"]
+    assert attrs["gen_ai.provider.name"] == provider
+    assert attrs["gen_ai.normalize.original.gen_ai.provider.name"] == "openai"
+    assert attrs["gen_ai.usage.cost.pricing.provider"] == catalog_provider
+
+
+def test_cache_larger_than_input_means_input_was_exclusive():
+    batch = run(batch_of({"gen_ai.provider.name": "anthropic", "gen_ai.request.model": "claude-sonnet-4-5",
+                          "gen_ai.usage.input_tokens": 150, "gen_ai.usage.output_tokens": 420,
+                          "gen_ai.usage.cache_read.input_tokens": 4000,
+                          "gen_ai.usage.cache_creation.input_tokens": 1000}))
+    assert span_attributes(batch)["span0"]["gen_ai.usage.input_tokens"] == 5150
+    assert batch.genai[0].cost.amount == Decimal("0.0117")
+
+
+def test_reasoning_larger_than_output_is_added():
+    batch = run(batch_of({"gen_ai.provider.name": "gcp.gemini", "gen_ai.request.model": "gemini-2.5-flash",
+                          "gen_ai.usage.input_tokens": 100, "gen_ai.usage.output_tokens": 50,
+                          "gen_ai.usage.reasoning.output_tokens": 200}))
+    assert span_attributes(batch)["span0"]["gen_ai.usage.output_tokens"] == 250
+
+
+def test_statuses_for_missing_negative_and_unknown(caplog):
+    telemetry_context = context()
+    cost = GenAICost(PriceCatalog(), telemetry_context)
+    batch = batch_of({"gen_ai.provider.name": "openai", "gen_ai.request.model": "gpt-4o"},
+                     {**OPENAI_CALL, "gen_ai.usage.input_tokens": -5},
+                     {**OPENAI_CALL, "gen_ai.request.model": "gpt-unknown-9"},
+                     {**OPENAI_CALL, "gen_ai.request.model": "gpt-unknown-9"})
+    with caplog.at_level(logging.WARNING):
+        run(batch, cost=cost)
+    statuses = [c.cost.status for c in batch.genai]
+    assert statuses == ["no_usage", "invalid_usage", "unpriced", "unpriced"]
+    attrs = span_attributes(batch)["span2"]
+    assert "gen_ai.usage.cost.amount" not in attrs  # never a silent 0
+    assert [r.getMessage() for r in caplog.records].count("no price for model") == 1
+    assert telemetry_context.telemetry.labeled("unpriced_calls") == {
+        (("provider", "openai"), ("model", "gpt-unknown-9")): 2}
+
+
+def test_prefer_reported_and_openlit_compat():
+    cost = GenAICost(PriceCatalog(), context(), prefer="reported", compat=("openlit",))
+    batch = run(batch_of({**OPENAI_CALL, "operation.cost": 0.004}), cost=cost)
+    attrs = span_attributes(batch)["span0"]
+    assert attrs["gen_ai.usage.cost.amount"] == 0.004
+    assert attrs["gen_ai.usage.cost.source"] == "provider"
+    assert attrs["gen_ai.usage.cost.input"] == 0.0025  # our breakdown stays
+    assert attrs["gen_ai.usage.cost.mismatch"] is True  # 0.0035 vs 0.004
+    assert attrs["gen_ai.usage.cost"] == 0.004
+
+
+def test_unpriced_model_with_reported_cost_uses_it():
+    batch = run(batch_of({**OPENAI_CALL, "gen_ai.request.model": "gpt-unknown-9", "gen_ai.usage.cost": 0.01}))
+    attrs = span_attributes(batch)["span0"]
+    assert (attrs["gen_ai.usage.cost.status"], attrs["gen_ai.usage.cost.source"]) == ("priced", "provider")
+    assert attrs["gen_ai.usage.cost.amount"] == 0.01
+
+
+def test_price_changes_with_span_start_time():
+    early = batch_of({**OPENAI_CALL, "gen_ai.request.model": "o4-mini", "openai.response.service_tier": "flex"})
+    late = batch_of({**OPENAI_CALL, "gen_ai.request.model": "o4-mini", "openai.response.service_tier": "flex"})
+    late.message.resource_spans[0].scope_spans[0].spans[0].start_time_unix_nano = JAN_2026 + 300 * 86_400 * 10**9
+    run(early), run(late)
+    assert early.genai[0].cost.amount == Decimal("0.00154")  # standard: 1000 × $1.10 + 100 × $4.40
+    assert late.genai[0].cost.amount == Decimal("0.00077")  # flex from 2026-10-12: half
+    assert span_attributes(late)["span0"]["gen_ai.usage.cost.tier"] == "flex"
+
+
+def test_non_genai_spans_are_untouched():
+    batch = batch_of({"http.request.method": "GET", "url.path": "/"})
+    before = batch.message.SerializeToString()
+    run(batch)
+    assert batch.genai == [] and batch.message.SerializeToString() == before
+
+
+def test_vercel_provider_metadata_tier_and_langfuse_json():
+    batch = run(batch_of({"ai.operationId": "ai.generateText.doGenerate", "ai.model.provider": "openai.responses",
+                          "ai.model.id": "o4-mini", "ai.usage.inputTokens": 1000, "ai.usage.outputTokens": 100,
+                          "ai.response.providerMetadata": json.dumps({"openai": {"serviceTier": "priority"}})},
+                         scope="ai"))
+    assert batch.genai[0].tier == "priority"
