@@ -44,7 +44,8 @@ SOURCES: dict[str, tuple[str, ...]] = {
                    "llm.token_count.prompt_details.cache_read", "llm.token_count.prompt_details.cache_input",
                    "ai.usage.inputTokenDetails.cacheReadTokens", "ai.usage.cachedInputTokens",
                    "gen_ai.usage.prompt_tokens_details.cached_tokens", "gen_ai.usage.details.cache_read_tokens"),
-    "cache_write": (CACHE_WRITE_TOKENS, "gen_ai.usage.cache_creation_input_tokens",
+    "cache_write": (CACHE_WRITE_TOKENS, "gen_ai.usage.cache_write.input_tokens",  # Anthropic SDK's own spans
+                    "gen_ai.usage.cache_creation_input_tokens",
                     "llm.token_count.prompt_details.cache_write", "ai.usage.inputTokenDetails.cacheWriteTokens",
                     "gen_ai.usage.prompt_tokens_details.cache_creation_tokens",
                     "gen_ai.usage.details.cache_write_tokens"),
