@@ -28,7 +28,10 @@ SCENARIOS: dict[str, dict] = {
     "passthrough": {
         "transport": "grpc",
         "pipeline": {"processors": [], "exporters": ["otlp/sink"]},
-        "components": "",
+    },
+    "genai": {
+        "transport": "grpc",
+        "pipeline": {"processors": ["genai_normalize", "genai_cost"], "exporters": ["otlp/sink"]},
     },
 }
 
@@ -65,7 +68,9 @@ receivers:
 exporters:
   otlp/sink: {{endpoint: 127.0.0.1:{sink_port}, tls: {{insecure: true}}, compression: none,
               sending_queue: {{queue_size: 64, num_consumers: 4}}}}
-{scenario['components'].format(workdir=workdir)}
+processors:
+  genai_normalize: {{}}
+  genai_cost: {{}}
 extensions:
   health_check: {{endpoint: 127.0.0.1:{health_port}}}
 service:

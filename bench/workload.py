@@ -62,10 +62,11 @@ def build_requests(count: int, spans_per_request: int = 512, genai_share: float 
                 scope_bytes, span = b"", plain_span(rng)
             span.trace_id = rng.randbytes(16)
             span.span_id = serial.to_bytes(8, "big")
-            if models > 1:
-                for attr in span.attributes:
-                    if attr.key in ("gen_ai.request.model", "gen_ai.response.model"):
-                        attr.value.string_value += f"-v{serial % models}"
+            for attr in span.attributes:
+                if attr.key in ("gen_ai.response.id", "ai.response.id"):  # every call is its own
+                    attr.value.string_value += f"-{serial}"
+                elif models > 1 and attr.key in ("gen_ai.request.model", "gen_ai.response.model"):
+                    attr.value.string_value += f"-v{serial % models}"
             if scope_bytes not in scopes:
                 scopes[scope_bytes] = resource_spans.scope_spans.add()
                 scopes[scope_bytes].scope.ParseFromString(scope_bytes)

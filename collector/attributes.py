@@ -1,11 +1,65 @@
-"""Writing OTLP attributes onto spans in place."""
+"""Writing OTLP attributes onto spans in place, cheaply.
+
+New attributes are encoded straight to protobuf wire bytes and appended with one
+``MergeFromString`` per span, instead of one message object per attribute; the
+encodings of recurring (key, value) pairs are cached.
+"""
 
 from __future__ import annotations
 
+import struct
 from typing import Any
 
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
+
+_ATTRIBUTES_TAG = b"\x4a"  # Span.attributes: field 9, length-delimited (also LogRecord.attributes: field 6 → 0x32)
+_CACHE_LIMIT = 65_536
+_constant_cache: dict[tuple[str, Any, type], bytes] = {}
+_double_headers: dict[str, bytes] = {}
+_pack_double = struct.Struct("<d").pack
+
+
+def _varint(number: int) -> bytes:
+    number &= 0xFFFFFFFFFFFFFFFF  # int64 two's complement, as protobuf encodes negative ints
+    out = bytearray()
+    while number > 0x7F:
+        out.append((number & 0x7F) | 0x80)
+        number >>= 7
+    out.append(number)
+    return bytes(out)
+
+
+def _field(tag: bytes, payload: bytes) -> bytes:
+    return tag + _varint(len(payload)) + payload
+
+
+def _any_value(value: Any) -> bytes:
+    if isinstance(value, bool):
+        return b"\x10\x01" if value else b"\x10\x00"
+    if isinstance(value, int):
+        return b"\x18" + _varint(value)
+    if isinstance(value, float):
+        return b"\x21" + _pack_double(value)
+    return _field(b"\x0a", str(value).encode())
+
+
+def encode(key: str, value: Any) -> bytes:
+    """Wire bytes of one span attribute (tag included), ready to append to a serialised Span."""
+    if isinstance(value, float):
+        header = _double_headers.get(key)
+        if header is None:
+            key_part = _field(b"\x0a", key.encode())
+            header = _double_headers[key] = _ATTRIBUTES_TAG + _varint(len(key_part) + 11) + key_part + b"\x12\x09"
+        return header + b"\x21" + _pack_double(value)
+    cache_key = (key, value, type(value))
+    encoded = _constant_cache.get(cache_key)
+    if encoded is None:
+        encoded = _field(_ATTRIBUTES_TAG, _field(b"\x0a", key.encode()) + _field(b"\x12", _any_value(value)))
+        if len(_constant_cache) >= _CACHE_LIMIT:
+            _constant_cache.clear()
+        _constant_cache[cache_key] = encoded
+    return encoded
 
 
 def set_value(target: AnyValue, value: Any) -> None:
@@ -19,25 +73,34 @@ def set_value(target: AnyValue, value: Any) -> None:
         target.string_value = str(value)
 
 
-def add(span: Span, key: str, value: Any) -> KeyValue:
-    """Append an attribute (the caller knows the key is not on the span yet)."""
-    kv = span.attributes.add(key=key)
-    set_value(kv.value, value)
-    return kv
+def value_of(kv: KeyValue) -> Any:
+    value = kv.value
+    kind = value.WhichOneof("value")
+    return getattr(value, kind) if kind else None
 
 
-def put(span: Span, index: dict[str, KeyValue], key: str, value: Any, keep_original_as: str | None = None) -> None:
-    """Set ``key`` to ``value``: update the existing attribute (``index`` maps keys on the span to
-    their KeyValue) or append one. With ``keep_original_as``, a different old value is kept under that key."""
-    kv = index.get(key)
-    if kv is None:
-        index[key] = add(span, key, value)
-        return
-    old = kv.value
-    kind = old.WhichOneof("value")
-    current = getattr(old, kind) if kind else None
-    if current == value and type(current) is type(value):
-        return
-    if keep_original_as is not None and current is not None:
-        add(span, keep_original_as, current)
-    set_value(old, value)
+def add(span: Span, key: str, value: Any) -> None:
+    """Append one attribute (the caller knows the key is not on the span yet)."""
+    span.MergeFromString(encode(key, value))
+
+
+def put_all(span: Span, index: dict[str, int], items: list[tuple[str, Any]],
+            keep_original_prefix: str | None = None) -> None:
+    """Set each (key, value): update an attribute already on the span (``index`` maps its keys to their
+    positions; it is not modified) or append a new one. With ``keep_original_prefix``, a different old
+    value is kept under ``prefix + key``."""
+    appended = []
+    for key, value in items:
+        position = index.get(key)
+        if position is None:
+            appended.append(encode(key, value))
+            continue
+        kv = span.attributes[position]
+        current = value_of(kv)
+        if current == value and type(current) is type(value):
+            continue
+        if keep_original_prefix is not None and current is not None:
+            appended.append(encode(keep_original_prefix + key, current))
+        set_value(kv.value, value)
+    if appended:
+        span.MergeFromString(b"".join(appended))

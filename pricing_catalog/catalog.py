@@ -76,6 +76,25 @@ class _CatalogModel:
     time_windows: tuple[TimeOfDateConstraint, ...]
 
 
+class _TimeOfDayPrices:
+    """Prices of a model with off-peak windows: one compiled price per combination of active windows."""
+
+    def __init__(self, catalog: PriceCatalog, entry: _CatalogModel, provider: str | None, model: str, tier: str):
+        self.catalog, self.entry, self.provider, self.model, self.tier = catalog, entry, provider, model, tier
+        self.compiled: dict[tuple[bool, ...], PriceMatch | LookupError] = {}
+
+    def at(self, start_ns: int) -> PriceMatch:
+        when = as_datetime(start_ns)
+        key = tuple(window.active(when) for window in self.entry.time_windows)
+        match = self.compiled.get(key)
+        if match is None:
+            match = self.compiled[key] = self.catalog._compile(self.entry, self.provider, self.model, start_ns,
+                                                                self.tier)
+        if isinstance(match, LookupError):
+            raise match
+        return match
+
+
 class PriceCatalog:
     def __init__(self, book: overrides.PriceBook | None = None):
         self.book = book or overrides.PriceBook()
@@ -121,18 +140,26 @@ class PriceCatalog:
 
     def lookup(self, provider: str | None, model: str, start_ns: int, tier: str = "standard") -> PriceMatch:
         """The price that applies to a call; raises LookupError when the model has none."""
-        provider, model = self.book.alias(provider, model)
-        entry = self._model(provider, model)
-        windows = entry.time_windows if isinstance(entry, _CatalogModel) else ()
-        when = as_datetime(start_ns) if windows else None
-        key = (provider, model, tier, day_of(start_ns), tuple(w.active(when) for w in windows))
+        key = (provider, model, tier, start_ns // NS_PER_DAY)
         match = self._prices.get(key)
         if match is None:
-            match = self._compile(entry, provider, model, start_ns, tier)
-            self._prices[key] = match
+            match = self._prices[key] = self._resolve(provider, model, start_ns, tier)
+        if type(match) is PriceMatch:
+            return match
         if isinstance(match, LookupError):
             raise match
-        return match
+        return match.at(start_ns)  # off-peak prices: the time of day decides
+
+    def _resolve(self, provider: str | None, model: str, start_ns: int, tier: str
+                 ) -> PriceMatch | LookupError | _TimeOfDayPrices:
+        provider, model = self.book.alias(provider, model)
+        try:
+            entry = self._model(provider, model)
+        except LookupError as exc:
+            return exc
+        if isinstance(entry, _CatalogModel) and entry.time_windows:
+            return _TimeOfDayPrices(self, entry, provider, model, tier)
+        return self._compile(entry, provider, model, start_ns, tier)
 
     def _compile(self, entry: _CatalogModel | overrides.CustomModel, provider: str | None, model: str,
                  start_ns: int, tier: str) -> PriceMatch | LookupError:

@@ -9,8 +9,8 @@ Decimal operations in the same order, so results are identical to ``calc_price``
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from decimal import Decimal
+from typing import NamedTuple
 
 from genai_prices.decompose import is_descendant_or_self
 from genai_prices.types import ModelPrice, TieredPrices, Usage, _collect_resolved_model_prices
@@ -36,8 +36,9 @@ def category(unit: UnitDef) -> str:
     return dims.get("direction", "other") if token_type in (None, "reasoning") else "other"
 
 
-@dataclass(frozen=True)
-class Breakdown:
+class Breakdown(NamedTuple):
+    """A cost and its parts, in one currency."""
+
     total: Decimal
     input: Decimal
     output: Decimal
@@ -46,13 +47,13 @@ class Breakdown:
     other: Decimal
 
     def scaled(self, factor: Decimal) -> Breakdown:
-        return Breakdown(*(getattr(self, name) * factor for name in ("total", *CATEGORIES)))
+        return Breakdown(*(part * factor for part in self))
 
 
 class CompiledPrice:
     """Unit prices of one model at one date and tier, with the usage decomposition precomputed."""
 
-    __slots__ = ("_plans", "has_tiers", "leaf_order", "model_price", "units")
+    __slots__ = ("_plans", "_rates", "has_tiers", "leaf_order", "model_price", "units")
 
     def __init__(self, model_price: ModelPrice):
         registry = _get_registry()
@@ -62,6 +63,9 @@ class CompiledPrice:
         # in genai-prices' summation order: (usage key, price, per, breakdown index)
         self.units = tuple((unit.usage_key, price, unit.per, CATEGORIES.index(category(unit)))
                            for unit, price in resolved)
+        # price / per is exact when per is a power of ten, so rate × count equals (price × count) / per
+        self._rates = tuple((key, price / per if _power_of_ten(per) and not isinstance(price, TieredPrices) else None,
+                             price, per, index) for key, price, per, index in self.units)
         self.has_tiers = any(isinstance(price, TieredPrices) for _, price in resolved)
         priced = sorted((unit for unit, _ in resolved if unit.usage_key != "requests"),
                         key=lambda unit: (-len(unit.dimensions), unit.usage_key))
@@ -69,7 +73,7 @@ class CompiledPrice:
         self.leaf_order = tuple(
             (unit.usage_key, tuple(d.usage_key for d in priced if d is not unit and is_descendant_or_self(unit, d)))
             for unit in priced)
-        self._plans: dict[tuple[frozenset, frozenset], tuple[str, ...] | str] = {}
+        self._plans: dict[tuple, tuple[str, ...] | str] = {}
 
     def _plan(self, usage: dict[str, int]) -> tuple[str, ...]:
         """Which priced usage keys the call reports; the rest count as zero, or the usage is ambiguous.
@@ -77,7 +81,8 @@ class CompiledPrice:
         genai-prices infers an unreported key as 0 unless a more specific reported key makes it
         ambiguous; that depends only on which keys are present and positive, so it is cached.
         """
-        signature = (frozenset(usage), frozenset(k for k, v in usage.items() if v > 0))
+        keys = tuple(usage)
+        signature = keys if all(usage.values()) else (keys, tuple(k for k, v in usage.items() if v > 0))
         plan = self._plans.get(signature)
         if plan is None:
             probe = Usage(**usage)
@@ -105,16 +110,25 @@ class CompiledPrice:
         total_input = usage.get("input_tokens", 0) if self.has_tiers else 0
         parts = [ZERO, ZERO, ZERO, ZERO, ZERO]
         total = ZERO
-        for key, price, per, index in self.units:
+        for key, rate, price, per, index in self._rates:
             count = 1 if key == "requests" else leaves[key]
-            if isinstance(price, TieredPrices):
-                applicable = price.base
-                for tier in reversed(price.tiers):
-                    if total_input > tier.start:
-                        applicable = tier.price
-                        break
-                price = applicable
-            unit_price = price * Decimal(count) / per
+            if not count:
+                continue  # adds nothing: the sum's value is the same as genai-prices'
+            if rate is not None:
+                unit_price = rate * count
+            else:
+                if isinstance(price, TieredPrices):
+                    applicable = price.base
+                    for tier in reversed(price.tiers):
+                        if total_input > tier.start:
+                            applicable = tier.price
+                            break
+                    price = applicable
+                unit_price = price * Decimal(count) / per
             total += unit_price
             parts[index] += unit_price
         return Breakdown(total, *parts)
+
+
+def _power_of_ten(number: int) -> bool:
+    return number >= 1 and str(number).rstrip("0") == "1"

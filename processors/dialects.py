@@ -1,6 +1,6 @@
 """GenAI span dialects → one canonical reading of an LLM call (see design/DIALECTS.md).
 
-``read_call`` scans a span's attributes once, keeping only the keys any dialect
+``SpanReader.read`` scans a span's attributes once, keeping only the keys any dialect
 uses, detects the dialect from the instrumentation scope and the attribute
 shape, and returns a :class:`GenAICall` with cache-inclusive input tokens, the
 normalised provider and whether the span is a billable leaf call.
@@ -8,12 +8,14 @@ normalised provider and whether the span is a billable leaf call.
 
 from __future__ import annotations
 
+import functools
 import json
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
-from opentelemetry.proto.common.v1.common_pb2 import KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
+
+from collector.attributes import value_of
 
 # Canonical attribute names (OpenTelemetry GenAI semantic conventions).
 PROVIDER = "gen_ai.provider.name"
@@ -63,6 +65,7 @@ SOURCES: dict[str, tuple[str, ...]] = {
     "server": ("server.address", "gen_ai.openai.api_base"),
 }
 TOKEN_FIELDS = ("input", "output", "cache_read", "cache_write", "reasoning", "input_audio", "output_audio")
+_INT_FIELDS = frozenset(index for index, field in enumerate(SOURCES) if field in TOKEN_FIELDS)
 
 # Keys read for dialect shape, wrappers and JSON-encoded details.
 MARKERS = (
@@ -71,6 +74,11 @@ MARKERS = (
     "llm.invocation_parameters", "langfuse.observation.usage_details", "langfuse.observation.cost_details",
 )
 KNOWN_KEYS = frozenset(k for keys in SOURCES.values() for k in keys) | frozenset(MARKERS)
+# What the collector itself writes: indexed too, so a span processed twice is updated, not duplicated.
+COST_PREFIX = "gen_ai.usage.cost."
+OUTPUT_KEYS = frozenset({DIALECT} | {COST_PREFIX + name for name in (
+    "amount", "currency", "source", "input", "output", "cache_read", "cache_write", "other", "status", "tier",
+    "pricing.model", "pricing.provider", "pricing.snapshot", "reported", "mismatch", "exchange_rate")})
 # Seeing one of these makes a span a GenAI span worth reading.
 GENAI_EVIDENCE = frozenset(SOURCES["provider"] + SOURCES["request_model"] + SOURCES["response_model"]
                            + SOURCES["input"] + SOURCES["output"] + ("openinference.span.kind",
@@ -121,35 +129,42 @@ _TIERS = {"auto": "standard", "default": "standard", "standard": "standard", "sc
 
 
 class GenAICall:
-    """The canonical reading of one GenAI span; the index every GenAI processor works from."""
+    """The canonical reading of one GenAI span; the index every GenAI processor works from.
 
-    __slots__ = ("attributes", "billable", "cache_read", "cache_write", "cost", "dialect", "input", "input_audio",
-                 "operation", "output", "output_audio", "provider", "reasoning", "reported_cost", "request_model",
-                 "resource", "response_id", "response_model", "skip_reason", "span", "tier", "usage_error")
+    Fields not read from the span keep the class defaults below (no per-instance work).
+    """
 
-    def __init__(self, span: Span, resource: Any, attributes: dict[str, KeyValue]):
+    dialect = "otel_semconv"
+    provider: str | None = None
+    operation: str | None = None
+    request_model: str | None = None
+    response_model: str | None = None
+    response_id: str | None = None
+    input: int | None = None
+    output: int | None = None
+    cache_read = 0
+    cache_write = 0
+    reasoning = 0
+    input_audio = 0
+    output_audio = 0
+    tier = "standard"
+    reported_cost: float | None = None
+    billable = True
+    skip_reason = ""  # why a GenAI span is not priced: wrapper, duplicate
+    usage_error = ""  # token counts that cannot be right (negative, absurd)
+    cost = None  # processors.genai_cost.CostResult once priced
+    server: str | None = None  # server.address or the API base URL
+
+    def __init__(self, span: Span, resource: Any, index: dict[str, int], sent: dict[str, Any]):
         self.span = span
         self.resource = resource
-        self.attributes = attributes  # key → KeyValue of the keys any dialect uses
-        self.dialect = "otel_semconv"
-        self.provider: str | None = None
-        self.operation: str | None = None
-        self.request_model: str | None = None
-        self.response_model: str | None = None
-        self.response_id: str | None = None
-        self.input: int | None = None
-        self.output: int | None = None
-        self.cache_read = 0
-        self.cache_write = 0
-        self.reasoning = 0
-        self.input_audio = 0
-        self.output_audio = 0
-        self.tier = "standard"
-        self.reported_cost: float | None = None
-        self.billable = True
-        self.skip_reason = ""  # why a GenAI span is not priced: wrapper, duplicate
-        self.usage_error = ""  # token counts that cannot be right (negative, absurd)
-        self.cost = None  # processors.genai_cost.CostResult once priced
+        self.index = index  # key → position in span.attributes, for the keys any dialect uses
+        self.sent = sent  # key → value of each attribute a field was read from
+
+    def value(self, key: str) -> Any:
+        """The value of one of the indexed attributes, or None."""
+        position = self.index.get(key)
+        return None if position is None else value_of(self.span.attributes[position])
 
     @property
     def model(self) -> str | None:
@@ -159,12 +174,6 @@ class GenAICall:
     @property
     def has_usage(self) -> bool:
         return self.input is not None or self.output is not None
-
-
-def value_of(kv: KeyValue) -> Any:
-    value = kv.value
-    kind = value.WhichOneof("value")
-    return getattr(value, kind) if kind else None
 
 
 def as_int(value: Any) -> int | None:
@@ -196,17 +205,23 @@ def as_float(value: Any) -> float | None:
     return number if number == number and abs(number) != float("inf") else None
 
 
-def json_attr(attributes: Mapping[str, KeyValue], key: str) -> dict:
-    kv = attributes.get(key)
-    if kv is None:
-        return {}
+def json_attr(call: GenAICall, key: str) -> dict:
+    """A JSON-object attribute (Vercel providerMetadata, OpenInference invocation parameters, Langfuse usage)."""
+    value = call.value(key)
+    return _parse_json_object(value) if isinstance(value, str) else {}
+
+
+@functools.lru_cache(maxsize=1024)
+def _parse_json_object(text: str) -> dict:
+    """Parsed once per distinct string; callers must not mutate the result."""
     try:
-        parsed = json.loads(value_of(kv))
-    except (TypeError, ValueError):
+        parsed = json.loads(text)
+    except ValueError:
         return {}
     return parsed if isinstance(parsed, dict) else {}
 
 
+@functools.lru_cache(maxsize=4096)
 def normalize_provider(value: str | None) -> str | None:
     if not value:
         return None
@@ -222,6 +237,7 @@ def normalize_provider(value: str | None) -> str | None:
     return lowered.replace("-", "_").replace(" ", "_")
 
 
+@functools.lru_cache(maxsize=4096)
 def provider_from_host(address: str | None) -> str | None:
     if not address:
         return None
@@ -252,25 +268,44 @@ def normalize_tier(value: Any) -> str:
     return _TIERS.get(value.lower(), value.lower())
 
 
-def detect_dialect(scope: str, attributes: Mapping[str, KeyValue]) -> str:
-    """The instrumentation family, from the scope name first and the attribute shape second."""
-    if scope.startswith("openinference") or "openinference.span.kind" in attributes:
+@functools.lru_cache(maxsize=1024)
+def _normalize_operation(value: Any) -> str:
+    operation = str(value).lower()
+    return _OPERATIONS.get(operation, operation)
+
+
+def _provider_value(value: Any) -> str | None:
+    return normalize_provider(value) if isinstance(value, str) else None
+
+
+@functools.lru_cache(maxsize=1024)
+def _scope_dialect(scope: str) -> str | None:
+    """The dialect a scope name settles on its own, or None when the attribute shape must decide."""
+    for prefix, dialect in (("openinference", "openinference"), ("langfuse", "langfuse"), ("openlit", "openlit"),
+                            ("pydantic-ai", "pydantic_ai"), ("pydantic_ai", "pydantic_ai"), ("logfire", "pydantic_ai"),
+                            ("opentelemetry.instrumentation.botocore", "otel_botocore"),
+                            ("gcp.vertex.agent", "google_adk")):
+        if scope.startswith(prefix):
+            return dialect
+    return "vercel_ai" if scope == "ai" else None
+
+
+def detect_dialect(scope: str, keys: Collection[str]) -> str:
+    """The instrumentation family, from the scope name first and the attribute keys second.
+
+    (OpenLIT spans from an unknown scope are recognised later by ``telemetry.sdk.name=openlit``.)
+    """
+    by_scope = _scope_dialect(scope)
+    if by_scope is not None:
+        return by_scope
+    if "openinference.span.kind" in keys:
         return "openinference"
-    if scope.startswith("langfuse") or "langfuse.observation.type" in attributes:
+    if "langfuse.observation.type" in keys:
         return "langfuse"
-    if scope == "ai" or "ai.operationId" in attributes:
+    if "ai.operationId" in keys:
         return "vercel_ai"
-    sdk = attributes.get("telemetry.sdk.name")
-    if scope.startswith("openlit") or (sdk is not None and value_of(sdk) == "openlit"):
-        return "openlit"
-    if scope.startswith(("pydantic-ai", "pydantic_ai", "logfire")):
-        return "pydantic_ai"
-    if scope.startswith("opentelemetry.instrumentation.botocore"):
-        return "otel_botocore"
-    if scope.startswith("gcp.vertex.agent"):
-        return "google_adk"
-    legacy = "gen_ai.usage.prompt_tokens" in attributes or "llm.request.type" in attributes
-    if "traceloop.span.kind" in attributes or (
+    legacy = "gen_ai.usage.prompt_tokens" in keys or "llm.request.type" in keys
+    if "traceloop.span.kind" in keys or (
             scope.startswith("opentelemetry.instrumentation.") and not scope.startswith(_OTEL_CONTRIB_SCOPES)):
         return "openllmetry_legacy" if legacy else "openllmetry"
     return "otel_semconv_legacy" if legacy else "otel_semconv"
@@ -282,76 +317,121 @@ _OTEL_CONTRIB_SCOPES = ("opentelemetry.instrumentation.openai_v2", "opentelemetr
                         "opentelemetry.instrumentation.vertexai", "opentelemetry.instrumentation.botocore")
 
 
-def _first(attributes: Mapping[str, KeyValue], field: str, custom: Mapping[str, tuple[str, ...]]) -> Any:
-    for key in custom.get(field, ()) + SOURCES[field]:
-        kv = attributes.get(key)
-        if kv is not None:
-            return value_of(kv)
-    return None
+class _Shape:
+    """What a span's attribute keys (and scope) tell before any value is read; cached per shape."""
+
+    __slots__ = ("dialect", "fields", "index", "openlit_sdk")
+
+    def __init__(self, dialect: str, index: dict[str, int], fields: tuple[tuple[str, int, bool], ...],
+                 openlit_sdk: bool):
+        self.dialect = dialect
+        self.index = index  # key → position, for the keys any dialect uses
+        self.fields = fields  # (field, position, integer?) of the attribute each field is read from
+        self.openlit_sdk = openlit_sdk  # telemetry.sdk.name on the span may say "openlit"
 
 
-def read_call(span: Span, scope: str, resource: Any, custom: Mapping[str, tuple[str, ...]] = {},
-              custom_keys: frozenset[str] = frozenset()) -> GenAICall | None:
-    """Read a span as a GenAI call, or None when it is not one."""
-    attributes: dict[str, KeyValue] = {}
-    for kv in span.attributes:
-        key = kv.key
-        if key in KNOWN_KEYS or key in custom_keys:
-            attributes[key] = kv
-    if not attributes or not (GENAI_EVIDENCE.intersection(attributes) or custom_keys.intersection(attributes)):
-        return None
-    call = GenAICall(span, resource, attributes)
-    call.dialect = dialect = detect_dialect(scope, attributes)
-    first = _first
-    call.request_model = first(attributes, "request_model", custom)
-    call.response_model = first(attributes, "response_model", custom)
-    call.response_id = first(attributes, "response_id", custom)
+_NOT_GENAI = _Shape("", {}, (), False)
+_SHAPE_CACHE_LIMIT = 20_000
+
+
+class SpanReader:
+    """Reads spans as GenAI calls; ``custom`` maps extra source keys to canonical fields (read first).
+
+    A span's attribute keys are read once; everything that follows from the keys alone (is it a GenAI
+    span, which dialect, which attribute feeds which field) is cached per (scope, keys), so for the
+    shapes an instrumentation emits again and again only the needed values are read.
+    """
+
+    def __init__(self, custom: Mapping[str, tuple[str, ...]] | None = None):
+        custom = custom or {}
+        # key → (field, priority)
+        self.slots: dict[str, tuple[str, int]] = {}
+        for field, keys in SOURCES.items():
+            for priority, key in enumerate((*custom.get(field, ()), *keys)):
+                if key not in self.slots or priority < self.slots[key][1]:
+                    self.slots[key] = (field, priority)
+        custom_keys = frozenset(k for keys in custom.values() for k in keys)
+        self.known = KNOWN_KEYS | custom_keys | OUTPUT_KEYS
+        self.evidence = GENAI_EVIDENCE | custom_keys
+        self.shapes: dict[tuple[str, tuple[str, ...]], _Shape] = {}
+
+    def _shape(self, scope: str, keys: tuple[str, ...]) -> _Shape:
+        index = {key: position for position, key in enumerate(keys) if key in self.known}
+        if self.evidence.isdisjoint(index):
+            return _NOT_GENAI
+        best: dict[str, tuple[int, int]] = {}
+        for key, position in index.items():
+            slot = self.slots.get(key)
+            if slot is not None and (slot[0] not in best or slot[1] < best[slot[0]][0]):
+                best[slot[0]] = (slot[1], position)
+        fields = tuple((field, position, field in TOKEN_FIELDS) for field, (_, position) in best.items())
+        dialect = detect_dialect(scope, index)
+        return _Shape(dialect, index, fields, _scope_dialect(scope) is None and "telemetry.sdk.name" in index)
+
+    def read(self, span: Span, scope: str, resource: Any) -> GenAICall | None:
+        """Read a span as a GenAI call, or None when it is not one."""
+        attributes = span.attributes
+        keys = tuple([kv.key for kv in attributes])
+        shape = self.shapes.get((scope, keys))
+        if shape is None:
+            if len(self.shapes) >= _SHAPE_CACHE_LIMIT:
+                self.shapes.clear()
+            shape = self.shapes[(scope, keys)] = self._shape(scope, keys)
+        if shape is _NOT_GENAI:
+            return None
+        sent: dict[str, Any] = {}
+        call = GenAICall(span, resource, shape.index, sent)
+        for field, position, integer in shape.fields:
+            kv = attributes[position]
+            value = kv.value
+            read = value.int_value if integer else value.string_value
+            if not read:
+                read = value_of(kv)
+            sent[keys[position]] = read
+            convert = _CONVERTERS.get(field)
+            setattr(call, field, read if convert is None else convert(read))
+        call.dialect = shape.dialect
+        if shape.openlit_sdk and call.value("telemetry.sdk.name") == "openlit":
+            call.dialect = "openlit"
+        rule = _DIALECT_RULES.get(call.dialect)
+        if rule is not None:
+            rule(call, span)
+        _finish(call)
+        return call
+
+
+def _finish(call: GenAICall) -> None:
+    """The rules every dialect shares: provider re-derivation, wrappers, cache-inclusive input."""
+    _resolve_provider(call)
+    if _is_wrapper(call):
+        call.billable, call.skip_reason = False, "wrapper"
+    elif call.operation is None:
+        call.operation = "chat"
     for field in TOKEN_FIELDS:
-        value = as_int(first(attributes, field, custom))
-        if value is not None:
-            if value < 0:
-                call.usage_error = f"negative {field} token count ({value})"
-            setattr(call, field, value)
-    call.tier = normalize_tier(first(attributes, "tier", custom))
-    call.reported_cost = as_float(first(attributes, "reported_cost", custom))
-    raw_provider = first(attributes, "provider", custom)
-    call.provider = normalize_provider(raw_provider if isinstance(raw_provider, str) else None)
-    raw_operation = first(attributes, "operation", custom)
-    call.operation = _OPERATIONS.get(str(raw_operation).lower(), str(raw_operation).lower()) \
-        if raw_operation is not None else None
-    _DIALECT_RULES.get(dialect, _no_rule)(call, attributes, span)
-    _resolve_provider(call, first(attributes, "server", custom))
-    _mark_wrappers(call, attributes)
+        value = getattr(call, field)
+        if value is not None and value < 0:
+            call.usage_error = f"negative {field} token count ({value})"
+            return
     _make_input_inclusive(call)
-    return call
 
 
-def _resolve_provider(call: GenAICall, server: Any) -> None:
+def _resolve_provider(call: GenAICall) -> None:
     """Re-derive the provider from the endpoint when an instrumentation says ``openai`` for any
     OpenAI-compatible API, and from the model for framework spans."""
-    host_provider = provider_from_host(server if isinstance(server, str) else None)
-    if call.provider in (None, "openai", "gcp.gen_ai") and host_provider:
-        call.provider = host_provider
+    if call.provider in (None, "openai", "gcp.gen_ai") and isinstance(call.server, str):
+        call.provider = provider_from_host(call.server) or call.provider
     if call.provider is None:
         call.provider = provider_from_model(call.model)
 
 
-def _is_wrapper(call: GenAICall, attributes: Mapping[str, KeyValue]) -> bool:
+def _is_wrapper(call: GenAICall) -> bool:
     """Agent, chain, workflow and framework spans aggregate their children."""
-    if call.operation in _WRAPPER_OPERATIONS or "gen_ai.aggregated_usage.input_tokens" in attributes:
+    if call.operation in _WRAPPER_OPERATIONS or "gen_ai.aggregated_usage.input_tokens" in call.index:
         return True
     if call.provider in FRAMEWORKS and call.dialect != "google_adk":
         return True
-    kind = attributes.get("traceloop.span.kind")
-    return kind is not None and value_of(kind) in ("workflow", "task", "agent", "tool")
-
-
-def _mark_wrappers(call: GenAICall, attributes: Mapping[str, KeyValue]) -> None:
-    """Wrappers are never priced; a billable span without an operation name is a chat call."""
-    if _is_wrapper(call, attributes):
-        call.billable, call.skip_reason = False, "wrapper"
-    elif call.operation is None:
-        call.operation = "chat"
+    return "traceloop.span.kind" in call.index and call.value("traceloop.span.kind") in (
+        "workflow", "task", "agent", "tool")
 
 
 def _make_input_inclusive(call: GenAICall) -> None:
@@ -370,44 +450,40 @@ def _input_excludes_cache(call: GenAICall) -> bool:
     if call.dialect == "otel_botocore":
         return True
     if call.dialect == "vercel_ai":
-        return "ai.usage.inputTokenDetails.noCacheTokens" not in call.attributes and (
+        return "ai.usage.inputTokenDetails.noCacheTokens" not in call.index and (
             family == "anthropic" or family == "aws.bedrock")
     return False
 
 
-def _no_rule(call: GenAICall, attributes: Mapping[str, KeyValue], span: Span) -> None:
-    pass
-
-
-def _openinference(call: GenAICall, attributes: Mapping[str, KeyValue], span: Span) -> None:
-    kind = str(value_of(attributes["openinference.span.kind"])).upper() \
-        if "openinference.span.kind" in attributes else ""
+def _openinference(call: GenAICall, span: Span) -> None:
+    kind = str(call.value("openinference.span.kind") or "").upper()
     call.operation = {"LLM": "chat", "EMBEDDING": "embeddings"}.get(kind, kind.lower() or None)
+    parameters = json_attr(call, "llm.invocation_parameters")
     if not call.request_model and call.response_model:
-        call.request_model = json_attr(attributes, "llm.invocation_parameters").get("model")
-    tier = json_attr(attributes, "llm.invocation_parameters").get("service_tier")
+        call.request_model = parameters.get("model")
+    tier = parameters.get("service_tier")
     if tier:
         call.tier = normalize_tier(tier)
 
 
-def _vercel(call: GenAICall, attributes: Mapping[str, KeyValue], span: Span) -> None:
-    operation_id = str(value_of(attributes["ai.operationId"])) if "ai.operationId" in attributes else span.name
+def _vercel(call: GenAICall, span: Span) -> None:
+    operation_id = str(call.value("ai.operationId") or span.name)
     if operation_id.endswith((".doGenerate", ".doStream")):
         call.operation = "chat"
     elif operation_id.endswith(".doEmbed"):
         call.operation = "embeddings"
     else:
         call.operation = "chain"  # ai.generateText & co. aggregate their steps
-    metadata = json_attr(attributes, "ai.response.providerMetadata")
+    metadata = json_attr(call, "ai.response.providerMetadata")
     tier = (metadata.get("openai") or {}).get("serviceTier") or \
         ((metadata.get("anthropic") or {}).get("usage") or {}).get("service_tier")
     if tier:
         call.tier = normalize_tier(tier)
 
 
-def _langfuse(call: GenAICall, attributes: Mapping[str, KeyValue], span: Span) -> None:
+def _langfuse(call: GenAICall, span: Span) -> None:
     """Langfuse usage_details: ``input`` excludes the cached subsets, ``output`` excludes reasoning."""
-    usage = json_attr(attributes, "langfuse.observation.usage_details")
+    usage = json_attr(call, "langfuse.observation.usage_details")
     if usage:
         numbers = {k: as_int(v) or 0 for k, v in usage.items()}
         call.cache_read = sum(numbers.get(k, 0) for k in ("input_cached_tokens", "input_cache_read",
@@ -417,18 +493,22 @@ def _langfuse(call: GenAICall, attributes: Mapping[str, KeyValue], span: Span) -
         call.reasoning = sum(numbers.get(k, 0) for k in ("output_reasoning_tokens", "output_reasoning"))
         call.input = sum(v for k, v in numbers.items() if k.startswith("input"))
         call.output = sum(v for k, v in numbers.items() if k.startswith("output"))
-    cost = json_attr(attributes, "langfuse.observation.cost_details").get("total")
+    cost = json_attr(call, "langfuse.observation.cost_details").get("total")
     if cost is not None:
         call.reported_cost = as_float(cost)
     if call.provider is None:
         call.provider = provider_from_model(call.model)
 
 
-def _google_adk(call: GenAICall, attributes: Mapping[str, KeyValue], span: Span) -> None:
+def _google_adk(call: GenAICall, span: Span) -> None:
     call.provider = provider_from_model(call.model) or call.provider
     if span.name == "call_llm":
         call.operation = "chat"
 
+
+# How a raw attribute value becomes a GenAICall field (fields not listed are taken as they are).
+_CONVERTERS = {**dict.fromkeys(TOKEN_FIELDS, as_int), "tier": normalize_tier, "reported_cost": as_float,
+               "provider": _provider_value, "operation": _normalize_operation}
 
 _DIALECT_RULES = {
     "openinference": _openinference,

@@ -20,12 +20,13 @@ from collector.config import ConfigError, Section
 from collector.signals import Signal
 from pricing_catalog.catalog import PriceCatalog, PriceMatch
 from pricing_catalog.compiled import Breakdown, PricingError
-from processors.dialects import GenAICall
+from processors.dialects import COST_PREFIX, GenAICall
 from processors.genai_normalize import index_batch
 
 _LOG = log.get("processor.genai_cost")
 _TEN_PLACES = Decimal("1e-10")
-COST = "gen_ai.usage.cost."
+COST = COST_PREFIX
+BREAKDOWN = ("input", "output", "cache_read", "cache_write", "other")  # written when non-zero
 
 
 @dataclass
@@ -107,7 +108,7 @@ class GenAICost(Processor):
                 call.cost = result = self.price(call)
                 self._write(call, result)
             elif call.skip_reason == "duplicate":
-                attributes.put(call.span, call.attributes, COST + "status", "duplicate")
+                attributes.put_all(call.span, call.index, [(COST + "status", "duplicate")])
 
     def price(self, call: GenAICall) -> CostResult:
         currency = self.catalog.currency
@@ -154,31 +155,28 @@ class GenAICost(Processor):
                        "add it to a price file (custom_models) if it is yours"})
 
     def _write(self, call: GenAICall, result: CostResult) -> None:
-        span, index = call.span, call.attributes
-        put = attributes.put
+        items: list[tuple[str, object]] = [(COST + "status", result.status), (COST + "currency", result.currency),
+                                           (COST + "tier", call.tier)]
         if result.amount is not None:
-            put(span, index, COST + "amount", to_double(result.amount))
-            put(span, index, COST + "source", result.source)
+            amount = to_double(result.amount)
+            items += [(COST + "amount", amount), (COST + "source", result.source)]
             if self.openlit_compat:
-                put(span, index, "gen_ai.usage.cost", to_double(result.amount))
-        put(span, index, COST + "currency", result.currency)
-        put(span, index, COST + "status", result.status)
-        put(span, index, COST + "tier", call.tier)
+                items.append(("gen_ai.usage.cost", amount))
         if result.breakdown is not None:
             parts = result.breakdown
-            for name in ("input", "output", "cache_read", "cache_write", "other"):
-                put(span, index, COST + name, to_double(getattr(parts, name)))
+            items += [(COST + name, to_double(part)) for name in BREAKDOWN if (part := getattr(parts, name))]
         if result.match is not None:
-            put(span, index, COST + "pricing.model", result.match.model_id)
-            put(span, index, COST + "pricing.provider", result.match.provider_id)
+            items += [(COST + "pricing.model", result.match.model_id),
+                      (COST + "pricing.provider", result.match.provider_id)]
         if result.status != "no_usage":
-            put(span, index, COST + "pricing.snapshot", self.catalog.snapshot_id)
+            items.append((COST + "pricing.snapshot", self.catalog.snapshot_id))
         if result.rate is not None:
-            put(span, index, COST + "exchange_rate", float(result.rate))
+            items.append((COST + "exchange_rate", float(result.rate)))
         if result.reported is not None:
-            put(span, index, COST + "reported", result.reported)
+            items.append((COST + "reported", result.reported))
             if result.mismatch is not None:
-                put(span, index, COST + "mismatch", result.mismatch)
+                items.append((COST + "mismatch", result.mismatch))
+        attributes.put_all(call.span, call.index, items)
 
 
 def context_error(section: Section, index: int, path) -> ConfigError:

@@ -38,23 +38,25 @@ _USAGE = (("input", dialects.INPUT_TOKENS), ("output", dialects.OUTPUT_TOKENS),
           ("cache_read", dialects.CACHE_READ_TOKENS), ("cache_write", dialects.CACHE_WRITE_TOKENS),
           ("reasoning", dialects.REASONING_TOKENS))
 ORIGINAL_PREFIX = "gen_ai.normalize.original."
+_OPTIONAL_COUNTS = frozenset({"cache_read", "cache_write", "reasoning"})  # written only when non-zero
 # dialect-specific names of what the canonical attributes now say (dropped with keep_original: false)
 _DIALECT_ONLY_KEYS = frozenset(key for field, keys in dialects.SOURCES.items() if field != "server"
                                for key in keys) - frozenset(CANONICAL_FIELDS)
 
 
-def index_batch(batch: TelemetryBatch, custom: dict[str, tuple[str, ...]] | None = None,
-                custom_keys: frozenset[str] = frozenset()) -> list[GenAICall]:
+DEFAULT_READER = dialects.SpanReader()
+
+
+def index_batch(batch: TelemetryBatch, reader: dialects.SpanReader = DEFAULT_READER) -> list[GenAICall]:
     """Read every GenAI span of a traces batch (one attribute scan per span)."""
     calls = []
-    read = dialects.read_call
-    custom = custom or {}
+    read = reader.read
     for resource_spans in batch.message.resource_spans:
         resource = resource_spans.resource
         for scope_spans in resource_spans.scope_spans:
             scope = scope_spans.scope.name
             for span in scope_spans.spans:
-                call = read(span, scope, resource, custom, custom_keys)
+                call = read(span, scope, resource)
                 if call is not None:
                     calls.append(call)
     return calls
@@ -89,11 +91,11 @@ class GenAINormalize(Processor):
     def __init__(self, keep_original: bool = True, custom_mappings: dict[str, str] | None = None,
                  dedupe_window: float | None = 600.0, dedupe_max_entries: int = 100_000):
         self.keep_original = keep_original
-        self.custom: dict[str, tuple[str, ...]] = {}
+        custom: dict[str, tuple[str, ...]] = {}
         for source, target in (custom_mappings or {}).items():
             field = CANONICAL_FIELDS[target]
-            self.custom[field] = (*self.custom.get(field, ()), source)
-        self.custom_keys = frozenset(custom_mappings or ())
+            custom[field] = (*custom.get(field, ()), source)
+        self.reader = dialects.SpanReader(custom)
         self.responses = ResponseIdWindow(dedupe_window, dedupe_max_entries) if dedupe_window else None
 
     @classmethod
@@ -111,7 +113,7 @@ class GenAINormalize(Processor):
         return cls(section.bool("keep_original", True), mappings, window if enabled else None, max_entries)
 
     def process(self, batch: TelemetryBatch) -> None:
-        calls = index_batch(batch, self.custom, self.custom_keys)
+        calls = index_batch(batch, self.reader)
         if self.responses is not None:
             self._mark_duplicates(calls)
         for call in calls:
@@ -128,22 +130,26 @@ class GenAINormalize(Processor):
                     call.billable, call.skip_reason = False, "duplicate"
 
     def _write(self, call: GenAICall) -> None:
-        span, index = call.span, call.attributes
-        keep = self.keep_original
+        """Add the canonical attributes the span lacks, and correct those that differ."""
+        sent = call.sent
+        changes = [(dialects.DIALECT, call.dialect)]
         fields = _IDENTITY + _USAGE if call.billable or call.skip_reason == "duplicate" else _IDENTITY
         for field, key in fields:
             value = getattr(call, field)
-            if value is not None and (value != 0 or key in index or field in ("input", "output")):
-                attributes.put(span, index, key, value, ORIGINAL_PREFIX + key if keep else None)
-        attributes.put(span, index, dialects.DIALECT, call.dialect)
-        if not keep:
+            if value is None or (value == 0 and field in _OPTIONAL_COUNTS and key not in call.index):
+                continue
+            if key in sent and sent[key] == value and type(sent[key]) is type(value):
+                continue
+            changes.append((key, value))
+        attributes.put_all(call.span, call.index, changes, ORIGINAL_PREFIX if self.keep_original else None)
+        if not self.keep_original:
             self._drop_dialect_keys(call)
 
     @staticmethod
     def _drop_dialect_keys(call: GenAICall) -> None:
-        mapped = {k for k in call.attributes if k in _DIALECT_ONLY_KEYS}
+        mapped = {k for k in call.index if k in _DIALECT_ONLY_KEYS}
         if mapped:
             kept = [kv for kv in call.span.attributes if kv.key not in mapped]
             del call.span.attributes[:]
             call.span.attributes.extend(kept)
-            call.attributes = {kv.key: kv for kv in call.span.attributes if kv.key in call.attributes}
+            call.index = {kv.key: i for i, kv in enumerate(call.span.attributes) if kv.key in call.index}
