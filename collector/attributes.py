@@ -1,7 +1,8 @@
 """Writing OTLP attributes onto spans in place, cheaply.
 
 New attributes are encoded straight to protobuf wire bytes and appended with one
-``MergeFromString`` per span, instead of one message object per attribute; the
+``MergeFromString`` per span (see ``processors.dialects.GenAICall.append``), instead of one
+message object per attribute; the
 encodings of recurring (key, value) pairs are cached.
 """
 
@@ -17,7 +18,7 @@ _ATTRIBUTES_TAG = b"\x4a"  # Span.attributes: field 9, length-delimited (also Lo
 _CACHE_LIMIT = 65_536
 _constant_cache: dict[tuple[str, Any, type], bytes] = {}
 _double_headers: dict[str, bytes] = {}
-_pack_double = struct.Struct("<d").pack
+_pack_double = pack_double = struct.Struct("<d").pack
 
 
 def _varint(number: int) -> bytes:
@@ -44,14 +45,19 @@ def _any_value(value: Any) -> bytes:
     return _field(b"\x0a", str(value).encode())
 
 
+def double_header(key: str) -> bytes:
+    """Wire bytes of a double-valued span attribute up to its 8 value bytes: ``header + pack('<d', v)``."""
+    header = _double_headers.get(key)
+    if header is None:
+        key_part = _field(b"\x0a", key.encode())
+        header = _double_headers[key] = _ATTRIBUTES_TAG + _varint(len(key_part) + 11) + key_part + b"\x12\x09\x21"
+    return header
+
+
 def encode(key: str, value: Any) -> bytes:
     """Wire bytes of one span attribute (tag included), ready to append to a serialised Span."""
     if isinstance(value, float):
-        header = _double_headers.get(key)
-        if header is None:
-            key_part = _field(b"\x0a", key.encode())
-            header = _double_headers[key] = _ATTRIBUTES_TAG + _varint(len(key_part) + 11) + key_part + b"\x12\x09"
-        return header + b"\x21" + _pack_double(value)
+        return double_header(key) + _pack_double(value)
     cache_key = (key, value, type(value))
     encoded = _constant_cache.get(cache_key)
     if encoded is None:
@@ -85,10 +91,11 @@ def add(span: Span, key: str, value: Any) -> None:
 
 
 def put_all(span: Span, index: dict[str, int], items: list[tuple[str, Any]],
-            keep_original_prefix: str | None = None) -> None:
-    """Set each (key, value): update an attribute already on the span (``index`` maps its keys to their
-    positions; it is not modified) or append a new one. With ``keep_original_prefix``, a different old
-    value is kept under ``prefix + key``."""
+            keep_original_prefix: str | None = None) -> bytes:
+    """Set each (key, value): update an attribute already on the span in place (``index`` maps its keys
+    to their positions; it is not modified), and return the encoded attributes still to append for the
+    others (``span.MergeFromString`` appends them). With ``keep_original_prefix``, a different old value
+    is kept under ``prefix + key``."""
     appended = []
     for key, value in items:
         position = index.get(key)
@@ -102,5 +109,4 @@ def put_all(span: Span, index: dict[str, int], items: list[tuple[str, Any]],
         if keep_original_prefix is not None and current is not None:
             appended.append(encode(keep_original_prefix + key, current))
         set_value(kv.value, value)
-    if appended:
-        span.MergeFromString(b"".join(appended))
+    return b"".join(appended)

@@ -30,10 +30,14 @@ class TelemetryBatch:
 
     @classmethod
     def from_wire(cls, signal: Signal, wire: bytes, headers: Mapping[str, str] = NO_HEADERS) -> TelemetryBatch:
-        """Parse protobuf bytes; raises ``google.protobuf.message.DecodeError`` on a malformed body."""
+        """Parse protobuf bytes; raises ``google.protobuf.message.DecodeError`` on a malformed body.
+
+        The bytes are kept: a batch no processor changed is forwarded as it was received."""
         message = signal.spec.request_type()
         message.ParseFromString(wire)
-        return cls(signal, message, headers)
+        batch = cls(signal, message, headers)
+        batch._wire = wire
+        return batch
 
     @property
     def item_count(self) -> int:
@@ -42,7 +46,10 @@ class TelemetryBatch:
         return self._item_count
 
     def invalidate(self) -> None:
-        """Forget cached counts and bytes after a processor changed the message."""
+        """After processors changed the message: append the attributes they queued on GenAI calls, and
+        forget cached counts and bytes (the pipeline calls this after each run of processors)."""
+        for call in self.genai or ():
+            call.flush()
         self._item_count = None
         self._wire = None
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import signal
 import sys
 from importlib import resources
@@ -25,6 +26,15 @@ def default_config_path() -> Path:
 
 def load_service(config: str | None) -> Service:
     return build_service(load_yaml_file(config or default_config_path()))
+
+
+def tune_gc() -> None:
+    """Batches allocate many short-lived, acyclic objects that reference counting frees; a larger
+    young-generation threshold spares the cycle collector from scanning them thousands of times a second,
+    and freezing what startup built keeps it out of every later collection."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 20)
 
 
 async def serve_until_signalled(service: Service, shutdown_timeout: float) -> int:
@@ -49,6 +59,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     service = load_service(args.config)
     log.configure(service.log_level)
     _LOG.info("loaded config", extra={"config": str(args.config or default_config_path()), "version": __version__})
+    tune_gc()
     return asyncio.run(serve_until_signalled(service, args.shutdown_timeout))
 
 

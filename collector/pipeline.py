@@ -35,6 +35,7 @@ class ProcessorRun:
     async def consume(self, batch: TelemetryBatch) -> None:
         for processor in self.processors:
             processor.process(batch)
+        batch.invalidate()  # processors work in place: the received bytes are stale now
         if batch.item_count:
             await self.downstream.consume(batch)
 

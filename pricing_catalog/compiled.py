@@ -1,15 +1,17 @@
-"""A genai-prices ``ModelPrice`` compiled into a price vector: pricing a call is a few multiplications.
+"""A genai-prices ``ModelPrice`` compiled into a price vector: pricing a call is a few integer products.
 
-``genai_prices.calc_price`` re-resolves the model, the unit registry and the
-usage decomposition on every call (~100 µs). A :class:`CompiledPrice` does that
-work once per (model, date, tier) and then prices a usage mapping with the same
-Decimal operations in the same order, so results are identical to ``calc_price``
-(the property test in ``tests/test_pricing_exact.py`` holds us to that).
+``genai_prices.calc_price`` re-resolves the model, the unit registry and the usage
+decomposition on every call (~100 µs). A :class:`CompiledPrice` does that work once per
+(model, date, tier). Money is integer pico-units (10⁻¹² of the currency): every catalog
+price per token is a whole number of pico-dollars, so a call's cost is a sum of integer
+products, exactly the Decimal genai-prices computes (``tests/test_pricing_exact.py``
+holds us to that), and sums in the ledger stay exact. Prices that are not whole
+pico-units per unit (per-minute audio, say) are rounded to the pico-unit per call.
 """
 
 from __future__ import annotations
 
-from decimal import Decimal
+from decimal import ROUND_HALF_EVEN, Decimal
 from typing import NamedTuple
 
 from genai_prices.decompose import is_descendant_or_self
@@ -17,7 +19,7 @@ from genai_prices.types import ModelPrice, TieredPrices, Usage, _collect_resolve
 from genai_prices.units import UnitDef, _get_registry
 from genai_prices.validation import validate_priced_units
 
-ZERO = Decimal(0)
+PICO = 10**12
 CATEGORIES = ("input", "output", "cache_read", "cache_write", "other")
 
 
@@ -36,24 +38,52 @@ def category(unit: UnitDef) -> str:
     return dims.get("direction", "other") if token_type in (None, "reasoning") else "other"
 
 
-class Breakdown(NamedTuple):
-    """A cost and its parts, in one currency."""
+def round_pico(pico: Decimal) -> int:
+    """A fractional number of pico-units → the nearest (half-even) whole one."""
+    return int(pico.to_integral_value(ROUND_HALF_EVEN))
 
-    total: Decimal
-    input: Decimal
-    output: Decimal
-    cache_read: Decimal
-    cache_write: Decimal
-    other: Decimal
+
+def to_pico(amount: Decimal) -> int:
+    """Decimal currency units → integer pico-units."""
+    return round_pico(amount * PICO)
+
+
+def from_pico(pico: int) -> Decimal:
+    return Decimal(pico).scaleb(-12)
+
+
+class Breakdown(NamedTuple):
+    """A cost and its parts, in integer pico-units of one currency."""
+
+    total: int
+    input: int
+    output: int
+    cache_read: int
+    cache_write: int
+    other: int
 
     def scaled(self, factor: Decimal) -> Breakdown:
-        return Breakdown(*(part * factor for part in self))
+        """Every part × factor (a discount, an exchange rate), rounded to the pico-unit; total = sum of parts."""
+        parts = [round_pico(part * factor) for part in self[1:]]
+        return Breakdown(sum(parts), *parts)
+
+
+def _rate(price: Decimal, per: int) -> int | Decimal:
+    """Pico-units per unit: an int when exact (all per-token prices), else a Decimal."""
+    rate = price * PICO / per
+    return int(rate) if rate == rate.to_integral_value() else rate
+
+
+def _whole(rate: int | Decimal | tuple) -> bool:
+    if isinstance(rate, tuple):
+        return type(rate[0]) is int and all(type(tier_rate) is int for _, tier_rate in rate[1])
+    return type(rate) is int
 
 
 class CompiledPrice:
     """Unit prices of one model at one date and tier, with the usage decomposition precomputed."""
 
-    __slots__ = ("_plans", "_rates", "has_tiers", "leaf_order", "model_price", "units")
+    __slots__ = ("_plans", "_rates", "exact", "has_tiers", "leaf_order", "model_price", "units")
 
     def __init__(self, model_price: ModelPrice):
         registry = _get_registry()
@@ -63,9 +93,12 @@ class CompiledPrice:
         # in genai-prices' summation order: (usage key, price, per, breakdown index)
         self.units = tuple((unit.usage_key, price, unit.per, CATEGORIES.index(category(unit)))
                            for unit, price in resolved)
-        # price / per is exact when per is a power of ten, so rate × count equals (price × count) / per
-        self._rates = tuple((key, price / per if _power_of_ten(per) and not isinstance(price, TieredPrices) else None,
-                             price, per, index) for key, price, per, index in self.units)
+        # (usage key, pico-units per unit or (base, ((threshold, rate), ...)) when tiered, breakdown index)
+        self._rates = tuple(
+            (key, (_rate(price.base, per), tuple((t.start, _rate(t.price, per)) for t in reversed(price.tiers)))
+             if isinstance(price, TieredPrices) else _rate(price, per), index)
+            for key, price, per, index in self.units)
+        self.exact = all(_whole(rate) for _, rate, _ in self._rates)  # no per-call rounding needed
         self.has_tiers = any(isinstance(price, TieredPrices) for _, price in resolved)
         priced = sorted((unit for unit, _ in resolved if unit.usage_key != "requests"),
                         key=lambda unit: (-len(unit.dimensions), unit.usage_key))
@@ -73,9 +106,9 @@ class CompiledPrice:
         self.leaf_order = tuple(
             (unit.usage_key, tuple(d.usage_key for d in priced if d is not unit and is_descendant_or_self(unit, d)))
             for unit in priced)
-        self._plans: dict[tuple, tuple[str, ...] | str] = {}
+        self._plans: dict[tuple, frozenset[str] | str] = {}
 
-    def _plan(self, usage: dict[str, int]) -> tuple[str, ...]:
+    def _plan(self, usage: dict[str, int]) -> frozenset[str]:
         """Which priced usage keys the call reports; the rest count as zero, or the usage is ambiguous.
 
         genai-prices infers an unreported key as 0 unless a more specific reported key makes it
@@ -90,7 +123,7 @@ class CompiledPrice:
                 needed = [key for key, _ in self.leaf_order] + (["input_tokens"] if self.has_tiers else [])
                 for key in needed:
                     getattr(probe, key)  # raises when genai-prices finds the usage ambiguous
-                plan = tuple(key for key, _ in self.leaf_order if key in usage)
+                plan = frozenset(key for key, _ in self.leaf_order if key in usage)
             except ValueError as exc:
                 plan = str(exc)
             self._plans[signature] = plan
@@ -99,36 +132,25 @@ class CompiledPrice:
         return plan
 
     def price(self, usage: dict[str, int]) -> Breakdown:
-        """Cost in USD of a usage mapping (genai-prices usage keys → non-negative counts)."""
+        """Cost in pico-USD of a usage mapping (genai-prices usage keys → non-negative counts)."""
         reported = self._plan(usage)
         leaves: dict[str, int] = {}
         for key, descendants in self.leaf_order:
-            leaf = (usage[key] if key in reported else 0) - sum(leaves[d] for d in descendants)
+            leaf = usage[key] if key in reported else 0
+            for descendant in descendants:
+                leaf -= leaves[descendant]
             if leaf < 0:
                 raise PricingError(f"invalid usage: more specific token counts exceed {key} ({usage.get(key, 0)})")
             leaves[key] = leaf
         total_input = usage.get("input_tokens", 0) if self.has_tiers else 0
-        parts = [ZERO, ZERO, ZERO, ZERO, ZERO]
-        total = ZERO
-        for key, rate, price, per, index in self._rates:
+        parts = [0, 0, 0, 0, 0]
+        for key, rate, index in self._rates:
             count = 1 if key == "requests" else leaves[key]
             if not count:
-                continue  # adds nothing: the sum's value is the same as genai-prices'
-            if rate is not None:
-                unit_price = rate * count
-            else:
-                if isinstance(price, TieredPrices):
-                    applicable = price.base
-                    for tier in reversed(price.tiers):
-                        if total_input > tier.start:
-                            applicable = tier.price
-                            break
-                    price = applicable
-                unit_price = price * Decimal(count) / per
-            total += unit_price
-            parts[index] += unit_price
-        return Breakdown(total, *parts)
-
-
-def _power_of_ten(number: int) -> bool:
-    return number >= 1 and str(number).rstrip("0") == "1"
+                continue
+            if type(rate) is tuple:  # tiered by the call's total input tokens
+                base, tiers = rate
+                rate = next((tier_rate for start, tier_rate in tiers if total_input > start), base)
+            cost = rate * count
+            parts[index] += cost if type(cost) is int else round_pico(cost)
+        return Breakdown(sum(parts), *parts)

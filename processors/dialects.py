@@ -118,6 +118,8 @@ _HOSTS = (
     ("amazonaws.com", "aws.bedrock"), ("api.anthropic.com", "anthropic"), ("api.openai.com", "openai"),
     ("api.moonshot.ai", "moonshot"), ("api.cohere.com", "cohere"), ("api.cohere.ai", "cohere"),
 )
+# providers an instrumentation reports for any compatible endpoint: the server address tells the real one
+_HOST_DERIVED = frozenset({None, "openai", "gcp.gen_ai"})
 _WRAPPER_OPERATIONS = frozenset({"invoke_agent", "create_agent", "execute_tool", "invoke_workflow", "framework",
                                  "retrieval", "agent", "chain", "tool", "retriever", "reranker", "guardrail",
                                  "evaluator", "prompt", "decision", "span", "event", "workflow", "task"})
@@ -154,12 +156,23 @@ class GenAICall:
     usage_error = ""  # token counts that cannot be right (negative, absurd)
     cost = None  # processors.genai_cost.CostResult once priced
     server: str | None = None  # server.address or the API base URL
+    pending = b""  # encoded attributes to append to the span
 
     def __init__(self, span: Span, resource: Any, index: dict[str, int], sent: dict[str, Any]):
         self.span = span
         self.resource = resource
         self.index = index  # key → position in span.attributes, for the keys any dialect uses
         self.sent = sent  # key → value of each attribute a field was read from
+
+    def append(self, encoded: bytes) -> None:
+        """Queue encoded attributes for the span; the pipeline appends them all at once (``flush``)."""
+        if encoded:
+            self.pending = self.pending + encoded
+
+    def flush(self) -> None:
+        if self.pending:
+            self.span.MergeFromString(self.pending)
+            self.pending = b""
 
     def value(self, key: str) -> Any:
         """The value of one of the indexed attributes, or None."""
@@ -320,14 +333,15 @@ _OTEL_CONTRIB_SCOPES = ("opentelemetry.instrumentation.openai_v2", "opentelemetr
 class _Shape:
     """What a span's attribute keys (and scope) tell before any value is read; cached per shape."""
 
-    __slots__ = ("dialect", "fields", "index", "openlit_sdk")
+    __slots__ = ("dialect", "fields", "index", "openlit_sdk", "server_keys")
 
     def __init__(self, dialect: str, index: dict[str, int], fields: tuple[tuple[str, int, bool], ...],
-                 openlit_sdk: bool):
+                 openlit_sdk: bool, server_keys: tuple[str, ...] = ()):
         self.dialect = dialect
         self.index = index  # key → position, for the keys any dialect uses
         self.fields = fields  # (field, position, integer?) of the attribute each field is read from
         self.openlit_sdk = openlit_sdk  # telemetry.sdk.name on the span may say "openlit"
+        self.server_keys = server_keys  # server.address / API base keys on the span, best first
 
 
 _NOT_GENAI = _Shape("", {}, (), False)
@@ -364,9 +378,12 @@ class SpanReader:
             slot = self.slots.get(key)
             if slot is not None and (slot[0] not in best or slot[1] < best[slot[0]][0]):
                 best[slot[0]] = (slot[1], position)
-        fields = tuple((field, position, field in TOKEN_FIELDS) for field, (_, position) in best.items())
+        fields = tuple((field, position, field in TOKEN_FIELDS) for field, (_, position) in best.items()
+                       if field != "server")  # read only when the provider needs re-deriving
+        server_keys = tuple(key for key in SOURCES["server"] if key in index)
         dialect = detect_dialect(scope, index)
-        return _Shape(dialect, index, fields, _scope_dialect(scope) is None and "telemetry.sdk.name" in index)
+        return _Shape(dialect, index, fields, _scope_dialect(scope) is None and "telemetry.sdk.name" in index,
+                      server_keys)
 
     def read(self, span: Span, scope: str, resource: Any) -> GenAICall | None:
         """Read a span as a GenAI call, or None when it is not one."""
@@ -396,6 +413,8 @@ class SpanReader:
         rule = _DIALECT_RULES.get(call.dialect)
         if rule is not None:
             rule(call, span)
+        if shape.server_keys and call.provider in _HOST_DERIVED:
+            call.server = call.value(shape.server_keys[0])
         _finish(call)
         return call
 
@@ -418,7 +437,7 @@ def _finish(call: GenAICall) -> None:
 def _resolve_provider(call: GenAICall) -> None:
     """Re-derive the provider from the endpoint when an instrumentation says ``openai`` for any
     OpenAI-compatible API, and from the model for framework spans."""
-    if call.provider in (None, "openai", "gcp.gen_ai") and isinstance(call.server, str):
+    if call.provider in _HOST_DERIVED and isinstance(call.server, str):
         call.provider = provider_from_host(call.server) or call.provider
     if call.provider is None:
         call.provider = provider_from_model(call.model)

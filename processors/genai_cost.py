@@ -19,23 +19,24 @@ from collector.component import BuildContext, Processor
 from collector.config import ConfigError, Section
 from collector.signals import Signal
 from pricing_catalog.catalog import PriceCatalog, PriceMatch
-from pricing_catalog.compiled import Breakdown, PricingError
-from processors.dialects import COST_PREFIX, GenAICall
+from pricing_catalog.compiled import PICO, Breakdown, PricingError, from_pico, round_pico, to_pico
+from processors.dialects import COST_PREFIX, OUTPUT_KEYS, GenAICall
 from processors.genai_normalize import index_batch
 
 _LOG = log.get("processor.genai_cost")
-_TEN_PLACES = Decimal("1e-10")
 COST = COST_PREFIX
 BREAKDOWN = ("input", "output", "cache_read", "cache_write", "other")  # written when non-zero
+_BREAKDOWN_KEYS = tuple(COST_PREFIX + name for name in BREAKDOWN)
+_COST_KEYS = frozenset(k for k in OUTPUT_KEYS if k.startswith(COST_PREFIX)) | {"gen_ai.usage.cost"}
 
 
-@dataclass
+@dataclass(slots=True)
 class CostResult:
-    """What pricing one call produced; kept on the call for the ledger."""
+    """What pricing one call produced; kept on the call for the ledger. Money in integer pico-units."""
 
     status: str  # priced | unpriced | no_usage | invalid_usage | duplicate
     currency: str
-    amount: Decimal | None = None  # in ``currency``: ours, or the reported one when preferred
+    amount_pico: int | None = None  # in ``currency``: ours, or the reported one when preferred
     breakdown: Breakdown | None = None  # ours, in ``currency``
     source: str = "local"
     match: PriceMatch | None = None
@@ -43,6 +44,10 @@ class CostResult:
     reported: float | None = None
     mismatch: bool | None = None
     reason: str = ""
+
+    @property
+    def amount(self) -> Decimal | None:
+        return None if self.amount_pico is None else from_pico(self.amount_pico)
 
 
 def usage_of(call: GenAICall) -> dict[str, int]:
@@ -60,8 +65,9 @@ def usage_of(call: GenAICall) -> dict[str, int]:
     return usage
 
 
-def to_double(amount: Decimal) -> float:
-    return float(amount.quantize(_TEN_PLACES))
+def to_double(pico: int) -> float:
+    """An attribute value: currency units as a double, rounded to 10 decimal places."""
+    return round(pico / PICO, 10)
 
 
 class GenAICost(Processor):
@@ -81,6 +87,7 @@ class GenAICost(Processor):
         self.openlit_compat = "openlit" in compat
         self.unpriced_interval = unpriced_interval
         self._unpriced_logged: dict[tuple[str | None, str | None], float] = {}
+        self._shared: dict[tuple, tuple[list[tuple[str, object]], bytes]] = {}
 
     @classmethod
     def from_config(cls, section: Section, context: BuildContext) -> GenAICost:
@@ -108,7 +115,7 @@ class GenAICost(Processor):
                 call.cost = result = self.price(call)
                 self._write(call, result)
             elif call.skip_reason == "duplicate":
-                attributes.put_all(call.span, call.index, [(COST + "status", "duplicate")])
+                call.append(attributes.put_all(call.span, call.index, [(COST + "status", "duplicate")]))
 
     def price(self, call: GenAICall) -> CostResult:
         currency = self.catalog.currency
@@ -132,15 +139,14 @@ class GenAICost(Processor):
         if usd is not None:
             result.status = "priced"
             result.breakdown = usd.scaled(rate) if rate is not None else usd
-            result.amount = result.breakdown.total
+            result.amount_pico = result.breakdown.total
         if call.reported_cost is not None:
-            reported = Decimal(repr(call.reported_cost))
+            reported = to_pico(Decimal(repr(call.reported_cost)))
             if usd is not None:
-                result.mismatch = abs(usd.total - reported) > Decimal(repr(self.tolerance)) * max(
-                    abs(usd.total), abs(reported))
+                result.mismatch = abs(usd.total - reported) > self.tolerance * max(abs(usd.total), abs(reported))
             if usd is None or self.prefer == "reported":
                 result.status, result.source = "priced", "provider"
-                result.amount = reported * rate if rate is not None else reported
+                result.amount_pico = round_pico(reported * rate) if rate is not None else reported
         return result
 
     def _note_unpriced(self, call: GenAICall, reason: str) -> None:
@@ -155,16 +161,37 @@ class GenAICost(Processor):
                        "add it to a price file (custom_models) if it is yours"})
 
     def _write(self, call: GenAICall, result: CostResult) -> None:
+        """Write the cost attributes: the per-call numbers, plus a block that is the same for every call
+        of a model, tier and status (encoded once and cached)."""
+        amount = result.amount_pico
+        shared_key = (result.status, call.tier, id(result.match), result.rate,
+                      result.source if amount is not None else None)
+        shared = self._shared.get(shared_key)
+        if shared is None:
+            shared = self._shared[shared_key] = self._shared_items(call, result)
+        numbers: list[tuple[str, object]] = []
+        if amount is not None:
+            numbers.append((COST + "amount", to_double(amount)))
+            if self.openlit_compat:
+                numbers.append(("gen_ai.usage.cost", to_double(amount)))
+        if result.breakdown is not None:
+            numbers += [(key, to_double(part)) for key, part in zip(_BREAKDOWN_KEYS, result.breakdown[1:],
+                                                                     strict=True) if part]
+        if result.reported is not None:
+            numbers.append((COST + "reported", result.reported))
+        if result.mismatch is not None:
+            numbers.append((COST + "mismatch", result.mismatch))
+        if _COST_KEYS.isdisjoint(call.index):  # the usual case: none of our attributes on the span yet
+            encode = attributes.encode
+            call.append(shared[1] + b"".join([encode(k, v) for k, v in numbers]))
+        else:
+            call.append(attributes.put_all(call.span, call.index, shared[0] + numbers))
+
+    def _shared_items(self, call: GenAICall, result: CostResult) -> tuple[list[tuple[str, object]], bytes]:
         items: list[tuple[str, object]] = [(COST + "status", result.status), (COST + "currency", result.currency),
                                            (COST + "tier", call.tier)]
-        if result.amount is not None:
-            amount = to_double(result.amount)
-            items += [(COST + "amount", amount), (COST + "source", result.source)]
-            if self.openlit_compat:
-                items.append(("gen_ai.usage.cost", amount))
-        if result.breakdown is not None:
-            parts = result.breakdown
-            items += [(COST + name, to_double(part)) for name in BREAKDOWN if (part := getattr(parts, name))]
+        if result.amount_pico is not None:
+            items.append((COST + "source", result.source))
         if result.match is not None:
             items += [(COST + "pricing.model", result.match.model_id),
                       (COST + "pricing.provider", result.match.provider_id)]
@@ -172,11 +199,9 @@ class GenAICost(Processor):
             items.append((COST + "pricing.snapshot", self.catalog.snapshot_id))
         if result.rate is not None:
             items.append((COST + "exchange_rate", float(result.rate)))
-        if result.reported is not None:
-            items.append((COST + "reported", result.reported))
-            if result.mismatch is not None:
-                items.append((COST + "mismatch", result.mismatch))
-        attributes.put_all(call.span, call.index, items)
+        if len(self._shared) > 10_000:
+            self._shared.clear()
+        return items, b"".join(attributes.encode(k, v) for k, v in items)
 
 
 def context_error(section: Section, index: int, path) -> ConfigError:

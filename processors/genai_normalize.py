@@ -141,8 +141,10 @@ class GenAINormalize(Processor):
             if key in sent and sent[key] == value and type(sent[key]) is type(value):
                 continue
             changes.append((key, value))
-        attributes.put_all(call.span, call.index, changes, ORIGINAL_PREFIX if self.keep_original else None)
+        call.append(attributes.put_all(call.span, call.index, changes,
+                                       ORIGINAL_PREFIX if self.keep_original else None))
         if not self.keep_original:
+            call.flush()
             self._drop_dialect_keys(call)
 
     @staticmethod

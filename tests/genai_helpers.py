@@ -30,6 +30,7 @@ def run(batch: TelemetryBatch, normalize: GenAINormalize | None = None, cost: Ge
         catalog: PriceCatalog | None = None) -> TelemetryBatch:
     (normalize or GenAINormalize()).process(batch)
     (cost or GenAICost(catalog or PriceCatalog(), context())).process(batch)
+    batch.invalidate()  # as the pipeline does after its processors: queued attributes are appended
     return batch
 
 
