@@ -98,11 +98,28 @@ class _TimeOfDayPrices:
 class PriceCatalog:
     def __init__(self, book: overrides.PriceBook | None = None):
         self.book = book or overrides.PriceBook()
-        self.snapshot_id = f"genai-prices {genai_prices.__version__}" + (
-            f"+overrides:{self.book.digest}" if self.book.digest else "")
+        self._data = data_snapshot.get_snapshot()
+        self.snapshot_id = self._snapshot_id()
         self._models: dict[tuple[str | None, str], _CatalogModel | overrides.CustomModel | LookupError] = {}
         self._prices: dict[tuple, PriceMatch | LookupError] = {}
         self._rates: dict[int, Decimal | None] = {}
+
+    def _snapshot_id(self) -> str:
+        data = f"genai-prices {genai_prices.__version__}"
+        if self._data.from_auto_update:
+            data += f"+live:{self._data.timestamp:%Y%m%dT%H%M%S}"
+        return data + (f"+overrides:{self.book.digest}" if self.book.digest else "")
+
+    def refresh(self) -> bool:
+        """Pick up price data genai-prices' updater fetched since; True when it changed."""
+        current = data_snapshot.get_snapshot()
+        if current is self._data:
+            return False
+        self._data = current
+        self.snapshot_id = self._snapshot_id()
+        self._models.clear()
+        self._prices.clear()
+        return True
 
     @classmethod
     def from_files(cls, paths: list[Path]) -> PriceCatalog:
@@ -130,7 +147,7 @@ class PriceCatalog:
             return LookupError(f"{provider} is self-hosted: add the model to a price file (custom_models)")
         provider_id = CATALOG_PROVIDERS.get(provider, provider) if provider else None
         try:
-            catalog_provider, info = data_snapshot.get_snapshot().find_provider_model(model, None, provider_id, None)
+            catalog_provider, info = self._data.find_provider_model(model, None, provider_id, None)
         except LookupError as exc:
             return LookupError(str(exc))
         windows = [p.constraint for p in info.prices if isinstance(p.constraint, TimeOfDateConstraint)] \

@@ -78,7 +78,8 @@ class GenAICost(Processor):
     signals = frozenset({Signal.TRACES})
 
     def __init__(self, catalog: PriceCatalog, context: BuildContext, prefer: str = "local",
-                 mismatch_tolerance: float = 0.01, compat: tuple[str, ...] = (), unpriced_interval: float = 3600):
+                 mismatch_tolerance: float = 0.01, compat: tuple[str, ...] = (), unpriced_interval: float = 3600,
+                 auto_update: dict | None = None):
         self.catalog = catalog
         self.component_id = context.component_id
         self.telemetry = context.telemetry
@@ -88,6 +89,8 @@ class GenAICost(Processor):
         self.unpriced_interval = unpriced_interval
         self._unpriced_logged: dict[tuple[str | None, str | None], float] = {}
         self._shared: dict[tuple, tuple[list[tuple[str, object]], bytes]] = {}
+        self.auto_update = auto_update  # UpdatePrices settings when the live price updater is on
+        self._updater = None
 
     @classmethod
     def from_config(cls, section: Section, context: BuildContext) -> GenAICost:
@@ -103,11 +106,30 @@ class GenAICost(Processor):
         for name in compat:
             if name != "openlit":
                 raise section.error("compat", f"unknown compat mode {name!r}", "supported: openlit")
+        update = section.section("auto_update")
+        auto_update = {"update_interval": update.duration("interval", 3600.0),
+                       **({"url": update.str("url")} if update.has("url") else {})} \
+            if update.bool("enabled", False) else None
+        update.finish()
         return cls(catalog, context, prefer=section.str("prefer", "local", choices=("local", "reported")),
                    mismatch_tolerance=section.float("mismatch_tolerance", 0.01), compat=compat,
-                   unpriced_interval=section.duration("unpriced_interval", 3600.0))
+                   unpriced_interval=section.duration("unpriced_interval", 3600.0), auto_update=auto_update)
+
+    async def start(self) -> None:
+        if self.auto_update is not None:
+            from genai_prices import UpdatePrices
+            self._updater = UpdatePrices(**self.auto_update)
+            self._updater.start()
+            _LOG.info("live price updates on", extra={"interval_s": self.auto_update["update_interval"]})
+
+    async def shutdown(self, timeout: float) -> None:
+        if self._updater is not None:
+            self._updater.stop()
 
     def process(self, batch: TelemetryBatch) -> None:
+        if self.catalog.refresh():  # genai-prices' live updater (auto_update) brought new prices
+            self._shared.clear()
+            _LOG.info("price data updated", extra={"snapshot": self.catalog.snapshot_id})
         if batch.genai is None:
             batch.genai = index_batch(batch)
         for call in batch.genai:

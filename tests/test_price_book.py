@@ -14,7 +14,8 @@ from pricing_catalog import overrides
 from pricing_catalog.catalog import PriceCatalog
 from pricing_catalog.compiled import from_pico
 from processors import dialects
-from tests.genai_helpers import load_sample, run, span_attributes
+from processors.genai_cost import GenAICost
+from tests.genai_helpers import context, load_sample, run, span_attributes
 
 EXAMPLE = Path(__file__).parent.parent / "config" / "examples" / "prices.yaml"
 JAN_2026 = 1767225600 * 10**9  # 2026-01-01T00:00:00Z
@@ -150,3 +151,28 @@ def test_provider_names_are_normalised():
     assert dialects.normalize_provider("google.vertex.chat") == "gcp.vertex_ai"
     assert dialects.normalize_provider("TogetherAI") == "together_ai"
     assert dialects.normalize_provider("ibm.watson.ai") == "ibm.watsonx.ai"
+
+
+def test_live_price_update_changes_prices_and_snapshot_id():
+    """What genai-prices' updater does when it fetches new data: a new snapshot with from_auto_update."""
+    import copy
+    from decimal import Decimal as D
+
+    from genai_prices import data_snapshot
+
+    catalog = PriceCatalog()
+    cost = GenAICost(catalog, context())
+    before = run(load_sample("02"), cost=cost).genai[0].cost
+    providers = copy.deepcopy(data_snapshot.get_snapshot().providers)
+    gpt4o = next(m for p in providers if p.id == "openai" for m in p.models if m.id == "gpt-4o")
+    prices = gpt4o.prices if not isinstance(gpt4o.prices, list) else gpt4o.prices[-1].prices
+    prices.input_mtok = D("5")  # doubled
+    data_snapshot.set_custom_snapshot(data_snapshot.DataSnapshot(providers=providers, from_auto_update=True))
+    try:
+        after_batch = run(load_sample("02"), cost=cost)
+    finally:
+        data_snapshot.set_custom_snapshot(None)
+    after = after_batch.genai[0].cost
+    assert before.amount == D("0.00385") and after.amount == D("0.00685")  # 1200 × $5 + 85 × $10
+    snapshot = span_attributes(after_batch)["chat gpt-4o"]["gen_ai.usage.cost.pricing.snapshot"]
+    assert snapshot.startswith("genai-prices 0.2.3+live:")
