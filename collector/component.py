@@ -57,6 +57,9 @@ class Component:
     async def shutdown(self, timeout: float) -> None:
         """Stop within ``timeout`` seconds, finishing what can be finished."""
 
+    def bind_service(self, service: object) -> None:
+        """Called once the whole service is built: look at other components (extensions, storage)."""
+
 
 class Processor(Component):
     """Works synchronously and in place on each batch (a function of the batch)."""
@@ -73,13 +76,22 @@ class BufferingProcessor(Component):
 
 
 class Exporter(Component):
-    """Takes batches without blocking; delivery happens in the background."""
+    """Takes batches without blocking; delivery happens in the background.
+
+    A ``durable`` exporter (the ledger) is awaited instead: ``commit`` returns once the batch
+    is stored, and only then is the request acknowledged.
+    """
+
+    durable: ClassVar[bool] = False
 
     def has_room(self, batch: TelemetryBatch) -> bool:
         return True
 
     def submit(self, batch: TelemetryBatch) -> None:
         raise NotImplementedError
+
+    async def commit(self, batch: TelemetryBatch) -> None:
+        self.submit(batch)
 
 
 class Receiver(Component):
@@ -88,5 +100,4 @@ class Receiver(Component):
 
 
 class Extension(Component):
-    def bind_service(self, service: object) -> None:
-        """Give the extension read access to the running service (health, counters)."""
+    """Serves something beside the pipelines (health, API); reads the service through ``bind_service``."""

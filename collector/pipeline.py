@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 
 from collector.batch import TelemetryBatch
@@ -9,19 +10,25 @@ from collector.component import BufferingProcessor, Consumer, Exporter, Processo
 
 
 class Fanout:
-    """Hands a batch to every exporter, all or none: a refused batch is queued nowhere.
+    """Hands a batch to every exporter: first to the durable ones (the ledger), awaiting their commit,
+    then to the queues of the others. When any exporter has no room, the batch goes nowhere and the
+    client is asked to retry; a failed commit likewise, before anything else was queued.
 
     Exporters share the batch (they never mutate it), so nothing is copied.
     """
 
     def __init__(self, exporters: Sequence[tuple[str, Exporter]]):
         self.exporters = list(exporters)
+        self.durable = [e for _, e in self.exporters if e.durable]
+        self.queued = [e for _, e in self.exporters if not e.durable]
 
     async def consume(self, batch: TelemetryBatch) -> None:
         for exporter_id, exporter in self.exporters:
             if not exporter.has_room(batch):
                 raise Refused(f"sending queue of exporter {exporter_id} is full")
-        for _, exporter in self.exporters:
+        if self.durable:
+            await asyncio.gather(*(exporter.commit(batch) for exporter in self.durable))
+        for exporter in self.queued:
             exporter.submit(batch)
 
 

@@ -13,14 +13,17 @@ PROCESSORS = {
     "batch": "processors.batch:BatchProcessor",
     "genai_normalize": "processors.genai_normalize:GenAINormalize",
     "genai_cost": "processors.genai_cost:GenAICost",
+    "genai_attribution": "processors.genai_attribution:GenAIAttribution",
 }
 EXPORTERS = {
     "otlp": "collector.exporters.otlp_grpc:OtlpGrpcExporter",
     "otlphttp": "collector.exporters.otlp_http:OtlpHttpExporter",
     "debug": "collector.exporters.debug:DebugExporter",
+    "duckdb": "collector.exporters.duckdb:DuckDBExporter",
 }
 EXTENSIONS = {
     "health_check": "collector.extensions.health_check:HealthCheck",
+    "cost_api": "collector.api.server:CostApi",
 }
 
 KINDS = {

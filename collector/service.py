@@ -41,6 +41,17 @@ class Service:
     log_level: str = "info"
     running: bool = False
 
+    def attribution_dimensions(self) -> tuple[str, ...]:
+        """Every attribution dimension the pipelines produce (standard ones first)."""
+        from collector.storage.ledger import STANDARD_DIMENSIONS
+        names = list(STANDARD_DIMENSIONS)
+        for processor in self.processors:
+            names += [d for d in getattr(processor, "dimensions", ()) if d not in names]
+        return tuple(names)
+
+    def components(self) -> list[Component]:
+        return [*self.exporters.values(), *self.processors, *self.receivers.values(), *self.extensions.values()]
+
     async def start(self) -> None:
         for group in (self.exporters.values(), self.processors, self.receivers.values(), self.extensions.values()):
             for component in group:
@@ -183,8 +194,8 @@ class _Builder:
             if receiver_id not in svc.receivers:
                 svc.receivers[receiver_id] = self.build("receivers", receiver_id)
             svc.receivers[receiver_id].attach(signal, heads[0] if len(heads) == 1 else PipelineSet(heads))
-        for extension in svc.extensions.values():
-            extension.bind_service(svc)
+        for component in svc.components():
+            component.bind_service(svc)
         return svc
 
 

@@ -48,6 +48,8 @@ class _Batcher:
             pending = self.pending[key] = _Pending(merged)
             pending.timer = asyncio.get_running_loop().call_later(self.processor.timeout, self._flush_later, key)
         top_level(batch.signal, pending.batch.message).extend(top_level(batch.signal, batch.message))
+        if batch.genai:  # the calls read upstream stay with the data (they read their original spans)
+            pending.batch.genai = (pending.batch.genai or []) + batch.genai
         pending.items += batch.item_count
         accepted = asyncio.get_running_loop().create_future()
         pending.waiters.append(accepted)

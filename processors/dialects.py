@@ -157,6 +157,7 @@ class GenAICall:
     cost = None  # processors.genai_cost.CostResult once priced
     server: str | None = None  # server.address or the API base URL
     pending = b""  # encoded attributes to append to the span
+    attribution: dict[str, str] | None = None  # dimension → value (genai_attribution)
 
     def __init__(self, span: Span, resource: Any, index: dict[str, int], sent: dict[str, Any]):
         self.span = span
@@ -348,6 +349,15 @@ _NOT_GENAI = _Shape("", {}, (), False)
 _SHAPE_CACHE_LIMIT = 20_000
 
 
+_REQUESTED_KEYS: set[str] = set()
+
+
+def request_span_keys(keys: set[str]) -> None:
+    """Processors that read other span attributes (attribution) ask for them here, when they are built,
+    so the span reader indexes them during its one scan."""
+    _REQUESTED_KEYS.update(keys)
+
+
 class SpanReader:
     """Reads spans as GenAI calls; ``custom`` maps extra source keys to canonical fields (read first).
 
@@ -364,10 +374,17 @@ class SpanReader:
             for priority, key in enumerate((*custom.get(field, ()), *keys)):
                 if key not in self.slots or priority < self.slots[key][1]:
                     self.slots[key] = (field, priority)
-        custom_keys = frozenset(k for keys in custom.values() for k in keys)
-        self.known = KNOWN_KEYS | custom_keys | OUTPUT_KEYS
-        self.evidence = GENAI_EVIDENCE | custom_keys
+        self.custom_keys = frozenset(k for keys in custom.values() for k in keys)
+        self.evidence = GENAI_EVIDENCE | self.custom_keys
         self.shapes: dict[tuple[str, tuple[str, ...]], _Shape] = {}
+        self._known: frozenset[str] | None = None
+
+    @property
+    def known(self) -> frozenset[str]:
+        """Keys indexed on GenAI spans; fixed at the first read, after every processor was built."""
+        if self._known is None:
+            self._known = KNOWN_KEYS | self.custom_keys | OUTPUT_KEYS | frozenset(_REQUESTED_KEYS)
+        return self._known
 
     def _shape(self, scope: str, keys: tuple[str, ...]) -> _Shape:
         index = {key: position for position, key in enumerate(keys) if key in self.known}

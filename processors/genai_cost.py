@@ -44,6 +44,7 @@ class CostResult:
     reported: float | None = None
     mismatch: bool | None = None
     reason: str = ""
+    snapshot: str = ""
 
     @property
     def amount(self) -> Decimal | None:
@@ -147,7 +148,8 @@ class GenAICost(Processor):
         if not call.has_usage:
             return CostResult("no_usage", currency, reason="the span has no token counts")
         rate = self.catalog.rate(start)
-        result = CostResult("unpriced", currency, rate=rate, reported=call.reported_cost)
+        result = CostResult("unpriced", currency, rate=rate, reported=call.reported_cost,
+                            snapshot=self.catalog.snapshot_id)
         try:
             result.match = self.catalog.lookup(call.provider, call.model or "", start, call.tier)
             usd = result.match.price(usage_of(call))

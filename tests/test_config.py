@@ -28,7 +28,7 @@ def test_issue_example_validates():
 
 @pytest.mark.parametrize(("fixture", "line", "expected"), [
     ("bad_unknown_exporter_type.yaml", 6, ["exporters.otlpgrpc/jaeger", "unknown exporter type 'otlpgrpc'",
-                                           "known exporters: debug, otlp, otlphttp"]),
+                                           "known exporters: debug, duckdb, otlp, otlphttp"]),
     ("bad_undefined_in_pipeline.yaml", 11, ["service.pipelines.traces.exporters[1]",
                                             "references exporter 'otlp/tempo', which is not defined",
                                             "defined exporters: debug"]),

@@ -1,0 +1,56 @@
+"""The OpenAPI document of the cost API, served at /api/v1/openapi.json."""
+
+from __future__ import annotations
+
+from collector import __version__
+
+_TIME = {"type": "string", "description": "2026-01-31, 2026-01-31T12:00:00Z, now, or a duration ago (24h, 7d)"}
+_FILTER = {"name": "filter", "in": "query", "style": "deepObject", "explode": True,
+           "schema": {"type": "object", "additionalProperties": {"type": "string"}},
+           "description": "exact match on a dimension: filter[customer]=acme&filter[model]=gpt-4o"}
+_ERROR = {"description": "a bad parameter: which one and why",
+          "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+
+
+def _param(name: str, schema: dict, description: str = "") -> dict:
+    return {"name": name, "in": "query", "schema": schema, "description": description}
+
+
+def document() -> dict:
+    return {
+        "openapi": "3.0.3",
+        "info": {"title": "GenAI Cost Collector API", "version": __version__,
+                 "description": "Spend per model, customer, feature and team, from the collector's cost ledger. "
+                                "Money is a decimal string in the ledger currency."},
+        "paths": {
+            "/api/v1/costs": {"get": {
+                "summary": "Cost series and totals",
+                "parameters": [_param("from", _TIME, "start (default: 30 days before to)"),
+                               _param("to", _TIME, "end, exclusive (default: now)"),
+                               _param("group_by", {"type": "string"},
+                                      "comma list of provider, model, service, currency, customer, user, feature, "
+                                      "team and declared dimensions"),
+                               _param("granularity", {"type": "string", "enum": ["hour", "day", "month"]}),
+                               _param("top", {"type": "integer", "minimum": 0},
+                                      "the N most expensive groups (without granularity)"),
+                               _FILTER],
+                "responses": {"200": {"description": "series and totals",
+                                      "content": {"application/json": {"schema": {"type": "object"}}}},
+                              "400": _ERROR}}},
+            "/api/v1/calls": {"get": {
+                "summary": "Ledger rows, newest first, cursor-paginated",
+                "parameters": [_param("from", _TIME), _param("to", _TIME),
+                               _param("limit", {"type": "integer", "minimum": 1, "maximum": 1000}),
+                               _param("cursor", {"type": "string"}, "next_cursor of the previous page"),
+                               _FILTER],
+                "responses": {"200": {"description": "calls and next_cursor",
+                                      "content": {"application/json": {"schema": {"type": "object"}}}},
+                              "400": _ERROR}}},
+            "/api/v1/unpriced": {"get": {
+                "summary": "Models seen without a price, with counts and last seen",
+                "responses": {"200": {"description": "models",
+                                      "content": {"application/json": {"schema": {"type": "object"}}}}}}},
+        },
+        "components": {"schemas": {"Error": {"type": "object", "properties": {"error": {
+            "type": "object", "properties": {"code": {"type": "string"}, "message": {"type": "string"}}}}}}},
+    }

@@ -1,0 +1,65 @@
+"""``cost_api`` extension: the query API (and, later, the dashboard) over the collector's ledger."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from collector.api import openapi
+from collector.api.routes import CostRoutes, error_response, json_response
+from collector.component import BuildContext, Extension
+from collector.config import ConfigError, Section, parse_endpoint
+from collector.exporters.duckdb import DuckDBExporter
+from collector.http_server import serve
+from collector.storage.queries import LedgerQueries
+
+
+@web.middleware
+async def json_errors(request: web.Request, handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if request.path.startswith("/api/"):
+            return error_response(exc.status, "not_found" if exc.status == 404 else "http_error", exc.reason)
+        raise
+
+
+class CostApi(Extension):
+    """Config: ``endpoint`` (default 127.0.0.1:8888)."""
+
+    def __init__(self, context: BuildContext, endpoint: tuple[str, int]):
+        self.component_id = context.component_id
+        self.host, self.port = endpoint
+        self.ledger: DuckDBExporter | None = None
+        self.runner: web.AppRunner | None = None
+
+    @classmethod
+    def from_config(cls, section: Section, context: BuildContext) -> CostApi:
+        return cls(context, section.endpoint("endpoint", parse_endpoint("127.0.0.1:8888")))
+
+    def bind_service(self, service) -> None:
+        ledgers = [e for e in service.exporters.values() if isinstance(e, DuckDBExporter)]
+        if not ledgers:
+            raise ConfigError(f"extension {self.component_id} needs a duckdb exporter in a traces pipeline",
+                              source=service.document.source)
+        self.ledger = ledgers[0]
+
+    def queries(self) -> LedgerQueries:
+        assert self.ledger is not None and self.ledger.ledger is not None
+        return LedgerQueries(self.ledger.reader(), self.ledger.ledger.dimensions)
+
+    def app(self) -> web.Application:
+        app = web.Application(middlewares=[json_errors])
+        CostRoutes(self.queries).add_to(app)
+        app.router.add_get("/api/v1/openapi.json", _openapi)
+        return app
+
+    async def start(self) -> None:
+        self.runner = await serve(self.app(), self.host, self.port, f"extension {self.component_id}")
+
+    async def shutdown(self, timeout: float) -> None:
+        if self.runner is not None:
+            await self.runner.cleanup()
+
+
+async def _openapi(request: web.Request) -> web.Response:
+    return json_response(openapi.document())

@@ -1,0 +1,203 @@
+"""``duckdb`` exporter: the cost ledger, written by one thread with group commits.
+
+Durability contract: a request that carries GenAI calls is acknowledged only after the
+transaction holding its calls has committed to the DuckDB file. Requests arriving within
+``flush_interval`` (or until ``max_rows``) share one transaction, so writes stay batched
+while the event loop keeps serving. A failed write refuses the request (503 /
+``UNAVAILABLE``), so the client retries; the retry is not counted twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import queue
+import threading
+import time
+from pathlib import Path
+
+import duckdb
+
+from collector import log
+from collector.batch import TelemetryBatch
+from collector.component import BuildContext, Exporter, Refused
+from collector.config import Section, parse_duration
+from collector.http_server import StartupError
+from collector.signals import Signal
+from collector.storage.ledger import STANDARD_DIMENSIONS, Ledger, LedgerError
+from collector.storage.rows import CallColumns
+
+_LOG = log.get("exporter.duckdb")
+_STOP = object()
+RETENTION_CHECK_INTERVAL = 3600.0
+
+
+def _retention(section: Section, key: str, default: str) -> float | None:
+    value = section.raw(key, default)
+    if str(value).strip().lower() in ("forever", "0", "none"):
+        return None
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        raise section.error(key, f"{exc}; or 'forever'") from None
+
+
+class DuckDBExporter(Exporter):
+    """Config: ``path`` (default ``data/costs.duckdb``, relative to the working directory), ``flush_interval``
+    (default 100ms), ``max_rows`` per transaction (default 50000), ``retention`` (``calls: 90d``,
+    ``hourly: 400d``, ``daily: forever``)."""
+
+    signals = frozenset({Signal.TRACES})
+    durable = True
+
+    def __init__(self, context: BuildContext, path: Path, flush_interval: float = 0.1, max_rows: int = 50_000,
+                 retention: dict[str, float | None] | None = None, max_pending: int = 200):
+        self.component_id = context.component_id
+        self.telemetry = context.telemetry
+        self.path = path
+        self.flush_interval = flush_interval
+        self.max_rows = max_rows
+        self.retention = retention or {}
+        self.max_pending = max_pending
+        self.dimensions: tuple[str, ...] = STANDARD_DIMENSIONS
+        self.inbox: queue.Queue = queue.Queue()
+        self.ledger: Ledger | None = None
+        self.thread: threading.Thread | None = None
+        self.ready = threading.Event()
+        self.startup_error: Exception | None = None
+        self.last_write: float | None = None
+        self.last_error: str | None = None
+        self.telemetry.gauge(self.component_id, "queue_size", self.inbox.qsize)
+
+    @classmethod
+    def from_config(cls, section: Section, context: BuildContext) -> DuckDBExporter:
+        retention = section.section("retention")
+        policy = {"llm_calls": _retention(retention, "calls", "90d"),
+                  "cost_hourly": _retention(retention, "hourly", "400d"),
+                  "cost_daily": _retention(retention, "daily", "forever")}
+        retention.finish()
+        return cls(context, Path(section.str("path", "data/costs.duckdb")).expanduser(),
+                   flush_interval=section.duration("flush_interval", 0.1),
+                   max_rows=section.int("max_rows", 50_000, minimum=1), retention=policy)
+
+    def bind_service(self, service) -> None:
+        self.dimensions = service.attribution_dimensions()
+
+    def reader(self) -> duckdb.DuckDBPyConnection:
+        """A connection for queries from another thread (DuckDB lets readers run beside the writer)."""
+        if self.ledger is None:
+            raise LedgerError("the ledger is not open")
+        return self.ledger.con.cursor()
+
+    async def start(self) -> None:
+        self.thread = threading.Thread(target=self._run, name=f"ledger-writer-{self.component_id}", daemon=True)
+        self.thread.start()
+        await asyncio.to_thread(self.ready.wait)
+        if self.startup_error is not None:
+            raise StartupError(f"exporter {self.component_id}: {self.startup_error}")
+        _LOG.info("ledger open", extra={"path": str(self.path), "dimensions": list(self.dimensions)})
+
+    def has_room(self, batch: TelemetryBatch) -> bool:
+        return self.inbox.qsize() < self.max_pending
+
+    def submit(self, batch: TelemetryBatch) -> None:
+        self.inbox.put((batch, None, None))
+
+    async def commit(self, batch: TelemetryBatch) -> None:
+        """Return once the batch's calls are committed to the ledger file."""
+        if not any(call.cost is not None and call.billable for call in batch.genai or ()):
+            return
+        loop = asyncio.get_running_loop()
+        done = loop.create_future()
+        self.inbox.put((batch, loop, done))
+        try:
+            await done
+        except duckdb.Error as exc:
+            raise Refused(f"ledger write failed: {exc}") from None
+
+    # writer thread ---------------------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        try:
+            self.ledger = Ledger.open(self.path, self.dimensions)
+        except (LedgerError, duckdb.Error, OSError) as exc:
+            self.startup_error = exc
+            self.ready.set()
+            return
+        self.ready.set()
+        next_retention = time.monotonic()
+        while True:
+            if time.monotonic() >= next_retention:
+                self._apply_retention()
+                next_retention = time.monotonic() + RETENTION_CHECK_INTERVAL
+            try:
+                first = self.inbox.get(timeout=1.0)
+            except queue.Empty:
+                continue
+            if first is _STOP:
+                break
+            items, stop = self._gather(first)
+            self._write(items)
+            if stop:
+                break
+        self.ledger.close()
+
+    def _gather(self, first) -> tuple[list, bool]:
+        """The first waiting batch and whatever arrives within flush_interval, up to max_rows."""
+        items = [first]
+        rows = len(first[0].genai or ())
+        deadline = time.monotonic() + self.flush_interval
+        while rows < self.max_rows:
+            remaining = deadline - time.monotonic()
+            try:
+                item = self.inbox.get(timeout=remaining) if remaining > 0 else self.inbox.get_nowait()
+            except queue.Empty:
+                break
+            if item is _STOP:
+                return items, True
+            items.append(item)
+            rows += len(item[0].genai or ())
+        return items, False
+
+    def _write(self, items: list) -> None:
+        columns = CallColumns(self.ledger.dimensions)
+        for batch, _, _ in items:
+            columns.add(batch)
+        error: Exception | None = None
+        try:
+            added = self.ledger.append(columns.table())
+        except duckdb.Error as exc:
+            error = exc
+            self.last_error = str(exc)
+            self.telemetry.add(self.component_id, "traces", "failed", columns.rows)
+            _LOG.error("ledger write failed", extra={"rows": columns.rows, "error": str(exc)})
+        else:
+            self.last_write = time.time()
+            self.telemetry.add(self.component_id, "traces", "exported", added)
+            if columns.rows > added:
+                self.telemetry.add(self.component_id, "traces", "deduplicated", columns.rows - added)
+        for _, loop, done in items:
+            if loop is not None:
+                loop.call_soon_threadsafe(_settle, done, error)
+
+    def _apply_retention(self) -> None:
+        now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+        for table, keep in self.retention.items():
+            if keep is not None:
+                deleted = self.ledger.prune(now - dt.timedelta(seconds=keep), [table])
+                if deleted[table]:
+                    _LOG.info("retention applied", extra={"table": table, "deleted": deleted[table]})
+
+    async def shutdown(self, timeout: float) -> None:
+        if self.thread is not None and self.thread.is_alive():
+            self.inbox.put(_STOP)
+            await asyncio.to_thread(self.thread.join, timeout)
+
+
+def _settle(done: asyncio.Future, error: Exception | None) -> None:
+    if done.done():
+        return
+    if error is None:
+        done.set_result(None)
+    else:
+        done.set_exception(error)

@@ -1,0 +1,244 @@
+"""The cost ledger: a DuckDB file with one row per billable GenAI call and hourly / daily rollups.
+
+One process writes a ledger file (DuckDB allows a single writer). Writes come in batches
+(an Arrow table per flush) and run in one transaction: new calls are deduplicated on
+(trace_id, span_id) — a retried export is counted once —, appended to ``llm_calls``, and
+added to the rollups, which are therefore always consistent with the calls and never
+recomputed on read. ``rebuild_stats`` recomputes rollups from the calls.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
+
+SCHEMA_VERSION = 1
+STANDARD_DIMENSIONS = ("customer", "user", "feature", "team")
+ROLLUP_KEYS = ("provider", "model", "service")  # + currency + dimensions
+TOKEN_COLUMNS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "reasoning_tokens")
+COST_COLUMNS = ("cost", "cost_input", "cost_output", "cost_cache_read", "cost_cache_write", "cost_other",
+                "reported_cost")
+TEXT_COLUMNS = ("trace_id", "span_id", "service", "provider", "model", "request_model", "operation", "tier",
+                "dialect", "currency", "status", "source", "pricing_provider", "pricing_model", "snapshot")
+ROLLUPS = {"cost_hourly": "hour", "cost_daily": "day"}
+_PICO_TO_DECIMAL = "0.000000000001::DECIMAL(18,12)"
+
+
+class LedgerError(Exception):
+    """The ledger file cannot be used (locked by another process, newer schema, unreadable)."""
+
+
+def q(name: str) -> str:
+    """A quoted SQL identifier (dimension names such as ``user`` are SQL keywords)."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def connect(path: str | Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    """Open a ledger file with an error a user can act on when another process holds it."""
+    try:
+        return duckdb.connect(str(path), read_only=read_only)
+    except duckdb.IOException as exc:
+        if "lock" in str(exc).lower():
+            raise LedgerError(f"{path} is in use by a running collector (DuckDB allows one process); "
+                              "ask the collector instead: --url http://127.0.0.1:8888") from None
+        raise LedgerError(f"cannot open {path}: {exc}") from None
+
+
+class Ledger:
+    """Schema, writes and maintenance of one ledger file (not thread-safe: one writer thread owns it)."""
+
+    def __init__(self, connection: duckdb.DuckDBPyConnection, dimensions: Sequence[str] = STANDARD_DIMENSIONS):
+        self.con = connection
+        self.dimensions = tuple(dict.fromkeys((*STANDARD_DIMENSIONS, *dimensions)))
+
+    @classmethod
+    def open(cls, path: str | Path, dimensions: Sequence[str] = STANDARD_DIMENSIONS,
+             read_only: bool = False) -> Ledger:
+        if not read_only:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        elif not Path(path).exists():
+            raise LedgerError(f"{path}: no such ledger file")
+        ledger = cls(connect(path, read_only), dimensions)
+        if read_only:
+            ledger.check_version()
+            ledger.dimensions = ledger.stored_dimensions()
+        else:
+            ledger.migrate()
+        return ledger
+
+    # schema ----------------------------------------------------------------------------------------------
+
+    def check_version(self) -> int:
+        try:
+            row = self.con.execute("SELECT max(version) FROM schema_version").fetchone()
+        except duckdb.CatalogException:
+            return 0
+        version = row[0] or 0
+        if version > SCHEMA_VERSION:
+            raise LedgerError(f"the ledger has schema version {version}, newer than this genai-collector knows "
+                              f"({SCHEMA_VERSION}): upgrade genai-cost-collector to read it")
+        return version
+
+    def migrate(self) -> None:
+        version = self.check_version()
+        if version == 0:
+            self.con.execute("BEGIN")
+            self.con.execute("CREATE TABLE schema_version (version INTEGER NOT NULL, applied_at TIMESTAMP NOT NULL)")
+            self.con.execute(self._calls_ddl())
+            for table in ROLLUPS:
+                self.con.execute(self._rollup_ddl(table))
+            self.con.execute("CREATE TABLE budgets (id VARCHAR PRIMARY KEY, spec JSON NOT NULL, "
+                             "updated_at TIMESTAMP NOT NULL)")
+            self.con.execute("INSERT INTO schema_version VALUES (?, now())", [SCHEMA_VERSION])
+            self.con.execute("COMMIT")
+        self._ensure_dimensions()
+
+    def _calls_ddl(self) -> str:
+        columns = ["start_time TIMESTAMP NOT NULL", "duration_ms DOUBLE"]
+        columns += [f"{c} VARCHAR" for c in TEXT_COLUMNS]
+        columns += [f"{c} BIGINT" for c in TOKEN_COLUMNS]
+        columns += [f"{c} DECIMAL(38,12)" for c in COST_COLUMNS]
+        columns += [f"{q(d)} VARCHAR" for d in self.dimensions]
+        columns += ["inserted_at TIMESTAMP NOT NULL DEFAULT now()"]
+        return f"CREATE TABLE llm_calls ({', '.join(columns)})"
+
+    def rollup_keys(self) -> tuple[str, ...]:
+        return (*ROLLUP_KEYS, *self.dimensions, "currency")
+
+    def _rollup_ddl(self, table: str) -> str:
+        keys = self.rollup_keys()
+        columns = ["bucket TIMESTAMP NOT NULL"] + [f"{q(k)} VARCHAR NOT NULL" for k in keys]
+        columns += ["calls BIGINT NOT NULL", "unpriced_calls BIGINT NOT NULL"]
+        columns += [f"{c} BIGINT NOT NULL" for c in TOKEN_COLUMNS] + ["cost DECIMAL(38,12) NOT NULL"]
+        primary = ", ".join(["bucket", *map(q, keys)])
+        return f"CREATE TABLE {table} ({', '.join(columns)}, PRIMARY KEY ({primary}))"
+
+    def stored_dimensions(self) -> tuple[str, ...]:
+        fixed = {"start_time", "duration_ms", "inserted_at", *TEXT_COLUMNS, *TOKEN_COLUMNS, *COST_COLUMNS}
+        rows = self.con.execute("SELECT column_name FROM information_schema.columns WHERE table_name = 'llm_calls' "
+                                "ORDER BY ordinal_position").fetchall()
+        return tuple(name for (name,) in rows if name not in fixed)
+
+    def _ensure_dimensions(self) -> None:
+        """Extra attribution dimensions declared since the file was made become columns (and rollup keys)."""
+        stored = self.stored_dimensions()
+        missing = [d for d in self.dimensions if d not in stored]
+        self.dimensions = tuple(dict.fromkeys((*stored, *self.dimensions)))
+        if not missing:
+            return
+        self.con.execute("BEGIN")
+        for dimension in missing:
+            self.con.execute(f"ALTER TABLE llm_calls ADD COLUMN {q(dimension)} VARCHAR")
+        for table in ROLLUPS:  # a primary key cannot change: rebuild the rollups with the new keys
+            self.con.execute(f"DROP TABLE {table}")
+            self.con.execute(self._rollup_ddl(table))
+        self._rollup_from("llm_calls")
+        self.con.execute("COMMIT")
+
+    # writes ----------------------------------------------------------------------------------------------
+
+    def append(self, calls: pa.Table) -> int:
+        """Add calls not already in the ledger, and their rollups, in one transaction. Returns rows added.
+
+        ``calls`` has the columns of ``rows.CallColumns``: start time in µs, costs in pico-units.
+        """
+        if calls.num_rows == 0:
+            return 0
+        starts = calls.column("start_us")
+        low, high = pc.min(starts).as_py(), pc.max(starts).as_py()
+        dims = ", ".join(f"s.{q(d)}" for d in self.dimensions)
+        costs = ", ".join(f"(s.{c}_pico::DECIMAL(38,0) * {_PICO_TO_DECIMAL}) AS {c}" for c in COST_COLUMNS)
+        self.con.register("incoming", calls)
+        try:
+            self.con.execute("BEGIN")
+            # Retries carry the same span, so the same start time: comparing with the calls of that time
+            # range finds every duplicate while the zone maps skip the rest of the table.
+            self.con.execute(f"""
+                CREATE OR REPLACE TEMP TABLE fresh AS
+                SELECT make_timestamp(s.start_us) AS start_time, s.duration_ms,
+                       {', '.join(f's.{c}' for c in TEXT_COLUMNS)},
+                       {', '.join(f's.{c}' for c in TOKEN_COLUMNS)},
+                       {costs}, {dims}, now() AS inserted_at
+                FROM incoming s
+                ANTI JOIN (SELECT trace_id, span_id FROM llm_calls
+                           WHERE start_time BETWEEN make_timestamp($1) AND make_timestamp($2)) c
+                     USING (trace_id, span_id)
+                QUALIFY row_number() OVER (PARTITION BY s.trace_id, s.span_id) = 1""", [low, high])
+            added = self.con.execute("SELECT count(*) FROM fresh").fetchone()[0]
+            columns = ", ".join(self._call_columns())
+            self.con.execute(f"INSERT INTO llm_calls ({columns}) SELECT {columns} FROM fresh")
+            self._rollup_from("fresh")
+            self.con.execute("DROP TABLE fresh")
+            self.con.execute("COMMIT")
+        except Exception:
+            self.con.execute("ROLLBACK")
+            raise
+        finally:
+            self.con.unregister("incoming")
+        return added
+
+    def _call_columns(self) -> list[str]:
+        return ["start_time", "duration_ms", *TEXT_COLUMNS, *TOKEN_COLUMNS, *COST_COLUMNS,
+                *map(q, self.dimensions), "inserted_at"]
+
+    def _rollup_from(self, source: str, where: str = "", params: Sequence[Any] = ()) -> None:
+        keys = self.rollup_keys()
+        key_sql = ", ".join(f"coalesce({q(k)}, '')" for k in keys)
+        measures = ", ".join(["count(*)", "count(*) FILTER (WHERE status = 'unpriced')",
+                              *(f"coalesce(sum({c}), 0)" for c in TOKEN_COLUMNS),
+                              "coalesce(sum(cost), 0)::DECIMAL(38,12)"])
+        updates = ", ".join(f"{c} = {c} + EXCLUDED.{c}" for c in ("calls", "unpriced_calls", *TOKEN_COLUMNS, "cost"))
+        for table, unit in ROLLUPS.items():
+            self.con.execute(f"""
+                INSERT INTO {table} SELECT date_trunc('{unit}', start_time), {key_sql}, {measures}
+                FROM {source} {where} GROUP BY ALL
+                ON CONFLICT DO UPDATE SET {updates}""", list(params))
+
+    # maintenance -----------------------------------------------------------------------------------------
+
+    def rebuild_stats(self, start: dt.datetime | None = None, end: dt.datetime | None = None,
+                      progress: Callable[[int, int], None] | None = None) -> int:
+        """Recompute the rollups of whole days in [start, end) from the calls; returns days rebuilt."""
+        bounds = self.con.execute("SELECT min(start_time), max(start_time) FROM llm_calls").fetchone()
+        if bounds[0] is None:
+            for table in ROLLUPS:
+                self.con.execute(f"DELETE FROM {table}")
+            return 0
+        first = (start or bounds[0]).replace(hour=0, minute=0, second=0, microsecond=0, tzinfo=None)
+        last = (end or bounds[1] + dt.timedelta(days=1)).replace(tzinfo=None)
+        days = max(1, (last - first).days + (1 if (last - first) % dt.timedelta(days=1) else 0))
+        for index in range(days):
+            day_start = first + dt.timedelta(days=index)
+            day_end = day_start + dt.timedelta(days=1)
+            self.con.execute("BEGIN")
+            for table in ROLLUPS:
+                self.con.execute(f"DELETE FROM {table} WHERE bucket >= ? AND bucket < ?", [day_start, day_end])
+            self._rollup_from("llm_calls", "WHERE start_time >= ? AND start_time < ?", [day_start, day_end])
+            self.con.execute("COMMIT")
+            if progress:
+                progress(index + 1, days)
+        return days
+
+    def prune(self, older_than: dt.datetime, tables: Iterable[str] = ("llm_calls",)) -> dict[str, int]:
+        """Delete calls (and, if listed, rollup buckets) before a time; returns rows deleted per table."""
+        deleted = {}
+        for table in tables:
+            column = "start_time" if table == "llm_calls" else "bucket"
+            deleted[table] = self.con.execute(f"DELETE FROM {table} WHERE {column} < ?", [older_than]).fetchone()[0]
+        return deleted
+
+    def consistency(self) -> dict[str, Any]:
+        """Calls vs. daily rollups: the same totals when the rollups are consistent."""
+        calls = self.con.execute("SELECT count(*), coalesce(sum(cost), 0) FROM llm_calls").fetchone()
+        daily = self.con.execute("SELECT coalesce(sum(calls), 0), coalesce(sum(cost), 0) FROM cost_daily").fetchone()
+        return {"calls": calls[0], "cost": calls[1], "rollup_calls": daily[0], "rollup_cost": daily[1],
+                "consistent": tuple(calls) == tuple(daily)}
+
+    def close(self) -> None:
+        self.con.close()

@@ -1,0 +1,165 @@
+"""Read queries over the ledger, shared by the HTTP API and the CLI: cost reports, calls, unpriced models.
+
+Reports read the rollups (``cost_hourly`` for hourly buckets or ranges that do not start and end on
+a day, ``cost_daily`` otherwise), so they cost the same whatever the number of calls.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+import re
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+import duckdb
+
+from collector.config import parse_duration
+from collector.storage.ledger import ROLLUP_KEYS, TOKEN_COLUMNS, q
+
+GRANULARITIES = ("hour", "day", "month")
+MAX_CALLS_PAGE = 1000
+
+
+class QueryError(ValueError):
+    """A bad query parameter; ``parameter`` names it."""
+
+    def __init__(self, parameter: str, message: str):
+        super().__init__(f"{parameter}: {message}")
+        self.parameter = parameter
+        self.message = message
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+
+def parse_time(parameter: str, text: str | None, default: dt.datetime, now: dt.datetime | None = None
+               ) -> dt.datetime:
+    """``2026-01-01``, ``2026-01-01T12:00:00Z``, ``now``, or a duration ago (``24h``, ``7d``) → naive UTC."""
+    if text is None or text == "":
+        return default
+    now = now or utcnow()
+    if text == "now":
+        return now
+    if re.fullmatch(r"\d+(\.\d+)?(ms|s|m|h|d)", text):
+        return now - dt.timedelta(seconds=parse_duration(text))
+    try:
+        value = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise QueryError(parameter, f"{text!r} is not a time (use 2026-01-31, 2026-01-31T12:00:00Z, now or 7d)") \
+            from None
+    return value.astimezone(dt.UTC).replace(tzinfo=None) if value.tzinfo else value
+
+
+def iso(value: dt.datetime | None) -> str | None:
+    return None if value is None else value.isoformat() + "Z"
+
+
+def jsonable(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return format(value.normalize(), "f") if value else "0"
+    if isinstance(value, dt.datetime):
+        return iso(value)
+    return value
+
+
+@dataclass
+class CostQuery:
+    start: dt.datetime
+    end: dt.datetime
+    group_by: list[str] = field(default_factory=list)
+    granularity: str | None = None
+    filters: dict[str, str] = field(default_factory=dict)
+    top: int | None = None
+
+
+class LedgerQueries:
+    """Queries on one connection (a cursor of the collector's ledger, or a read-only file)."""
+
+    def __init__(self, connection: duckdb.DuckDBPyConnection, dimensions: tuple[str, ...]):
+        self.con = connection
+        self.dimensions = dimensions
+        self.keys = (*ROLLUP_KEYS, *dimensions, "currency")
+
+    def check_keys(self, parameter: str, names: list[str]) -> None:
+        for name in names:
+            if name not in self.keys:
+                raise QueryError(parameter, f"unknown dimension {name!r}; use {', '.join(self.keys)}")
+
+    def costs(self, query: CostQuery) -> dict[str, Any]:
+        """Series per bucket and group, and totals, over [start, end)."""
+        self.check_keys("group_by", query.group_by)
+        self.check_keys("filter", list(query.filters))
+        if query.granularity is not None and query.granularity not in GRANULARITIES:
+            raise QueryError("granularity", f"{query.granularity!r}: use {', '.join(GRANULARITIES)}")
+        if query.end <= query.start:
+            raise QueryError("to", "must be after from")
+        day_aligned = all(t == t.replace(hour=0, minute=0, second=0, microsecond=0) for t in (query.start, query.end))
+        table = "cost_hourly" if query.granularity == "hour" or not day_aligned else "cost_daily"
+        where = ["bucket >= ?", "bucket < ?"] + [f"{q(k)} = ?" for k in query.filters]
+        params: list[Any] = [query.start, query.end, *query.filters.values()]
+        groups = [q(g) for g in query.group_by]
+        measures = ("sum(calls)::BIGINT AS calls, sum(unpriced_calls)::BIGINT AS unpriced_calls, "
+                    + ", ".join(f"sum({c})::BIGINT AS {c}" for c in TOKEN_COLUMNS)
+                    + ", sum(cost)::DECIMAL(38,12) AS cost")
+        select = list(groups)
+        if query.granularity:
+            select.insert(0, f"date_trunc('{query.granularity}', bucket) AS bucket")
+        group_clause = f"GROUP BY {', '.join(['bucket'] * bool(query.granularity) + groups)}" if select else ""
+        order = ("bucket, " if query.granularity else "") + "cost DESC"
+        sql = (f"SELECT {', '.join([*select, measures])} FROM {table} WHERE {' AND '.join(where)} "
+               f"{group_clause} ORDER BY {order}")
+        series = self._rows(sql, params)
+        if query.top is not None and query.group_by and not query.granularity:
+            series = series[:query.top]
+        totals_sql = f"SELECT currency, {measures} FROM {table} WHERE {' AND '.join(where)} GROUP BY currency"
+        totals = self._rows(totals_sql, params)
+        return {"from": iso(query.start), "to": iso(query.end), "granularity": query.granularity,
+                "group_by": query.group_by, "filters": query.filters, "source": table,
+                "series": series, "totals": totals}
+
+    def calls(self, start: dt.datetime, end: dt.datetime, filters: dict[str, str], limit: int,
+              cursor: str | None) -> dict[str, Any]:
+        """Ledger rows, newest first; ``next_cursor`` continues where this page ended."""
+        self.check_keys("filter", [k for k in filters if k != "status"])
+        if not 1 <= limit <= MAX_CALLS_PAGE:
+            raise QueryError("limit", f"must be between 1 and {MAX_CALLS_PAGE}")
+        where = ["start_time >= ?", "start_time < ?"] + [f"{q(k)} = ?" for k in filters]
+        params: list[Any] = [start, end, *filters.values()]
+        if cursor:
+            position = decode_cursor(cursor)
+            where.append("(start_time, trace_id, span_id) < (?, ?, ?)")
+            params += position
+        rows = self._rows(f"SELECT * EXCLUDE (inserted_at) FROM llm_calls WHERE {' AND '.join(where)} "
+                          f"ORDER BY start_time DESC, trace_id DESC, span_id DESC LIMIT {limit + 1}", params)
+        next_cursor = None
+        if len(rows) > limit:
+            rows = rows[:limit]
+            last = rows[-1]
+            next_cursor = encode_cursor(last["start_time"], last["trace_id"], last["span_id"])
+        return {"calls": rows, "next_cursor": next_cursor}
+
+    def unpriced(self) -> dict[str, Any]:
+        rows = self._rows("SELECT provider, model, count(*)::BIGINT AS calls, max(start_time) AS last_seen "
+                          "FROM llm_calls WHERE status = 'unpriced' GROUP BY ALL ORDER BY calls DESC", [])
+        return {"models": rows}
+
+    def _rows(self, sql: str, params: list[Any]) -> list[dict[str, Any]]:
+        cursor = self.con.execute(sql, params)
+        names = [d[0] for d in cursor.description]
+        return [{n: jsonable(v) for n, v in zip(names, row, strict=True)} for row in cursor.fetchall()]
+
+
+def encode_cursor(start_time: str, trace_id: str, span_id: str) -> str:
+    return base64.urlsafe_b64encode(json.dumps([start_time, trace_id, span_id]).encode()).decode()
+
+
+def decode_cursor(cursor: str) -> list[Any]:
+    try:
+        start_time, trace_id, span_id = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+        return [dt.datetime.fromisoformat(start_time.replace("Z", "")), str(trace_id), str(span_id)]
+    except (ValueError, TypeError):
+        raise QueryError("cursor", "not a cursor this API returned") from None
