@@ -11,6 +11,8 @@ from importlib import resources
 from pathlib import Path
 
 from collector import __version__, log
+from collector.cli_ledger import CommandError
+from collector.cli_ledger import add_commands as add_ledger_commands
 from collector.cli_pricing import add_commands as add_pricing_commands
 from collector.config import ConfigError, load_yaml_file
 from collector.http_server import StartupError
@@ -86,6 +88,7 @@ def parser() -> argparse.ArgumentParser:
     validate.set_defaults(handler=cmd_validate)
 
     add_pricing_commands(commands)
+    add_ledger_commands(commands)
     return top
 
 
@@ -93,6 +96,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         return args.handler(args)
-    except ConfigError as exc:
+    except (ConfigError, CommandError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

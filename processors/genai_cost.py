@@ -66,6 +66,35 @@ def usage_of(call: GenAICall) -> dict[str, int]:
     return usage
 
 
+def price_usage(catalog: PriceCatalog, provider: str | None, model: str, start_ns: int, tier: str,
+                usage: dict[str, int], reported: float | None = None, prefer: str = "local",
+                tolerance: float = 0.01) -> CostResult:
+    """Price one call's usage at its start time (the processor and ``reprice`` share this)."""
+    rate = catalog.rate(start_ns)
+    result = CostResult("unpriced", catalog.currency, rate=rate, reported=reported, snapshot=catalog.snapshot_id)
+    usd = None
+    try:
+        result.match = catalog.lookup(provider, model, start_ns, tier)
+        usd = result.match.price(usage)
+    except PricingError as exc:
+        result.status, result.reason = "invalid_usage", str(exc)
+        return result
+    except LookupError as exc:
+        result.reason = str(exc)
+    if usd is not None:
+        result.status = "priced"
+        result.breakdown = usd.scaled(rate) if rate is not None else usd
+        result.amount_pico = result.breakdown.total
+    if reported is not None:
+        reported_pico = to_pico(Decimal(repr(reported)))
+        if usd is not None:
+            result.mismatch = abs(usd.total - reported_pico) > tolerance * max(abs(usd.total), abs(reported_pico))
+        if usd is None or prefer == "reported":
+            result.status, result.source = "priced", "provider"
+            result.amount_pico = round_pico(reported_pico * rate) if rate is not None else reported_pico
+    return result
+
+
 def to_double(pico: int) -> float:
     """An attribute value: currency units as a double, rounded to 10 decimal places."""
     return round(pico / PICO, 10)
@@ -141,36 +170,14 @@ class GenAICost(Processor):
                 call.append(attributes.put_all(call.span, call.index, [(COST + "status", "duplicate")]))
 
     def price(self, call: GenAICall) -> CostResult:
-        currency = self.catalog.currency
-        start = call.span.start_time_unix_nano
         if call.usage_error:
-            return CostResult("invalid_usage", currency, reason=call.usage_error)
+            return CostResult("invalid_usage", self.catalog.currency, reason=call.usage_error)
         if not call.has_usage:
-            return CostResult("no_usage", currency, reason="the span has no token counts")
-        rate = self.catalog.rate(start)
-        result = CostResult("unpriced", currency, rate=rate, reported=call.reported_cost,
-                            snapshot=self.catalog.snapshot_id)
-        try:
-            result.match = self.catalog.lookup(call.provider, call.model or "", start, call.tier)
-            usd = result.match.price(usage_of(call))
-        except PricingError as exc:
-            result.status, result.reason = "invalid_usage", str(exc)
-            return result
-        except LookupError as exc:
-            result.reason = str(exc)
+            return CostResult("no_usage", self.catalog.currency, reason="the span has no token counts")
+        result = price_usage(self.catalog, call.provider, call.model or "", call.span.start_time_unix_nano,
+                             call.tier, usage_of(call), call.reported_cost, self.prefer, self.tolerance)
+        if result.status == "unpriced" or (result.source == "provider" and result.match is None):
             self._note_unpriced(call, result.reason)
-            usd = None
-        if usd is not None:
-            result.status = "priced"
-            result.breakdown = usd.scaled(rate) if rate is not None else usd
-            result.amount_pico = result.breakdown.total
-        if call.reported_cost is not None:
-            reported = to_pico(Decimal(repr(call.reported_cost)))
-            if usd is not None:
-                result.mismatch = abs(usd.total - reported) > self.tolerance * max(abs(usd.total), abs(reported))
-            if usd is None or self.prefer == "reported":
-                result.status, result.source = "priced", "provider"
-                result.amount_pico = round_pico(reported * rate) if rate is not None else reported
         return result
 
     def _note_unpriced(self, call: GenAICall, reason: str) -> None:

@@ -34,6 +34,10 @@ class LedgerError(Exception):
     """The ledger file cannot be used (locked by another process, newer schema, unreadable)."""
 
 
+def _day(value: dt.datetime) -> dt.datetime:
+    return value.replace(hour=0, minute=0, second=0, microsecond=0, tzinfo=None)
+
+
 def q(name: str) -> str:
     """A quoted SQL identifier (dimension names such as ``user`` are SQL keywords)."""
     return '"' + name.replace('"', '""') + '"'
@@ -210,8 +214,8 @@ class Ledger:
             for table in ROLLUPS:
                 self.con.execute(f"DELETE FROM {table}")
             return 0
-        first = (start or bounds[0]).replace(hour=0, minute=0, second=0, microsecond=0, tzinfo=None)
-        last = (end or bounds[1] + dt.timedelta(days=1)).replace(tzinfo=None)
+        first = _day(start or bounds[0])
+        last = end.replace(tzinfo=None) if end else _day(bounds[1]) + dt.timedelta(days=1)
         days = max(1, (last - first).days + (1 if (last - first) % dt.timedelta(days=1) else 0))
         for index in range(days):
             day_start = first + dt.timedelta(days=index)
@@ -232,6 +236,45 @@ class Ledger:
             column = "start_time" if table == "llm_calls" else "bucket"
             deleted[table] = self.con.execute(f"DELETE FROM {table} WHERE {column} < ?", [older_than]).fetchone()[0]
         return deleted
+
+    def apply_prices(self, repriced: pa.Table, start: dt.datetime, end: dt.datetime) -> int:
+        """Replace the costs of stored calls (``repriced``: trace_id, span_id, status, source, pricing_provider,
+        pricing_model, snapshot, currency and ``<cost column>_pico``) and recompute the rollups of the days
+        they fall in, in one transaction. Returns the calls updated."""
+        costs = ", ".join(f"{c} = (r.{c}_pico::DECIMAL(38,0) * {_PICO_TO_DECIMAL})" for c in COST_COLUMNS
+                          if c != "reported_cost")
+        texts = ", ".join(f"{c} = r.{c}" for c in ("status", "source", "pricing_provider", "pricing_model",
+                                                    "snapshot", "currency"))
+        first = _day(start)
+        last = end if end == _day(end) else _day(end) + dt.timedelta(days=1)
+        self.con.register("repriced", repriced)
+        try:
+            self.con.execute("BEGIN")
+            updated = self.con.execute(f"""
+                UPDATE llm_calls SET {costs}, {texts} FROM repriced r
+                WHERE llm_calls.trace_id = r.trace_id AND llm_calls.span_id = r.span_id
+                  AND llm_calls.start_time >= ? AND llm_calls.start_time < ?""", [start, end]).fetchone()[0]
+            for table in ROLLUPS:
+                self.con.execute(f"DELETE FROM {table} WHERE bucket >= ? AND bucket < ?", [first, last])
+            self._rollup_from("llm_calls", "WHERE start_time >= ? AND start_time < ?", [first, last])
+            self.con.execute("COMMIT")
+        except Exception:
+            self.con.execute("ROLLBACK")
+            raise
+        finally:
+            self.con.unregister("repriced")
+        return updated
+
+    def export(self, start: dt.datetime, end: dt.datetime, path: Path, file_format: str) -> int:
+        """Write the calls of [start, end) to a CSV or Parquet file; returns rows written."""
+        rows = self.con.execute("SELECT count(*) FROM llm_calls WHERE start_time >= ? AND start_time < ?",
+                                [start, end]).fetchone()[0]
+        target = str(path).replace("'", "''")
+        options = "FORMAT parquet" if file_format == "parquet" else "FORMAT csv, HEADER true"
+        self.con.execute(f"COPY (SELECT * EXCLUDE (inserted_at) FROM llm_calls WHERE start_time >= "
+                         f"'{start.isoformat()}'::TIMESTAMP AND start_time < '{end.isoformat()}'::TIMESTAMP "
+                         f"ORDER BY start_time) TO '{target}' ({options})")
+        return rows
 
     def consistency(self) -> dict[str, Any]:
         """Calls vs. daily rollups: the same totals when the rollups are consistent."""

@@ -1,0 +1,132 @@
+"""report / rebuild-stats / prune / reprice / export on real ledger files (and a running collector)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import subprocess
+import sys
+from decimal import Decimal
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from collector.batch import TelemetryBatch
+from collector.storage.ledger import Ledger
+from collector.storage.rows import CallColumns
+from processors.genai_attribution import GenAIAttribution
+from tests.genai_helpers import load_sample, run
+from tests.test_dialects import CASES
+from tests.test_ledger import emit, ledger_config, tracer
+
+
+def cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "collector", *args], capture_output=True, text=True, timeout=120)
+
+
+def sample_batch(name: str, customer: str) -> TelemetryBatch:
+    batch = run(load_sample(name))
+    attribution = GenAIAttribution({"customer": [("span", "nope")], "user": [], "feature": [], "team": []},
+                                   {"customer": customer}, 100)
+    attribution.process(batch)
+    batch.invalidate()
+    return batch
+
+
+@pytest.fixture
+def ledger_file(tmp_path) -> Path:
+    """A stopped collector's file: the twelve dialect samples (2026-01-01), two customers."""
+    path = tmp_path / "costs.duckdb"
+    ledger = Ledger.open(path)
+    columns = CallColumns(ledger.dimensions)
+    for index in range(1, 13):
+        columns.add(sample_batch(f"{index:02d}", "acme" if index % 2 else "globex"))
+    assert ledger.append(columns.table()) == 12
+    ledger.close()
+    return path
+
+
+def test_report_formats_parse(ledger_file):
+    table = cli("report", "--db", str(ledger_file), "--from", "2026-01-01", "--to", "2026-01-02",
+                "--group-by", "customer")
+    assert table.returncode == 0, table.stderr
+    assert "acme" in table.stdout and "globex" in table.stdout and "TOTAL" in table.stdout
+    as_json = json.loads(cli("report", "--db", str(ledger_file), "--from", "2026-01-01", "--to", "2026-01-02",
+                             "--group-by", "customer", "--format", "json").stdout)
+    total = Decimal(as_json["totals"][0]["cost"])
+    assert sum(Decimal(r["cost"]) for r in as_json["series"]) == total
+    assert total == sum(case[9] for case in CASES)  # the twelve exact sample prices of tests/test_dialects.py
+    rows = list(csv.DictReader(io.StringIO(cli("report", "--db", str(ledger_file), "--from", "2026-01-01", "--to",
+                                               "2026-01-02", "--group-by", "model", "--granularity", "day",
+                                               "--format", "csv").stdout)))
+    assert {r["bucket"] for r in rows} == {"2026-01-01T00:00:00Z"}
+    assert sum(int(r["calls"]) for r in rows) == 12
+
+
+def test_report_errors_are_clear(ledger_file, tmp_path):
+    bad = cli("report", "--db", str(ledger_file), "--group-by", "colour")
+    assert bad.returncode == 1 and "group_by: unknown dimension 'colour'" in bad.stderr
+    missing = cli("report", "--db", str(tmp_path / "none.duckdb"))
+    assert missing.returncode == 1 and "no such ledger file" in missing.stderr
+
+
+def test_report_on_a_running_collector_goes_through_its_api(ports, collector, tmp_path):
+    db = tmp_path / "live.duckdb"
+    collector(ledger_config(ports, db), ports["health"])
+    provider, _ = tracer(ports)
+    emit(provider, 4)
+    provider.shutdown()
+    locked = cli("report", "--db", str(db))
+    assert locked.returncode == 1 and "in use by a running collector" in locked.stderr and "--url" in locked.stderr
+    live = cli("report", "--url", f"http://127.0.0.1:{ports['api']}", "--from", "1d", "--format", "json")
+    assert json.loads(live.stdout)["totals"][0]["calls"] == 4
+
+
+def test_rebuild_stats_restores_rollups(ledger_file):
+    ledger = Ledger.open(ledger_file)
+    ledger.con.execute("DELETE FROM cost_daily")
+    assert not ledger.consistency()["consistent"]
+    ledger.close()
+    result = cli("rebuild-stats", "--db", str(ledger_file), "--progress")
+    assert result.returncode == 0 and "consistent with the calls" in result.stdout
+    assert "[" in result.stderr and "1/1" in result.stderr  # the progress bar
+
+
+def test_reprice_dry_run_then_apply(ledger_file, tmp_path):
+    prices = tmp_path / "discount.yaml"
+    prices.write_text("adjustments: [{provider: anthropic, percent: -10}]\n")
+    args = ["reprice", "--db", str(ledger_file), "--from", "2026-01-01", "--to", "2026-01-02",
+            "--price-file", str(prices)]
+    dry = cli(*args, "--dry-run")
+    assert dry.returncode == 0 and "dry run: nothing changed" in dry.stdout
+    assert "anthropic/claude-sonnet-4-5-20250929" in dry.stdout
+    ledger = Ledger.open(ledger_file, read_only=True)
+    before = ledger.consistency()["cost"]
+    ledger.close()
+    applied = cli(*args)
+    assert applied.returncode == 0 and "12 call(s) repriced" in applied.stdout
+    ledger = Ledger.open(ledger_file, read_only=True)
+    state = ledger.consistency()
+    anthropic = ledger.con.execute("SELECT sum(cost) FROM llm_calls WHERE provider = 'anthropic'").fetchone()[0]
+    snapshots = {s for (s,) in ledger.con.execute("SELECT DISTINCT snapshot FROM llm_calls").fetchall()}
+    ledger.close()
+    assert state["consistent"] and state["cost"] < before
+    assert anthropic == Decimal("0.0117") * 3 * Decimal("0.9")  # three Anthropic-API calls, 10% off
+    assert len(snapshots) == 1 and snapshots.pop().startswith("genai-prices 0.2.3+overrides:")
+
+
+def test_export_csv_and_parquet(ledger_file, tmp_path):
+    for file_format in ("csv", "parquet"):
+        out = tmp_path / f"calls.{file_format}"
+        result = cli("export", "--db", str(ledger_file), "--from", "2025-12-01", "--format", file_format,
+                     "--out", str(out))
+        assert result.returncode == 0 and "12 call(s) written" in result.stdout
+    assert len(list(csv.DictReader(out.with_suffix(".csv").open()))) == 12
+    assert pq.read_table(out).num_rows == 12
+
+
+def test_prune(ledger_file):
+    result = cli("prune", "--db", str(ledger_file), "--older-than", "2026-01-02", "--rollups")
+    assert result.returncode == 0 and "llm_calls: 12 row(s) deleted" in result.stdout
