@@ -19,6 +19,8 @@ COPY config/collector.yaml /etc/genai-collector/config.yaml
 
 USER collector
 WORKDIR /var/lib/genai-collector
+RUN mkdir -p /var/lib/genai-collector/data
+VOLUME ["/var/lib/genai-collector/data"]
 EXPOSE 4317 4318 8888 13133
 HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \
     CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:13133/', timeout=2)"]

@@ -33,6 +33,26 @@ SCENARIOS: dict[str, dict] = {
         "transport": "grpc",
         "pipeline": {"processors": ["genai_normalize", "genai_cost"], "exporters": ["otlp/sink"]},
     },
+    "full": {
+        "transport": "grpc",
+        "pipeline": {"processors": ["genai_normalize", "genai_cost", "genai_attribution", "batch"],
+                     "exporters": ["duckdb", "otlp/sink"]},
+    },
+    "full-no-ledger": {
+        "transport": "grpc",
+        "pipeline": {"processors": ["genai_normalize", "genai_cost", "genai_attribution", "batch"],
+                     "exporters": ["otlp/sink"]},
+    },
+    "full-http": {
+        "transport": "http",
+        "pipeline": {"processors": ["genai_normalize", "genai_cost", "genai_attribution", "batch"],
+                     "exporters": ["duckdb", "otlp/sink"]},
+    },
+    "full-json": {
+        "transport": "json",
+        "pipeline": {"processors": ["genai_normalize", "genai_cost", "genai_attribution", "batch"],
+                     "exporters": ["duckdb", "otlp/sink"]},
+    },
 }
 
 
@@ -68,9 +88,13 @@ receivers:
 exporters:
   otlp/sink: {{endpoint: 127.0.0.1:{sink_port}, tls: {{insecure: true}}, compression: none,
               sending_queue: {{queue_size: 64, num_consumers: 4}}}}
+  duckdb: {{path: "{workdir}/costs.duckdb"}}
 processors:
   genai_normalize: {{}}
   genai_cost: {{}}
+  genai_attribution:
+    customer: [resource.service.name]
+  batch: {{send_batch_size: 2048, timeout: 50ms}}
 extensions:
   health_check: {{endpoint: 127.0.0.1:{health_port}}}
 service:
