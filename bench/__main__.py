@@ -94,7 +94,7 @@ processors:
   genai_cost: {{}}
   genai_attribution:
     customer: [resource.service.name]
-  batch: {{send_batch_size: 2048, timeout: 50ms}}
+  batch: {{send_batch_size: 512, timeout: 200ms}}  # as the default config
 extensions:
   health_check: {{endpoint: 127.0.0.1:{health_port}}}
 service:

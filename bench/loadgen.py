@@ -99,7 +99,8 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, default=2)
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--spans", type=int, default=512)
-    parser.add_argument("--distinct-requests", type=int, default=64)
+    parser.add_argument("--distinct-requests", type=int, default=400,
+                        help="requests are not resent while there are fresh ones (the ledger would dedupe them)")
     parser.add_argument("--models", type=int, default=1)
     summary = asyncio.run(run(parser.parse_args()))
     print(json.dumps(summary), flush=True)

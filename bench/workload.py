@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import time
 from pathlib import Path
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
@@ -42,9 +43,11 @@ def plain_span(rng: random.Random) -> trace_pb2.Span:
 
 
 def build_requests(count: int, spans_per_request: int = 512, genai_share: float = 0.7, seed: int = 7,
-                   models: int = 1) -> list[bytes]:
-    """``count`` serialised requests, each of ``spans_per_request`` spans with unique ids."""
+                   models: int = 1, start_ns: int | None = None) -> list[bytes]:
+    """``count`` serialised requests, each of ``spans_per_request`` spans with unique ids, starting at
+    ``start_ns`` (default: now) one microsecond apart, as live traffic would."""
     rng = random.Random(seed)
+    start_ns = time.time_ns() if start_ns is None else start_ns
     templates = genai_templates()
     requests = []
     serial = 0
@@ -62,6 +65,9 @@ def build_requests(count: int, spans_per_request: int = 512, genai_share: float 
                 scope_bytes, span = b"", plain_span(rng)
             span.trace_id = rng.randbytes(16)
             span.span_id = serial.to_bytes(8, "big")
+            duration = span.end_time_unix_nano - span.start_time_unix_nano
+            span.start_time_unix_nano = start_ns + serial * 1000
+            span.end_time_unix_nano = span.start_time_unix_nano + max(duration, 0)
             for attr in span.attributes:
                 if attr.key in ("gen_ai.response.id", "ai.response.id"):  # every call is its own
                     attr.value.string_value += f"-{serial}"

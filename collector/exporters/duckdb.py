@@ -45,13 +45,14 @@ def _retention(section: Section, key: str, default: str) -> float | None:
 class DuckDBExporter(Exporter):
     """Config: ``path`` (default ``data/costs.duckdb``, relative to the working directory), ``flush_interval``
     (default 100ms), ``max_rows`` per transaction (default 50000), ``retention`` (``calls: 90d``,
-    ``hourly: 400d``, ``daily: forever``)."""
+    ``hourly: 400d``, ``daily: forever``), ``threads`` (DuckDB worker threads, default 1: the pipeline
+    needs the other cores)."""
 
     signals = frozenset({Signal.TRACES})
     durable = True
 
     def __init__(self, context: BuildContext, path: Path, flush_interval: float = 0.1, max_rows: int = 50_000,
-                 retention: dict[str, float | None] | None = None, max_pending: int = 200):
+                 retention: dict[str, float | None] | None = None, max_pending: int = 200, threads: int = 1):
         self.component_id = context.component_id
         self.telemetry = context.telemetry
         self.path = path
@@ -59,6 +60,7 @@ class DuckDBExporter(Exporter):
         self.max_rows = max_rows
         self.retention = retention or {}
         self.max_pending = max_pending
+        self.threads = threads
         self.dimensions: tuple[str, ...] = STANDARD_DIMENSIONS
         self.inbox: queue.Queue = queue.Queue()
         self.ledger: Ledger | None = None
@@ -78,7 +80,8 @@ class DuckDBExporter(Exporter):
         retention.finish()
         return cls(context, Path(section.str("path", "data/costs.duckdb")).expanduser(),
                    flush_interval=section.duration("flush_interval", 0.1),
-                   max_rows=section.int("max_rows", 50_000, minimum=1), retention=policy)
+                   max_rows=section.int("max_rows", 50_000, minimum=1), retention=policy,
+                   threads=section.int("threads", 1, minimum=1))
 
     def bind_service(self, service) -> None:
         self.dimensions = service.attribution_dimensions()
@@ -119,7 +122,7 @@ class DuckDBExporter(Exporter):
 
     def _run(self) -> None:
         try:
-            self.ledger = Ledger.open(self.path, self.dimensions)
+            self.ledger = Ledger.open(self.path, self.dimensions, threads=self.threads)
         except (LedgerError, duckdb.Error, OSError) as exc:
             self.startup_error = exc
             self.ready.set()

@@ -43,10 +43,11 @@ def q(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def connect(path: str | Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+def connect(path: str | Path, read_only: bool = False, threads: int | None = None) -> duckdb.DuckDBPyConnection:
     """Open a ledger file with an error a user can act on when another process holds it."""
     try:
-        return duckdb.connect(str(path), read_only=read_only)
+        config = {"threads": threads} if threads else {}
+        return duckdb.connect(str(path), read_only=read_only, config=config)
     except duckdb.IOException as exc:
         if "lock" in str(exc).lower():
             raise LedgerError(f"{path} is in use by a running collector (DuckDB allows one process); "
@@ -63,12 +64,12 @@ class Ledger:
 
     @classmethod
     def open(cls, path: str | Path, dimensions: Sequence[str] = STANDARD_DIMENSIONS,
-             read_only: bool = False) -> Ledger:
+             read_only: bool = False, threads: int | None = None) -> Ledger:
         if not read_only:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         elif not Path(path).exists():
             raise LedgerError(f"{path}: no such ledger file")
-        ledger = cls(connect(path, read_only), dimensions)
+        ledger = cls(connect(path, read_only, threads), dimensions)
         if read_only:
             ledger.check_version()
             ledger.dimensions = ledger.stored_dimensions()
