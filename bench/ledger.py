@@ -60,7 +60,7 @@ def bench_append(directory: Path, rows_per_transaction: int, rounds: int) -> dic
             columns.add(batch)
         table = columns.table()
         built = time.perf_counter()
-        written += ledger.append(table)
+        written += len(ledger.append(table))
         build += built - started
         write += time.perf_counter() - built
     ledger.close()

@@ -43,7 +43,7 @@ def ledger_file(tmp_path) -> Path:
     columns = CallColumns(ledger.dimensions)
     for index in range(1, 13):
         columns.add(sample_batch(f"{index:02d}", "acme" if index % 2 else "globex"))
-    assert ledger.append(columns.table()) == 12
+    assert len(ledger.append(columns.table())) == 12
     ledger.close()
     return path
 

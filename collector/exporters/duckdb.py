@@ -69,6 +69,7 @@ class DuckDBExporter(Exporter):
         self.startup_error: Exception | None = None
         self.last_write: float | None = None
         self.last_error: str | None = None
+        self.listeners: list = []  # called in the writer thread after each commit: (ledger, columns, added rows)
         self.telemetry.gauge(self.component_id, "queue_size", self.inbox.qsize)
 
     @classmethod
@@ -176,9 +177,14 @@ class DuckDBExporter(Exporter):
             _LOG.error("ledger write failed", extra={"rows": columns.rows, "error": str(exc)})
         else:
             self.last_write = time.time()
-            self.telemetry.add(self.component_id, "traces", "exported", added)
-            if columns.rows > added:
-                self.telemetry.add(self.component_id, "traces", "deduplicated", columns.rows - added)
+            self.telemetry.add(self.component_id, "traces", "exported", len(added))
+            if columns.rows > len(added):
+                self.telemetry.add(self.component_id, "traces", "deduplicated", columns.rows - len(added))
+            for listener in self.listeners:
+                try:
+                    listener(self.ledger, columns, added)
+                except Exception:
+                    _LOG.exception("commit listener failed")
         for _, loop, done in items:
             if loop is not None:
                 loop.call_soon_threadsafe(_settle, done, error)

@@ -100,6 +100,9 @@ class Ledger:
                 self.con.execute(self._rollup_ddl(table))
             self.con.execute("CREATE TABLE budgets (id VARCHAR PRIMARY KEY, spec JSON NOT NULL, "
                              "updated_at TIMESTAMP NOT NULL)")
+            self.con.execute("CREATE TABLE budget_alerts (budget_id VARCHAR NOT NULL, period_start TIMESTAMPTZ NOT NULL, "
+                             "threshold DOUBLE NOT NULL, fired_at TIMESTAMPTZ NOT NULL, "
+                             "PRIMARY KEY (budget_id, period_start, threshold))")
             self.con.execute("INSERT INTO schema_version VALUES (?, now())", [SCHEMA_VERSION])
             self.con.execute("COMMIT")
         self._ensure_dimensions()
@@ -148,13 +151,15 @@ class Ledger:
 
     # writes ----------------------------------------------------------------------------------------------
 
-    def append(self, calls: pa.Table) -> int:
-        """Add calls not already in the ledger, and their rollups, in one transaction. Returns rows added.
+    def append(self, calls: pa.Table) -> list[int]:
+        """Add calls not already in the ledger, and their rollups, in one transaction. Returns the
+        positions (in ``calls``) of the rows added.
 
         ``calls`` has the columns of ``rows.CallColumns``: start time in µs, costs in pico-units.
         """
         if calls.num_rows == 0:
-            return 0
+            return []
+        calls = calls.append_column("row_index", pa.array(range(calls.num_rows), type=pa.int64()))
         starts = calls.column("start_us")
         low, high = pc.min(starts).as_py(), pc.max(starts).as_py()
         dims = ", ".join(f"s.{q(d)}" for d in self.dimensions)
@@ -169,13 +174,13 @@ class Ledger:
                 SELECT make_timestamp(s.start_us) AS start_time, s.duration_ms,
                        {', '.join(f's.{c}' for c in TEXT_COLUMNS)},
                        {', '.join(f's.{c}' for c in TOKEN_COLUMNS)},
-                       {costs}, {dims}, now() AS inserted_at
+                       {costs}, {dims}, now() AS inserted_at, s.row_index
                 FROM incoming s
                 ANTI JOIN (SELECT trace_id, span_id FROM llm_calls
                            WHERE start_time BETWEEN make_timestamp($1) AND make_timestamp($2)) c
                      USING (trace_id, span_id)
                 QUALIFY row_number() OVER (PARTITION BY s.trace_id, s.span_id) = 1""", [low, high])
-            added = self.con.execute("SELECT count(*) FROM fresh").fetchone()[0]
+            added = self.con.sql("SELECT row_index FROM fresh").to_arrow_table().column(0).to_pylist()
             columns = ", ".join(self._call_columns())
             self.con.execute(f"INSERT INTO llm_calls ({columns}) SELECT {columns} FROM fresh")
             self._rollup_from("fresh")
