@@ -36,6 +36,8 @@ def _field(tag: bytes, payload: bytes) -> bytes:
 
 
 def _any_value(value: Any) -> bytes:
+    if isinstance(value, list | tuple):  # array_value: ArrayValue{repeated AnyValue values = 1}
+        return _field(b"\x2a", b"".join(_field(b"\x0a", _any_value(item)) for item in value))
     if isinstance(value, bool):
         return b"\x10\x01" if value else b"\x10\x00"
     if isinstance(value, int):
@@ -58,7 +60,7 @@ def encode(key: str, value: Any) -> bytes:
     """Wire bytes of one span attribute (tag included), ready to append to a serialised Span."""
     if isinstance(value, float):
         return double_header(key) + _pack_double(value)
-    cache_key = (key, value, type(value))
+    cache_key = (key, tuple(value) if isinstance(value, list) else value, type(value))
     encoded = _constant_cache.get(cache_key)
     if encoded is None:
         encoded = _field(_ATTRIBUTES_TAG, _field(b"\x0a", key.encode()) + _field(b"\x12", _any_value(value)))
@@ -69,6 +71,11 @@ def encode(key: str, value: Any) -> bytes:
 
 
 def set_value(target: AnyValue, value: Any) -> None:
+    if isinstance(value, list | tuple):
+        target.array_value.Clear()
+        for item in value:
+            set_value(target.array_value.values.add(), item)
+        return
     if isinstance(value, bool):
         target.bool_value = value
     elif isinstance(value, int):
@@ -83,6 +90,11 @@ def value_of(kv: KeyValue) -> Any:
     value = kv.value
     kind = value.WhichOneof("value")
     return getattr(value, kind) if kind else None
+
+
+def add_to(container: Any, key: str, value: Any) -> None:
+    """Append an attribute to a repeated KeyValue field of a message being built (not the hot path)."""
+    set_value(container.add(key=key).value, value)
 
 
 def add(span: Span, key: str, value: Any) -> None:

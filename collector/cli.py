@@ -11,6 +11,7 @@ from importlib import resources
 from pathlib import Path
 
 from collector import __version__, log
+from collector.cli_budgets import add_commands as add_budget_commands
 from collector.cli_ledger import CommandError
 from collector.cli_ledger import add_commands as add_ledger_commands
 from collector.cli_pricing import add_commands as add_pricing_commands
@@ -89,6 +90,7 @@ def parser() -> argparse.ArgumentParser:
 
     add_pricing_commands(commands)
     add_ledger_commands(commands)
+    add_budget_commands(commands)
     return top
 
 

@@ -14,6 +14,7 @@ PROCESSORS = {
     "genai_normalize": "processors.genai_normalize:GenAINormalize",
     "genai_cost": "processors.genai_cost:GenAICost",
     "genai_attribution": "processors.genai_attribution:GenAIAttribution",
+    "genai_budget": "processors.genai_budget:GenAIBudget",
 }
 EXPORTERS = {
     "otlp": "collector.exporters.otlp_grpc:OtlpGrpcExporter",

@@ -8,12 +8,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from collector import log, registry
+from collector.batch import TelemetryBatch
 from collector.component import (
     BuildContext,
     Component,
     Exporter,
     Extension,
     Receiver,
+    Refused,
 )
 from collector.config import Document, Section, suggest
 from collector.pipeline import Fanout, PipelineSet, chain
@@ -40,6 +42,16 @@ class Service:
     pipelines: dict[str, Signal] = field(default_factory=dict)
     log_level: str = "info"
     running: bool = False
+    heads: dict[Signal, list] = field(default_factory=dict)  # the first consumer of every pipeline, per signal
+
+    async def emit(self, batch: TelemetryBatch) -> None:
+        """Feed telemetry the collector makes itself (budget alerts) to every pipeline of its signal."""
+        heads = self.heads.get(batch.signal, [])
+        for index, head in enumerate(heads):
+            try:
+                await head.consume(batch if index == len(heads) - 1 else batch.copy())
+            except Refused as exc:
+                _LOG.warning("own telemetry refused", extra={"signal": batch.signal.spec.name, "reason": str(exc)})
 
     def attribution_dimensions(self) -> tuple[str, ...]:
         """Every attribution dimension the pipelines produce (standard ones first)."""
@@ -184,6 +196,7 @@ class _Builder:
                     svc.exporters[exporter_id] = self.build("exporters", exporter_id)
             fanout = Fanout([(eid, svc.exporters[eid]) for eid in exporter_ids])
             head = chain(processors, fanout)
+            svc.heads.setdefault(signal, []).append(head)
             for receiver_id in receiver_ids:
                 consumers.setdefault((receiver_id, signal), []).append(head)
             svc.pipelines[pipeline_id] = signal

@@ -43,9 +43,9 @@ def round_pico(pico: Decimal) -> int:
     return int(pico.to_integral_value(ROUND_HALF_EVEN))
 
 
-def to_pico(amount: Decimal) -> int:
-    """Decimal currency units → integer pico-units."""
-    return round_pico(amount * PICO)
+def to_pico(amount: Decimal | int) -> int:
+    """Currency units → integer pico-units."""
+    return round_pico(Decimal(amount) * PICO)
 
 
 def from_pico(pico: int) -> Decimal:

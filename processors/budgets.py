@@ -59,8 +59,9 @@ class Budget:
                 "period": self.period, "thresholds": list(self.thresholds), "hard": self.hard}
 
 
-def parse_budget(data: Any, match_keys: Iterable[str], source: str = "config") -> Budget:
-    """A budget from its YAML / JSON form; raises BudgetError naming the field at fault."""
+def parse_budget(data: Any, match_keys: Iterable[str] | None, source: str = "config") -> Budget:
+    """A budget from its YAML / JSON form; raises BudgetError naming the field at fault.
+    ``match_keys``: the dimensions a budget may match on (None: checked later)."""
     if not isinstance(data, Mapping):
         raise BudgetError("", "a budget is a mapping with id, match, limit, period")
     known = {"id", "match", "limit", "period", "thresholds", "hard"}
@@ -73,9 +74,9 @@ def parse_budget(data: Any, match_keys: Iterable[str], source: str = "config") -
     match = data.get("match") or {}
     if not isinstance(match, Mapping):
         raise BudgetError("match", "a mapping of dimension to value or glob, e.g. {customer: acme}")
-    allowed = tuple(match_keys)
+    allowed = None if match_keys is None else tuple(match_keys)
     for key, value in match.items():
-        if key not in allowed:
+        if allowed is not None and key not in allowed:
             raise BudgetError(f"match.{key}", f"not a dimension; use {', '.join(allowed)}")
         if not isinstance(value, str | int) or isinstance(value, bool) or value == "":
             raise BudgetError(f"match.{key}", "a value or a glob such as gpt-5*")
@@ -121,6 +122,21 @@ def period_bounds(period: str, now: dt.datetime, zone: dt.tzinfo) -> tuple[dt.da
     # re-localise: a day across a DST change is 23 or 25 hours
     return (start.replace(tzinfo=None).replace(tzinfo=zone).astimezone(dt.UTC),
             end.replace(tzinfo=None).replace(tzinfo=zone).astimezone(dt.UTC))
+
+
+def spend_in_ledger(con: Any, budget: Budget, now: dt.datetime, zone: dt.tzinfo) -> int:
+    """A budget's spend in the period containing ``now``, summed exactly from ``llm_calls`` (pico-units)."""
+    start, end = period_bounds(budget.period, now, zone)
+    where, params = ["start_time >= ?"], [start.astimezone(dt.UTC).replace(tzinfo=None)]
+    if end is not None and not budget.period.startswith("rolling"):
+        where.append("start_time < ?")
+        params.append(end.astimezone(dt.UTC).replace(tzinfo=None))
+    for key, pattern in budget.match:
+        where.append('"' + key.replace('"', '""') + '" GLOB ?')
+        params.append(pattern)
+    total = con.execute(f"SELECT coalesce(sum(cost), 0) FROM llm_calls WHERE {' AND '.join(where)}",
+                        params).fetchone()[0]
+    return to_pico(Decimal(total))
 
 
 def zone_named(name: str) -> dt.tzinfo:

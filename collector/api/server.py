@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from collector.api import openapi
+from collector.api.budgets import BudgetRoutes
 from collector.api.routes import CostRoutes, error_response, json_response
 from collector.component import BuildContext, Extension
 from collector.config import ConfigError, Section, parse_endpoint
@@ -30,6 +31,7 @@ class CostApi(Extension):
         self.component_id = context.component_id
         self.host, self.port = endpoint
         self.ledger: DuckDBExporter | None = None
+        self.budgets = None
         self.runner: web.AppRunner | None = None
 
     @classmethod
@@ -42,6 +44,8 @@ class CostApi(Extension):
             raise ConfigError(f"extension {self.component_id} needs a duckdb exporter in a traces pipeline",
                               source=service.document.source)
         self.ledger = ledgers[0]
+        from processors.genai_budget import GenAIBudget
+        self.budgets = next((p for p in service.processors if isinstance(p, GenAIBudget)), None)
 
     def queries(self) -> LedgerQueries:
         assert self.ledger is not None and self.ledger.ledger is not None
@@ -50,6 +54,8 @@ class CostApi(Extension):
     def app(self) -> web.Application:
         app = web.Application(middlewares=[json_errors])
         CostRoutes(self.queries).add_to(app)
+        if self.budgets is not None:
+            BudgetRoutes(self.budgets).add_to(app)
         app.router.add_get("/api/v1/openapi.json", _openapi)
         return app
 

@@ -100,9 +100,9 @@ class Ledger:
                 self.con.execute(self._rollup_ddl(table))
             self.con.execute("CREATE TABLE budgets (id VARCHAR PRIMARY KEY, spec JSON NOT NULL, "
                              "updated_at TIMESTAMP NOT NULL)")
-            self.con.execute("CREATE TABLE budget_alerts (budget_id VARCHAR NOT NULL, period_start TIMESTAMPTZ NOT NULL, "
-                             "threshold DOUBLE NOT NULL, fired_at TIMESTAMPTZ NOT NULL, "
-                             "PRIMARY KEY (budget_id, period_start, threshold))")
+            self.con.execute("CREATE TABLE budget_alerts (budget_id VARCHAR NOT NULL, "
+                             "period_start TIMESTAMPTZ NOT NULL, threshold DOUBLE NOT NULL, "
+                             "fired_at TIMESTAMPTZ NOT NULL, PRIMARY KEY (budget_id, period_start, threshold))")
             self.con.execute("INSERT INTO schema_version VALUES (?, now())", [SCHEMA_VERSION])
             self.con.execute("COMMIT")
         self._ensure_dimensions()

@@ -1,0 +1,106 @@
+"""/api/v1/budgets: list, create, change, delete budgets, and the pre-call check apps can make.
+
+The collector sees a call after it happened, so it cannot stop one. An app that must not overspend
+asks ``GET /api/v1/budgets/check`` before each call and skips the call on 402; calls in flight
+between two checks can overshoot a hard budget by what they cost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from aiohttp import web
+
+from collector.api.routes import error_response, json_response
+from pricing_catalog.compiled import to_pico
+from processors.budgets import BudgetError
+from processors.genai_budget import GenAIBudget
+
+
+class BudgetRoutes:
+    def __init__(self, processor: GenAIBudget):
+        self.processor = processor
+
+    def add_to(self, app: web.Application) -> None:
+        app.router.add_get("/api/v1/budgets", self.list)
+        app.router.add_post("/api/v1/budgets", self.create)
+        app.router.add_get("/api/v1/budgets/check", self.check)
+        app.router.add_get("/api/v1/budgets/{id}", self.get)
+        app.router.add_put("/api/v1/budgets/{id}", self.update)
+        app.router.add_delete("/api/v1/budgets/{id}", self.delete)
+
+    async def list(self, request: web.Request) -> web.Response:
+        return json_response({"budgets": [s.as_dict() for s in self.processor.book.statuses()]})
+
+    async def get(self, request: web.Request) -> web.Response:
+        budget_id = request.match_info["id"]
+        if budget_id not in self.processor.book.budgets:
+            return error_response(404, "not_found", f"no budget {budget_id!r}")
+        return json_response(self.processor.book.status(budget_id).as_dict())
+
+    async def create(self, request: web.Request) -> web.Response:
+        return await self._save(request, None)
+
+    async def update(self, request: web.Request) -> web.Response:
+        return await self._save(request, request.match_info["id"])
+
+    async def _save(self, request: web.Request, replace: str | None) -> web.Response:
+        try:
+            data = json.loads(await request.read())
+        except ValueError as exc:
+            return error_response(400, "bad_json", f"the body is not JSON: {exc}")
+        if replace is not None and isinstance(data, dict):
+            data.setdefault("id", replace)
+        try:
+            budget = await asyncio.to_thread(self.processor.save, data, replace)
+        except BudgetError as exc:
+            return error_response(400, "invalid_budget", str(exc))
+        except PermissionError as exc:
+            return error_response(403, "read_only", str(exc))
+        except FileExistsError as exc:
+            return error_response(409, "exists", str(exc))
+        except KeyError:
+            return error_response(404, "not_found", f"no budget {replace!r}")
+        return json_response(self.processor.book.status(budget.id).as_dict(), 200 if replace else 201)
+
+    async def delete(self, request: web.Request) -> web.Response:
+        budget_id = request.match_info["id"]
+        try:
+            await asyncio.to_thread(self.processor.delete, budget_id)
+        except KeyError:
+            return error_response(404, "not_found", f"no budget {budget_id!r}")
+        except PermissionError as exc:
+            return error_response(403, "read_only", str(exc))
+        return web.Response(status=204)
+
+    async def check(self, request: web.Request) -> web.Response:
+        """200 {"allowed": true, ...}, or 402 for the first hard budget that is, or would be, exceeded."""
+        values: dict[str, Any] = {}
+        estimate = 0
+        for key, value in request.query.items():
+            if key == "estimated_cost":
+                try:
+                    amount = Decimal(value)
+                except InvalidOperation:
+                    amount = Decimal(-1)
+                if not amount.is_finite() or amount < 0:
+                    return error_response(400, "bad_parameter", f"estimated_cost: {value!r} is not an amount >= 0")
+                estimate = to_pico(amount)
+            elif key in self.processor.match_keys:
+                values[key] = value
+            else:
+                return error_response(400, "bad_parameter", f"{key}: unknown parameter; use estimated_cost and "
+                                                            f"{', '.join(self.processor.match_keys)}")
+        applying = [status for status in self.processor.book.statuses()
+                    if all(key in values for key, _ in status.budget.match) and status.budget.matches(values)]
+        for status in sorted(applying, key=lambda s: -s.utilization):
+            if (status.budget.hard and status.spent_pico + estimate > status.budget.limit_pico) \
+                    or (status.budget.hard and status.spent_pico >= status.budget.limit_pico):
+                body = status.as_dict()
+                return json_response({"allowed": False, "budget": status.budget.id, "spent": body["spent"],
+                                      "limit": body["limit"], "resets_at": body["resets_at"],
+                                      "budgets": [s.as_dict() for s in applying]}, 402)
+        return json_response({"allowed": True, "budgets": [s.as_dict() for s in applying]})

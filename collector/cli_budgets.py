@@ -1,0 +1,82 @@
+"""``genai-collector budgets status``: each budget with spent / limit, a utilisation bar and its reset time."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from collector.cli_ledger import DEFAULT_DB, DEFAULT_URL, CommandError, open_ledger
+from collector.config import load_yaml_file
+from processors.budgets import BudgetError, Status, parse_budget, period_bounds, spend_in_ledger, zone_named
+
+
+def _via_api(url: str) -> list[dict[str, Any]]:
+    try:
+        with urllib.request.urlopen(f"{url.rstrip('/')}/api/v1/budgets", timeout=10) as reply:
+            return json.loads(reply.read())["budgets"]
+    except urllib.error.HTTPError as exc:
+        if exc.code == 404:
+            raise CommandError(f"{url}: the collector has no genai_budget processor") from None
+        raise CommandError(f"{url}: HTTP {exc.code}") from None
+    except (urllib.error.URLError, OSError) as exc:
+        raise CommandError(f"cannot reach the collector API at {url}: {getattr(exc, 'reason', exc)}") from None
+
+
+def _from_file(db: Path, config: Path | None) -> list[dict[str, Any]]:
+    """Budgets of the config file and those created through the API, with spend from the ledger file."""
+    section: dict[str, Any] = {}
+    if config is not None:
+        processors = load_yaml_file(config).data.get("processors") or {}
+        section = next((v or {} for k, v in processors.items() if k.split("/")[0] == "genai_budget"), {})
+    ledger = open_ledger(db, read_only=True)
+    try:
+        zone = zone_named(section.get("timezone", "UTC"))
+        budgets = [parse_budget(item, None) for item in section.get("budgets") or []]
+        budgets += [parse_budget(json.loads(spec), None, source="api")
+                    for (spec,) in ledger.con.execute("SELECT spec FROM budgets ORDER BY id").fetchall()]
+        now = dt.datetime.now(dt.UTC)
+        statuses = []
+        for budget in budgets:
+            start, end = period_bounds(budget.period, now, zone)
+            statuses.append(Status(budget, spend_in_ledger(ledger.con, budget, now, zone), start, end).as_dict())
+        return statuses
+    except BudgetError as exc:
+        raise CommandError(f"{config}: budget {exc}") from None
+    finally:
+        ledger.close()
+
+
+def render(budgets: list[dict[str, Any]]) -> str:
+    if not budgets:
+        return "no budgets\n"
+    width = max(len(b["id"]) for b in budgets)
+    lines = []
+    for b in budgets:
+        filled = min(20, int(20 * b["utilization"]))
+        bar = "#" * filled + "." * (20 - filled)
+        resets = b["resets_at"] or "never"
+        lines.append(f"{b['id']:<{width}}  {b['spent']:>14} / {b['limit']:<12} [{bar}] {b['utilization']:>7.1%}  "
+                     f"{b['status']:<8}  {b['period']:<10} resets {resets}{'  HARD' if b['hard'] else ''}")
+    return "\n".join(lines) + "\n"
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    budgets = _from_file(args.db, args.config) if args.db else _via_api(args.url or DEFAULT_URL)
+    print(render(budgets), end="")
+    return 0
+
+
+def add_commands(commands: argparse._SubParsersAction) -> None:
+    budgets = commands.add_parser("budgets", help="budget status")
+    sub = budgets.add_subparsers(dest="budgets_command", required=True)
+    status = sub.add_parser("status", help="spent / limit, utilisation and reset time of every budget")
+    source = status.add_mutually_exclusive_group()
+    source.add_argument("--url", help=f"a running collector's API (default {DEFAULT_URL})")
+    source.add_argument("--db", type=Path, help=f"a stopped collector's ledger file, e.g. {DEFAULT_DB}")
+    status.add_argument("--config", type=Path, help="with --db: the config whose genai_budget budgets to include")
+    status.set_defaults(handler=cmd_status)

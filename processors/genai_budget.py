@@ -1,0 +1,246 @@
+"""``genai_budget``: budget state on every billable span, threshold alerts, and the data behind the check API.
+
+::
+
+    genai_budget:
+      timezone: Europe/Berlin
+      budgets:
+        - {id: acme-monthly, match: {customer: acme}, limit: 500, period: monthly,
+           thresholds: [0.5, 0.8, 1.0], hard: true}
+        - {id: gpt5-daily, match: {model: "gpt-5*"}, limit: 50, period: daily}
+      alerts:
+        webhook: {url: "${env:ALERT_URL}", secret: "${env:ALERT_SECRET}"}
+
+Spend is what the ledger committed (the ``duckdb`` exporter must be in the pipeline): each commit
+adds its new calls to the budgets they match, so retries and failed writes never count, and on
+start the spend of the current periods is read back from the ledger. A threshold crossing raises
+one alert per (budget, threshold, period) — a log line, an OTLP log record in the logs pipelines,
+and the webhook — also across restarts (fired alerts are stored in the ledger).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+from typing import Any
+
+from collector import attributes, log
+from collector.attributes import value_of
+from collector.batch import TelemetryBatch
+from collector.component import BuildContext, Processor
+from collector.config import ConfigError, Section
+from collector.signals import Signal
+from collector.storage.ledger import Ledger
+from collector.storage.rows import CallColumns
+from pricing_catalog.compiled import PICO
+from processors.budget_alerts import Webhook, log_record
+from processors.budgets import (
+    MATCH_KEYS_FIXED,
+    Alert,
+    Budget,
+    BudgetError,
+    BudgetLedger,
+    parse_budget,
+    spend_in_ledger,
+    zone_named,
+)
+from processors.genai_normalize import index_batch
+
+_LOG = log.get("processor.genai_budget")
+PREFIX = "gen_ai.budget."
+
+
+def _double(pico: int) -> float:
+    return round(pico / PICO, 10)
+
+
+class GenAIBudget(Processor):
+    signals = frozenset({Signal.TRACES})
+
+    def __init__(self, context: BuildContext, zone: dt.tzinfo, budgets: list[tuple[Budget, tuple]],
+                 webhook: Webhook | None, clock=None):
+        self.component_id = context.component_id
+        self.telemetry = context.telemetry
+        self.book = BudgetLedger(zone, clock)
+        self.configured = budgets  # (budget, config path) — validated against the dimensions in bind_service
+        self.webhook = webhook
+        self.exporter = None
+        self.service = None
+        self.match_keys: tuple[str, ...] = MATCH_KEYS_FIXED
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.tasks: set[asyncio.Task] = set()
+
+    @classmethod
+    def from_config(cls, section: Section, context: BuildContext) -> GenAIBudget:
+        try:
+            zone = zone_named(section.str("timezone", "UTC"))
+        except BudgetError as exc:
+            raise section.error("timezone", exc.message) from None
+        budgets = []
+        seen = set()
+        for index, item in enumerate(section.raw("budgets", [])):
+            path = (*section.path, "budgets", index)
+            try:
+                budget = parse_budget(item, None)
+            except BudgetError as exc:
+                raise section.doc.error((*path, *exc.key.split(".")) if exc.key else path, exc.message) from None
+            if budget.id in seen:
+                raise section.doc.error((*path, "id"), f"duplicate budget id {budget.id!r}")
+            seen.add(budget.id)
+            budgets.append((budget, path))
+        alerts = section.section("alerts")
+        hook = alerts.section("webhook")
+        webhook = None
+        if hook.has("url") and hook.str("url"):
+            webhook = Webhook(hook.str("url"), hook.str("secret", ""), hook.duration("timeout", 5.0),
+                              hook.int("attempts", 5, minimum=1), hook.duration("initial_interval", 1.0))
+            if not webhook.url.startswith(("http://", "https://")):
+                raise hook.error("url", f"{webhook.url!r} is not an http(s) URL")
+        else:
+            for key in ("url", "secret", "timeout", "attempts", "initial_interval"):
+                hook.raw(key, None)
+        hook.finish()
+        alerts.finish()
+        return cls(context, zone, budgets, webhook)
+
+    def bind_service(self, service) -> None:
+        from collector.exporters.duckdb import DuckDBExporter
+        ledgers = [e for e in service.exporters.values() if isinstance(e, DuckDBExporter)]
+        if not ledgers:
+            raise ConfigError(f"processor {self.component_id} needs a duckdb exporter (budgets are ledger spend)",
+                              source=service.document.source)
+        self.exporter = ledgers[0]
+        self.exporter.listeners.append(self._on_commit)
+        self.service = service
+        self.match_keys = (*MATCH_KEYS_FIXED, *service.attribution_dimensions())
+        for budget, path in self.configured:
+            for key, _ in budget.match:
+                if key not in self.match_keys:
+                    raise service.document.error((*path, "match", key), "not a dimension",
+                                                 f"use {', '.join(self.match_keys)}")
+
+    # state -----------------------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self.loop = asyncio.get_running_loop()
+        await asyncio.to_thread(self._load)
+
+    def _load(self) -> None:
+        """Budgets from the config and the API, with their current spend read from the ledger."""
+        con = self.exporter.reader()
+        try:
+            stored = [parse_budget(json.loads(spec), self.match_keys, source="api")
+                      for (spec,) in con.execute("SELECT spec FROM budgets ORDER BY id").fetchall()]
+            for budget in [b for b, _ in self.configured] + stored:
+                self.book.set_budget(budget, self.ledger_spend(con, budget))
+            for budget_id, period_start, threshold in con.execute(
+                    "SELECT budget_id, period_start, threshold FROM budget_alerts").fetchall():
+                self.book.fired.add((budget_id, period_start.astimezone(dt.UTC).isoformat(), threshold))
+        finally:
+            con.close()
+        _LOG.info("budgets loaded", extra={"budgets": [s.as_dict() for s in self.book.statuses()]})
+
+    def ledger_spend(self, con, budget: Budget) -> int:
+        return spend_in_ledger(con, budget, self.book.clock(), self.book.zone)
+
+    def _on_commit(self, ledger: Ledger, columns: CallColumns, added: list[int]) -> None:
+        """Writer thread: the calls this commit added count towards the budgets they match."""
+        data = columns.columns
+        keys = [k for k in self.match_keys if k in data]
+        calls = [(data["start_us"][i], data["cost_pico"][i] or 0, {k: data[k][i] for k in keys}) for i in added]
+        alerts = self.book.record(calls)
+        for alert in alerts:
+            ledger.con.execute("INSERT OR IGNORE INTO budget_alerts VALUES (?, ?, ?, ?)",
+                               [alert.budget.id, alert.period_start, alert.threshold, alert.at])
+            if self.loop is not None:
+                self.loop.call_soon_threadsafe(self._raise, alert)
+
+    def _raise(self, alert: Alert) -> None:
+        payload = alert.payload()
+        _LOG.warning("budget threshold crossed", extra=payload)
+        self.telemetry.add_labeled("budget_alerts", (("budget", alert.budget.id),
+                                                     ("threshold", str(alert.threshold))))
+        self._spawn(self.service.emit(TelemetryBatch(Signal.LOGS, log_record(payload))))
+        if self.webhook is not None:
+            self._spawn(self.webhook.deliver(payload))
+
+    def _spawn(self, work) -> None:
+        task = asyncio.ensure_future(work)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    # budgets through the API -----------------------------------------------------------------------------
+
+    def save(self, data: dict[str, Any], replace: str | None = None) -> Budget:
+        """Create (or, with ``replace``, update) an API-managed budget; raises BudgetError / KeyError."""
+        budget = parse_budget(data, self.match_keys, source="api")
+        existing = self.book.budgets.get(replace or budget.id)
+        if existing is not None and existing.source == "config":
+            raise PermissionError(f"budget {existing.id} is defined in the config file: change it there")
+        if replace is None and existing is not None:
+            raise FileExistsError(f"budget {budget.id} exists: PUT /api/v1/budgets/{budget.id} to change it")
+        if replace is not None and (existing is None or budget.id != replace):
+            raise KeyError(replace) if existing is None else BudgetError("id", "cannot be changed")
+        con = self.exporter.reader()
+        try:
+            con.execute("INSERT OR REPLACE INTO budgets VALUES (?, ?, now())",
+                        [budget.id, json.dumps(budget.spec())])
+            self.book.set_budget(budget, self.ledger_spend(con, budget))
+        finally:
+            con.close()
+        return budget
+
+    def delete(self, budget_id: str) -> None:
+        existing = self.book.budgets.get(budget_id)
+        if existing is None:
+            raise KeyError(budget_id)
+        if existing.source == "config":
+            raise PermissionError(f"budget {budget_id} is defined in the config file: remove it there")
+        con = self.exporter.reader()
+        try:
+            con.execute("DELETE FROM budgets WHERE id = ?", [budget_id])
+        finally:
+            con.close()
+        self.book.remove(budget_id)
+
+    # spans -----------------------------------------------------------------------------------------------
+
+    def process(self, batch: TelemetryBatch) -> None:
+        if not self.book.budgets:
+            return
+        if batch.genai is None:
+            batch.genai = index_batch(batch)
+        services: dict[int, Any] = {}
+        for call in batch.genai:
+            cost = call.cost
+            if not call.billable or cost is None or cost.amount_pico is None:
+                continue
+            service = services.get(id(call.resource), "")
+            if service == "":
+                service = services[id(call.resource)] = next(
+                    (value_of(kv) for kv in call.resource.attributes if kv.key == "service.name"), None)
+            values = {"provider": call.provider, "model": call.model, "service": service, **(call.attribution or {})}
+            statuses = self.book.matching(values)
+            if statuses:
+                call.append(self._encode(statuses, cost.amount_pico))
+
+    @staticmethod
+    def _encode(statuses, amount: int) -> bytes:
+        """gen_ai.budget.* of the tightest budget after this call, and every matching id."""
+        tightest = max(statuses, key=lambda s: (s.spent_pico + amount) / s.budget.limit_pico)
+        budget = tightest.budget
+        spent = tightest.spent_pico + amount
+        utilization = spent / budget.limit_pico
+        status = "exceeded" if spent >= budget.limit_pico else \
+            "warning" if any(t < 1 and utilization >= t for t in budget.thresholds) else "ok"
+        items = [(PREFIX + "id", budget.id), (PREFIX + "period", budget.period),
+                 (PREFIX + "limit", _double(budget.limit_pico)), (PREFIX + "spent", _double(spent)),
+                 (PREFIX + "remaining", _double(budget.limit_pico - spent)),
+                 (PREFIX + "utilization", round(utilization, 6)), (PREFIX + "status", status),
+                 (PREFIX + "ids", [s.budget.id for s in statuses])]
+        return b"".join(attributes.encode(k, v) for k, v in items)
+
+    async def shutdown(self, timeout: float) -> None:
+        if self.tasks:
+            await asyncio.wait(self.tasks, timeout=min(timeout, 10))
