@@ -15,6 +15,7 @@ PROCESSORS = {
     "genai_cost": "processors.genai_cost:GenAICost",
     "genai_attribution": "processors.genai_attribution:GenAIAttribution",
     "genai_budget": "processors.genai_budget:GenAIBudget",
+    "genai_metrics": "processors.genai_metrics:GenAIMetrics",
 }
 EXPORTERS = {
     "otlp": "collector.exporters.otlp_grpc:OtlpGrpcExporter",

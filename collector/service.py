@@ -58,7 +58,7 @@ class Service:
         from collector.storage.ledger import STANDARD_DIMENSIONS
         names = list(STANDARD_DIMENSIONS)
         for processor in self.processors:
-            names += [d for d in getattr(processor, "dimensions", ()) if d not in names]
+            names += [d for d in getattr(processor, "attribution_dimensions", ()) if d not in names]
         return tuple(names)
 
     def components(self) -> list[Component]:

@@ -54,7 +54,7 @@ class GenAIAttribution(Processor):
 
     def __init__(self, sources: dict[str, list[tuple[str, str]]], defaults: dict[str, str], max_cardinality: int):
         self.sources = sources
-        self.dimensions = tuple(sources)
+        self.attribution_dimensions = tuple(sources)  # become ledger columns (Service.attribution_dimensions)
         self.defaults = defaults
         self.max_cardinality = max_cardinality
         self.seen: dict[str, set[str]] = {dimension: set() for dimension in sources}

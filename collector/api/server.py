@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from collector.api import openapi
 from collector.api.budgets import BudgetRoutes
+from collector.api.metrics import CostCounters, PrometheusView
 from collector.api.routes import CostRoutes, error_response, json_response
 from collector.component import BuildContext, Extension
 from collector.config import ConfigError, Section, parse_endpoint
@@ -29,6 +31,8 @@ class CostApi(Extension):
 
     def __init__(self, context: BuildContext, endpoint: tuple[str, int]):
         self.component_id = context.component_id
+        self.telemetry = context.telemetry
+        self.costs = CostCounters()
         self.host, self.port = endpoint
         self.ledger: DuckDBExporter | None = None
         self.budgets = None
@@ -44,6 +48,7 @@ class CostApi(Extension):
             raise ConfigError(f"extension {self.component_id} needs a duckdb exporter in a traces pipeline",
                               source=service.document.source)
         self.ledger = ledgers[0]
+        self.ledger.listeners.append(self.costs.on_commit)
         from processors.genai_budget import GenAIBudget
         self.budgets = next((p for p in service.processors if isinstance(p, GenAIBudget)), None)
 
@@ -57,7 +62,18 @@ class CostApi(Extension):
         if self.budgets is not None:
             BudgetRoutes(self.budgets).add_to(app)
         app.router.add_get("/api/v1/openapi.json", _openapi)
+        registry = CollectorRegistry(auto_describe=False)
+        registry.register(PrometheusView(self.telemetry, self.costs, self._webhook_failures))
+
+        async def metrics(request: web.Request) -> web.Response:
+            return web.Response(body=generate_latest(registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+        app.router.add_get("/metrics", metrics)
         return app
+
+    def _webhook_failures(self) -> int:
+        webhook = self.budgets.webhook if self.budgets is not None else None
+        return webhook.failures if webhook is not None else 0
 
     async def start(self) -> None:
         self.runner = await serve(self.app(), self.host, self.port, f"extension {self.component_id}")
