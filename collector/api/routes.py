@@ -92,10 +92,10 @@ class CostRoutes:
         return await self._query("costs", query)
 
     async def calls(self, request: web.Request) -> Any:
-        params = Params(request, ("from", "to", "limit", "cursor"))
+        params = Params(request, ("from", "to", "limit", "cursor", "order"))
         start, end = params.time_range(default_days=3650)
         return await self._query("calls", start, end, params.filters, params.integer("limit", 100),
-                                 params.get("cursor"))
+                                 params.get("cursor"), params.get("order") or "time")
 
     async def unpriced(self, request: web.Request) -> Any:
         Params(request, ())

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+from collector import __version__
 from collector.api import openapi
 from collector.api.budgets import BudgetRoutes
 from collector.api.metrics import CostCounters, PrometheusView
@@ -26,21 +29,30 @@ async def json_errors(request: web.Request, handler) -> web.StreamResponse:
         raise
 
 
-class CostApi(Extension):
-    """Config: ``endpoint`` (default 127.0.0.1:8888)."""
+STATIC = Path(__file__).parent / "static"
 
-    def __init__(self, context: BuildContext, endpoint: tuple[str, int]):
+
+class CostApi(Extension):
+    """Config: ``endpoint`` (default 127.0.0.1:8888), ``trace_url_template`` (the dashboard links trace ids
+    to your trace UI, e.g. ``http://jaeger:16686/trace/{trace_id}``)."""
+
+    def __init__(self, context: BuildContext, endpoint: tuple[str, int], trace_url_template: str = ""):
         self.component_id = context.component_id
         self.telemetry = context.telemetry
         self.costs = CostCounters()
         self.host, self.port = endpoint
+        self.trace_url_template = trace_url_template
         self.ledger: DuckDBExporter | None = None
         self.budgets = None
         self.runner: web.AppRunner | None = None
 
     @classmethod
     def from_config(cls, section: Section, context: BuildContext) -> CostApi:
-        return cls(context, section.endpoint("endpoint", parse_endpoint("127.0.0.1:8888")))
+        template = section.str("trace_url_template", "")
+        if template and "{trace_id}" not in template:
+            raise section.error("trace_url_template", "must contain {trace_id}",
+                                "e.g. http://127.0.0.1:16686/trace/{trace_id}")
+        return cls(context, section.endpoint("endpoint", parse_endpoint("127.0.0.1:8888")), template)
 
     def bind_service(self, service) -> None:
         ledgers = [e for e in service.exporters.values() if isinstance(e, DuckDBExporter)]
@@ -62,6 +74,9 @@ class CostApi(Extension):
         if self.budgets is not None:
             BudgetRoutes(self.budgets).add_to(app)
         app.router.add_get("/api/v1/openapi.json", _openapi)
+        app.router.add_get("/api/v1/info", self._info)
+        app.router.add_get("/", _dashboard)
+        app.router.add_static("/static/", STATIC)
         registry = CollectorRegistry(auto_describe=False)
         registry.register(PrometheusView(self.telemetry, self.costs, self._webhook_failures))
 
@@ -70,6 +85,11 @@ class CostApi(Extension):
 
         app.router.add_get("/metrics", metrics)
         return app
+
+    async def _info(self, request: web.Request) -> web.Response:
+        return json_response({"version": __version__, "dimensions": list(self.ledger.ledger.dimensions),
+                              "trace_url_template": self.trace_url_template,
+                              "budgets": self.budgets is not None})
 
     def _webhook_failures(self) -> int:
         webhook = self.budgets.webhook if self.budgets is not None else None
@@ -81,6 +101,10 @@ class CostApi(Extension):
     async def shutdown(self, timeout: float) -> None:
         if self.runner is not None:
             await self.runner.cleanup()
+
+
+async def _dashboard(request: web.Request) -> web.FileResponse:
+    return web.FileResponse(STATIC / "index.html")
 
 
 async def _openapi(request: web.Request) -> web.Response:

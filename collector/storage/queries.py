@@ -122,13 +122,20 @@ class LedgerQueries:
                 "series": series, "totals": totals}
 
     def calls(self, start: dt.datetime, end: dt.datetime, filters: dict[str, str], limit: int,
-              cursor: str | None) -> dict[str, Any]:
-        """Ledger rows, newest first; ``next_cursor`` continues where this page ended."""
+              cursor: str | None, order: str = "time") -> dict[str, Any]:
+        """Ledger rows, newest first (``order=cost``: most expensive first, one page); ``next_cursor``
+        continues where this page ended."""
+        if order not in ("time", "cost"):
+            raise QueryError("order", f"{order!r}: use time or cost")
         self.check_keys("filter", [k for k in filters if k != "status"])
         if not 1 <= limit <= MAX_CALLS_PAGE:
             raise QueryError("limit", f"must be between 1 and {MAX_CALLS_PAGE}")
         where = ["start_time >= ?", "start_time < ?"] + [f"{q(k)} = ?" for k in filters]
         params: list[Any] = [start, end, *filters.values()]
+        if order == "cost":
+            rows = self._rows(f"SELECT * EXCLUDE (inserted_at) FROM llm_calls WHERE {' AND '.join(where)} "
+                              f"AND cost IS NOT NULL ORDER BY cost DESC, start_time DESC LIMIT {limit}", params)
+            return {"calls": rows, "next_cursor": None}
         if cursor:
             position = decode_cursor(cursor)
             where.append("(start_time, trace_id, span_id) < (?, ?, ?)")

@@ -1,0 +1,237 @@
+// The cost dashboard: reads /api/v1 and draws its own SVG (no chart library, nothing fetched from the net).
+"use strict";
+
+const COLORS = ["#3c5bd9", "#2f9e62", "#d08b11", "#c8372d", "#7b4fd1", "#1f9bb4", "#b5487e", "#6b7385",
+                "#8fa31d", "#e06b2f"];
+const BREAKDOWNS = ["model", "customer", "feature", "team", "service"];
+const state = { period: "7d", from: null, to: null, stackBy: "model", filters: {}, info: null };
+
+const $ = (id) => document.getElementById(id);
+const el = (tag, attrs = {}, ...children) => {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs)) node.setAttribute(key, value);
+  for (const child of children) node.append(child);
+  return node;
+};
+const money = (text) => {
+  const value = Number(text || 0);
+  return value >= 100 ? value.toFixed(2) : value >= 1 ? value.toFixed(3) : value.toPrecision(3);
+};
+const number = (value) => Number(value || 0).toLocaleString("en-US");
+
+async function api(path, params = {}) {
+  const query = new URLSearchParams();
+  for (const [key, value] of Object.entries(params)) if (value !== null && value !== undefined) query.set(key, value);
+  const reply = await fetch(`/api/v1/${path}?${query}`);
+  if (!reply.ok) throw new Error(`${path}: HTTP ${reply.status}`);
+  return reply.json();
+}
+
+function range() {
+  // [from, to) of the period shown, and the same length just before it (for the change)
+  const to = state.to ? new Date(state.to) : new Date();
+  const hours = { "24h": 24, "7d": 168, "30d": 720 }[state.period];
+  const from = state.from ? new Date(state.from) : new Date(to.getTime() - hours * 3600e3);
+  const previous = new Date(from.getTime() - (to.getTime() - from.getTime()));
+  return { from: from.toISOString(), to: to.toISOString(), previous: previous.toISOString(),
+           granularity: to - from <= 48 * 3600e3 ? "hour" : "day" };
+}
+
+function filterParams() {
+  const params = {};
+  for (const [key, value] of Object.entries(state.filters)) params[`filter[${key}]`] = value;
+  return params;
+}
+
+function totalOf(report) {
+  const totals = report.totals[0] || {};
+  return { cost: totals.cost || "0", currency: totals.currency || "", calls: totals.calls || 0,
+           input: totals.input_tokens || 0, output: totals.output_tokens || 0 };
+}
+
+async function drawTotals(r) {
+  const [now, before] = await Promise.all([
+    api("costs", { from: r.from, to: r.to, ...filterParams() }),
+    api("costs", { from: r.previous, to: r.from, ...filterParams() })]);
+  const current = totalOf(now), previous = totalOf(before);
+  $("total-cost").textContent = `${money(current.cost)} ${current.currency}`;
+  $("total-cost").dataset.exact = current.cost;
+  $("total-calls").textContent = number(current.calls);
+  $("total-tokens").textContent = `${number(current.input)} / ${number(current.output)}`;
+  const change = $("total-change");
+  if (Number(previous.cost) > 0) {
+    const pct = (Number(current.cost) - Number(previous.cost)) / Number(previous.cost) * 100;
+    change.textContent = `${pct >= 0 ? "+" : ""}${pct.toFixed(1)}% vs previous`;
+    change.className = `change ${pct > 0 ? "up" : "down"}`;
+  } else {
+    change.textContent = "no spend in the previous period";
+    change.className = "change";
+  }
+}
+
+async function drawChart(r) {
+  const report = await api("costs", { from: r.from, to: r.to, granularity: r.granularity,
+                                      group_by: state.stackBy, ...filterParams() });
+  const buckets = [...new Set(report.series.map((row) => row.bucket))].sort();
+  const groups = [...new Set(report.series.map((row) => row[state.stackBy]))];
+  const cost = {};
+  for (const row of report.series) cost[`${row.bucket}|${row[state.stackBy]}`] = Number(row.cost);
+  const totals = buckets.map((b) => groups.reduce((sum, g) => sum + (cost[`${b}|${g}`] || 0), 0));
+  const max = Math.max(...totals, 0);
+  const width = 960, height = 240, left = 56, bottom = 22;
+  const ns = "http://www.w3.org/2000/svg";
+  const svg = document.createElementNS(ns, "svg");
+  svg.setAttribute("viewBox", `0 0 ${width} ${height}`);
+  svg.setAttribute("width", "100%");
+  svg.setAttribute("role", "img");
+  const add = (tag, attrs, text) => {
+    const node = document.createElementNS(ns, tag);
+    for (const [key, value] of Object.entries(attrs)) node.setAttribute(key, value);
+    if (text !== undefined) node.textContent = text;
+    svg.append(node);
+    return node;
+  };
+  if (!buckets.length) {
+    add("text", { x: width / 2, y: height / 2, "text-anchor": "middle", fill: "#6b7385" }, "no spend in this period");
+  }
+  const plot = height - bottom - 10, step = (width - left) / Math.max(buckets.length, 1);
+  for (let i = 0; i <= 4; i++) {
+    const y = 10 + plot - plot * i / 4;
+    add("line", { x1: left, x2: width, y1: y, y2: y, stroke: "#eceff4" });
+    add("text", { x: left - 6, y: y + 4, "text-anchor": "end", "font-size": 11, fill: "#6b7385" },
+        money(max * i / 4));
+  }
+  buckets.forEach((bucket, i) => {
+    let y = 10 + plot;
+    groups.forEach((group, g) => {
+      const value = cost[`${bucket}|${group}`] || 0;
+      const h = max ? plot * value / max : 0;
+      y -= h;
+      const barWidth = Math.min(step * 0.7, 48);
+      const bar = add("rect", { x: left + i * step + (step - barWidth) / 2, y, width: barWidth, height: h,
+                                fill: COLORS[g % COLORS.length] });
+      const title = document.createElementNS(ns, "title");
+      title.textContent = `${bucket} ${group}: ${value}`;
+      bar.append(title);
+    });
+    if (buckets.length <= 31 || i % Math.ceil(buckets.length / 24) === 0) {
+      const label = r.granularity === "hour" ? bucket.slice(11, 16) : bucket.slice(5, 10);
+      add("text", { x: left + i * step + step / 2, y: height - 6, "text-anchor": "middle", "font-size": 10,
+                    fill: "#6b7385" }, label);
+    }
+  });
+  $("chart").replaceChildren(svg);
+  $("legend").replaceChildren(...groups.map((group, g) =>
+    el("span", {}, el("i", { style: `background:${COLORS[g % COLORS.length]}` }), group || "(none)")));
+}
+
+async function drawBreakdowns(r) {
+  const reports = await Promise.all(BREAKDOWNS.map((dimension) =>
+    api("costs", { from: r.from, to: r.to, group_by: dimension, ...filterParams() })));
+  const panels = reports.map((report, index) => {
+    const dimension = BREAKDOWNS[index];
+    const total = Number(totalOf(report).cost) || 1;
+    const table = el("table", { "data-dimension": dimension },
+      el("tr", {}, el("th", {}, dimension), el("th", { class: "num" }, "calls"),
+         el("th", { class: "num" }, "tokens"), el("th", { class: "num" }, "cost"), el("th", {}, "share")));
+    for (const row of report.series.slice(0, 12)) {
+      const value = row[dimension];
+      const share = Number(row.cost) / total;
+      const tr = el("tr", { class: "row", "data-value": value },
+        el("td", {}, value || "(none)"), el("td", { class: "num" }, number(row.calls)),
+        el("td", { class: "num" }, number(row.input_tokens + row.output_tokens)),
+        el("td", { class: "num" }, money(row.cost)),
+        el("td", {}, el("span", { class: "share", style: `width:${Math.round(share * 80)}px` }),
+           ` ${(share * 100).toFixed(0)}%`));
+      tr.addEventListener("click", () => { state.filters[dimension] = value; refresh(); });
+      table.append(tr);
+    }
+    if (!report.series.length) table.append(el("tr", {}, el("td", { class: "empty", colspan: 5 }, "no calls")));
+    return el("div", { class: "panel" }, el("h2", {}, `By ${dimension}`), table);
+  });
+  $("breakdowns").replaceChildren(...panels);
+}
+
+async function drawBudgets() {
+  if (!state.info.budgets) return;
+  const { budgets } = await api("budgets");
+  $("budgets-panel").hidden = false;
+  $("budgets").replaceChildren(...budgets.map((b) => el("div", { class: `budget ${b.status}`, "data-id": b.id },
+    el("div", {}, el("strong", {}, b.id), ` ${money(b.spent)} of ${money(b.limit)} (${(b.utilization * 100)
+      .toFixed(1)}%) — ${b.status}${b.hard ? " — hard" : ""}`),
+    el("div", { class: "bar" }, el("div", { style: `width:${Math.min(100, b.utilization * 100)}%` })),
+    el("div", { class: "meta" }, `${b.period}, resets ${b.resets_at ? new Date(b.resets_at).toLocaleString() :
+      "never"}; matches ${JSON.stringify(b.match)}`))));
+  if (!budgets.length) $("budgets").replaceChildren(el("p", { class: "empty" }, "no budgets"));
+}
+
+async function drawExpensive(r) {
+  const { calls } = await api("calls", { from: r.from, to: r.to, order: "cost", limit: 10, ...filterParams() });
+  const template = state.info.trace_url_template;
+  const table = $("expensive");
+  table.replaceChildren(el("tr", {}, ...["time", "model", "customer", "tokens in / out", "cost", "trace"]
+    .map((h, i) => el("th", i === 4 ? { class: "num" } : {}, h))));
+  for (const call of calls) {
+    const trace = template ? el("a", { href: template.replace("{trace_id}", call.trace_id), target: "_blank" },
+      call.trace_id.slice(0, 16)) : call.trace_id.slice(0, 16);
+    table.append(el("tr", {}, el("td", {}, call.start_time.slice(0, 19).replace("T", " ")),
+      el("td", {}, call.model || ""), el("td", {}, call.customer || ""),
+      el("td", {}, `${number(call.input_tokens)} / ${number(call.output_tokens)}`),
+      el("td", { class: "num" }, money(call.cost)), el("td", {}, trace)));
+  }
+  if (!calls.length) table.append(el("tr", {}, el("td", { class: "empty", colspan: 6 }, "no calls")));
+}
+
+async function drawUnpriced() {
+  const { models } = await api("unpriced");
+  $("unpriced-panel").hidden = !models.length;
+  $("unpriced").replaceChildren(el("tr", {}, el("th", {}, "provider / model"), el("th", { class: "num" }, "calls"),
+    el("th", {}, "last seen"), el("th", {}, "look it up")),
+    ...models.map((m) => el("tr", {}, el("td", {}, `${m.provider} / ${m.model}`),
+      el("td", { class: "num" }, number(m.calls)), el("td", {}, m.last_seen.slice(0, 19).replace("T", " ")),
+      el("td", {}, el("code", {}, `genai-collector pricing lookup --provider ${m.provider} --model ${m.model}`)))));
+}
+
+function drawFilters() {
+  $("filters").replaceChildren(...Object.entries(state.filters).map(([key, value]) => {
+    const chip = el("span", { class: "chip", "data-filter": key }, `${key} = ${value}`);
+    chip.addEventListener("click", () => { delete state.filters[key]; refresh(); });
+    return chip;
+  }));
+}
+
+async function refresh() {
+  const r = range();
+  drawFilters();
+  document.body.dataset.loading = "true";
+  try {
+    await Promise.all([drawTotals(r), drawChart(r), drawBreakdowns(r), drawBudgets(), drawExpensive(r),
+                       drawUnpriced()]);
+    $("footer").textContent = `genai-cost-collector ${state.info.version} · ${r.from} – ${r.to}`;
+  } catch (error) {
+    $("footer").textContent = `could not load: ${error.message}`;
+  } finally {
+    document.body.dataset.loading = "false";
+  }
+}
+
+async function main() {
+  state.info = await api("info");
+  for (const button of document.querySelectorAll("#periods button[data-period]")) {
+    button.addEventListener("click", () => {
+      document.querySelectorAll("#periods button").forEach((b) => b.classList.remove("active"));
+      button.classList.add("active");
+      Object.assign(state, { period: button.dataset.period, from: null, to: null });
+      refresh();
+    });
+  }
+  $("apply-custom").addEventListener("click", () => {
+    if (!$("custom-from").value || !$("custom-to").value) return;
+    Object.assign(state, { from: `${$("custom-from").value}T00:00:00Z`, to: `${$("custom-to").value}T00:00:00Z` });
+    refresh();
+  });
+  $("stack-by").addEventListener("change", (event) => { state.stackBy = event.target.value; refresh(); });
+  await refresh();
+}
+
+main();
