@@ -53,10 +53,12 @@ class CostCounters:
 class PrometheusView(Collector):
     """Translates SelfTelemetry and CostCounters into metric families at each scrape."""
 
-    def __init__(self, telemetry: SelfTelemetry, costs: CostCounters, webhook_failures=lambda: 0):
+    def __init__(self, telemetry: SelfTelemetry, costs: CostCounters, webhook_failures=lambda: 0,
+                 budget_statuses=list):
         self.telemetry = telemetry
         self.costs = costs
         self.webhook_failures = webhook_failures
+        self.budget_statuses = budget_statuses
 
     def collect(self) -> Iterator[Metric]:
         snapshot = self.telemetry.snapshot()
@@ -102,3 +104,13 @@ class PrometheusView(Collector):
             for labels, count in self.costs.tokens.items():
                 tokens.add_metric(labels, count)
         yield from (cost, tokens, calls)
+        spent = GaugeMetricFamily("gen_ai_budget_spent", "Spend of a budget in its current period",
+                                  labels=("budget", "period"))
+        limit = GaugeMetricFamily("gen_ai_budget_limit", "Limit of a budget", labels=("budget", "period"))
+        utilization = GaugeMetricFamily("gen_ai_budget_utilization", "Spent / limit", labels=("budget", "period"))
+        for status in self.budget_statuses():
+            labels = (status.budget.id, status.budget.period)
+            spent.add_metric(labels, status.spent_pico / PICO)
+            limit.add_metric(labels, status.budget.limit_pico / PICO)
+            utilization.add_metric(labels, status.utilization)
+        yield from (spent, limit, utilization)

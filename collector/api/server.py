@@ -78,7 +78,8 @@ class CostApi(Extension):
         app.router.add_get("/", _dashboard)
         app.router.add_static("/static/", STATIC)
         registry = CollectorRegistry(auto_describe=False)
-        registry.register(PrometheusView(self.telemetry, self.costs, self._webhook_failures))
+        registry.register(PrometheusView(self.telemetry, self.costs, self._webhook_failures,
+                                         self.budgets.book.statuses if self.budgets is not None else list))
 
         async def metrics(request: web.Request) -> web.Response:
             return web.Response(body=generate_latest(registry), headers={"Content-Type": CONTENT_TYPE_LATEST})

@@ -1,0 +1,74 @@
+"""Example configs, docker-compose, Prometheus and Grafana provisioning: checked here, since Docker cannot run."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from collector.api.metrics import CostCounters, PrometheusView
+from collector.telemetry import SelfTelemetry
+
+CONFIG = Path(__file__).parent.parent / "config"
+EXAMPLES = ["jaeger.yaml", "tempo.yaml", "grafana-cloud.yaml", "phoenix.yaml", "compose.yaml"]
+
+
+@pytest.mark.parametrize("name", EXAMPLES)
+def test_example_configs_validate(name):
+    result = subprocess.run([sys.executable, "-m", "collector", "validate", "--config", str(CONFIG / "examples" / name)],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+
+
+def test_grafana_cloud_sends_basic_auth_from_the_environment():
+    text = (CONFIG / "examples" / "grafana-cloud.yaml").read_text()
+    assert 'authorization: "Basic ${env:GRAFANA_CLOUD_OTLP_AUTH}"' in text
+
+
+def test_docker_compose_is_complete():
+    compose = yaml.safe_load((CONFIG / "docker-compose.yaml").read_text())
+    services = compose["services"]
+    assert set(services) == {"collector", "jaeger", "tempo", "prometheus", "grafana"}
+    for name, service in services.items():
+        if "image" in service:
+            assert re.fullmatch(r"[\w./-]+:v?\d+\.\d+\.\d+", service["image"]), f"{name}: pin the image version"
+        for volume in service.get("volumes", []):
+            source = volume.split(":")[0]
+            if source.startswith("."):
+                assert (CONFIG / source).exists(), f"{name} mounts {source}, which does not exist"
+    collector = services["collector"]
+    assert (CONFIG / collector["build"]["context"] / collector["build"]["dockerfile"]).is_file()
+    assert {"4317:4317", "4318:4318", "8888:8888"} <= set(collector["ports"])
+    assert "ledger:/var/lib/genai-collector/data" in collector["volumes"]
+    scrape = yaml.safe_load((CONFIG / "prometheus" / "prometheus.yml").read_text())
+    assert scrape["scrape_configs"][0]["static_configs"][0]["targets"] == ["collector:8888"]
+    datasources = yaml.safe_load((CONFIG / "grafana/provisioning/datasources/datasources.yaml").read_text())
+    assert {d["uid"] for d in datasources["datasources"]} == {"prometheus", "tempo", "jaeger"}
+
+
+def exposed_metric_names() -> set[str]:
+    telemetry = SelfTelemetry()
+    names = set()
+    for family in PrometheusView(telemetry, CostCounters()).collect():
+        names.add(family.name + ("_total" if family.type == "counter" else ""))
+    return names
+
+
+def test_grafana_dashboard_queries_metrics_the_collector_exposes():
+    dashboard = json.loads((CONFIG / "grafana" / "genai-cost.json").read_text())
+    titles = {panel["title"] for panel in dashboard["panels"]}
+    assert {"Spend by model", "Spend by customer (top 10)", "Tokens by type", "Unpriced models",
+            "Budget utilization"} <= titles
+    exposed = exposed_metric_names()
+    for panel in dashboard["panels"]:
+        assert panel["datasource"]["uid"] == "prometheus"
+        for target in panel["targets"]:
+            used = set(re.findall(r"\b(gen_ai_\w+|genai_collector_\w+)", target["expr"]))
+            assert used and used <= exposed, f"{panel['title']}: {used - exposed} not exposed"
+    ids = [panel["id"] for panel in dashboard["panels"]]
+    assert len(ids) == len(set(ids))
