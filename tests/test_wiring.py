@@ -20,7 +20,8 @@ EXAMPLES = ["jaeger.yaml", "tempo.yaml", "grafana-cloud.yaml", "phoenix.yaml", "
 
 @pytest.mark.parametrize("name", EXAMPLES)
 def test_example_configs_validate(name):
-    result = subprocess.run([sys.executable, "-m", "collector", "validate", "--config", str(CONFIG / "examples" / name)],
+    config = CONFIG / "examples" / name
+    result = subprocess.run([sys.executable, "-m", "collector", "validate", "--config", str(config)],
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
 
