@@ -32,11 +32,16 @@ class BuildContext:
 
 
 class Refused(Exception):
-    """The pipeline cannot take this batch now; the client should retry later."""
+    """The pipeline cannot take this batch now; the client should retry later.
 
-    def __init__(self, message: str, retry_after: float = 1.0):
+    ``exhausted``: a limit was reached (memory, disk queue size) → HTTP 429 / RESOURCE_EXHAUSTED;
+    otherwise the pipeline is busy or failing → 503 / UNAVAILABLE. Both carry a retry delay.
+    """
+
+    def __init__(self, message: str, retry_after: float = 1.0, exhausted: bool = False):
         super().__init__(message)
         self.retry_after = retry_after
+        self.exhausted = exhausted
 
 
 class Consumer(Protocol):

@@ -16,8 +16,9 @@ from pathlib import Path
 
 from collector import log
 from collector.batch import TelemetryBatch
-from collector.component import BuildContext, Exporter
+from collector.component import BuildContext, Exporter, Refused
 from collector.config import Section
+from collector.exporters.disk_queue import DiskQueue
 
 
 class RetryableError(Exception):
@@ -116,8 +117,11 @@ class QueuedExporter(Exporter):
     """
 
     def __init__(self, context: BuildContext, queue_size: int = 1000, num_consumers: int = 10,
-                 retry: RetrySettings = RetrySettings()):
+                 retry: RetrySettings = RetrySettings(), storage: Path | None = None,
+                 max_size: int = 1024**3):
         self.component_id = context.component_id
+        self.disk = DiskQueue(storage, max_size) if storage is not None else None
+        self.durable = self.disk is not None  # acknowledged only once on disk
         self.telemetry = context.telemetry
         self.queue_size = queue_size
         self.num_consumers = num_consumers
@@ -125,14 +129,25 @@ class QueuedExporter(Exporter):
         self.log = log.get(f"exporter.{context.component_id}")
         self.queue: asyncio.Queue[TelemetryBatch] | None = None
         self.consumers: list[asyncio.Task] = []
-        self.telemetry.gauge(self.component_id, "queue_size", lambda: self.queue.qsize() if self.queue else 0)
+        self.telemetry.gauge(self.component_id, "queue_size", self._queued)
+        if self.disk is not None:
+            self.telemetry.gauge(self.component_id, "disk_queue_bytes", lambda: self.disk.bytes)
+
+    def _queued(self) -> int:
+        if self.disk is not None:
+            return self.disk.count
+        return self.queue.qsize() if self.queue else 0
 
     @staticmethod
-    def read_queue_settings(section: Section) -> dict:
+    def read_queue_settings(section: Section, context: BuildContext) -> dict:
         queue = section.section("sending_queue")
+        storage = queue.str("storage", None)
         settings = {"queue_size": queue.int("queue_size", 1000, minimum=1),
                     "num_consumers": queue.int("num_consumers", 10, minimum=1),
-                    "retry": RetrySettings.from_section(section.section("retry_on_failure"))}
+                    "retry": RetrySettings.from_section(section.section("retry_on_failure")),
+                    "storage": context.resolve(storage) / f"{context.component_id.replace('/', '_')}.sqlite"
+                    if storage else None,
+                    "max_size": queue.size("max_size", 1024**3)}
         queue.finish()
         return settings
 
@@ -146,16 +161,47 @@ class QueuedExporter(Exporter):
         raise NotImplementedError
 
     def has_room(self, batch: TelemetryBatch) -> bool:
+        if self.disk is not None:
+            return True  # checked in commit, where the size is known
         return self.queue is not None and self.queue.qsize() < self.queue_size
 
     def submit(self, batch: TelemetryBatch) -> None:
         assert self.queue is not None, "exporter not started"
         self.queue.put_nowait(batch)
 
+    async def commit(self, batch: TelemetryBatch) -> None:
+        """With ``sending_queue.storage``: returns once the batch is on disk."""
+        if self.disk is None:
+            self.submit(batch)
+            return
+        body = batch.serialized()
+        if not self.disk.has_room(len(body)):
+            raise Refused(f"disk queue of exporter {self.component_id} is full (max_size)", exhausted=True)
+        await self.disk.put(batch.signal, body)
+
     async def start(self) -> None:
         await self.connect()
         self.queue = asyncio.Queue()
-        self.consumers = [asyncio.create_task(self._drain()) for _ in range(self.num_consumers)]
+        if self.disk is not None:
+            await self.disk.open()
+            if self.disk.count:
+                self.log.info("resuming queued batches", extra={"exporter": self.component_id,
+                                                                "batches": self.disk.count, "bytes": self.disk.bytes})
+            self.consumers = [asyncio.create_task(self._drain_disk()) for _ in range(self.num_consumers)]
+        else:
+            self.consumers = [asyncio.create_task(self._drain()) for _ in range(self.num_consumers)]
+
+    async def _drain_disk(self) -> None:
+        assert self.disk is not None
+        while True:
+            item_id, signal, body = await self.disk.take()
+            try:
+                delivered = await self._deliver(TelemetryBatch.from_wire(signal, body), keep_trying=True)
+            except asyncio.CancelledError:
+                self.disk.release(item_id)  # still on disk: sent after the next start
+                raise
+            if delivered is not None:
+                await self.disk.done(item_id, len(body))
 
     async def _drain(self) -> None:
         assert self.queue is not None
@@ -169,7 +215,10 @@ class QueuedExporter(Exporter):
             finally:
                 self.queue.task_done()
 
-    async def _deliver(self, batch: TelemetryBatch) -> None:
+    async def _deliver(self, batch: TelemetryBatch, keep_trying: bool = False) -> bool | None:
+        """Send with retries: True when delivered, False when dropped for good. With ``keep_trying`` (a disk
+        queue) a batch is never dropped for a transient error: past max_elapsed_time it keeps retrying at
+        max_interval."""
         signal = batch.signal.spec.name
         started = time.monotonic()
         delays = self.retry.delays()
@@ -178,22 +227,23 @@ class QueuedExporter(Exporter):
                 await self.send(batch)
             except PermanentError as exc:
                 self._failed(batch, f"permanent error, not retried: {exc}")
-                return
+                return False
             except RetryableError as exc:
-                if not self.retry.enabled:
+                if not self.retry.enabled and not keep_trying:
                     self._failed(batch, f"export failed and retry_on_failure is disabled: {exc}")
-                    return
+                    return False
                 delay = exc.retry_after if exc.retry_after is not None else next(delays)
                 elapsed = time.monotonic() - started
-                if self.retry.max_elapsed_time and elapsed + delay > self.retry.max_elapsed_time:
+                if self.retry.max_elapsed_time and elapsed + delay > self.retry.max_elapsed_time \
+                        and not keep_trying:
                     self._failed(batch, f"gave up after {elapsed:.1f}s (max_elapsed_time): {exc}")
-                    return
+                    return False
                 self.log.info("export failed, will retry", extra={"exporter": self.component_id,
                               "signal": signal, "error": str(exc), "retry_in_s": round(delay, 3)})
                 await asyncio.sleep(delay)
             else:
                 self.telemetry.add(self.component_id, signal, "exported", batch.item_count)
-                return
+                return True
 
     def check_partial_success(self, batch: TelemetryBatch, response) -> None:
         """Count and log items a backend accepted the request but rejected individually."""
@@ -223,4 +273,9 @@ class QueuedExporter(Exporter):
         await asyncio.gather(*self.consumers, return_exceptions=True)
         while self.queue is not None and not self.queue.empty():
             self._failed(self.queue.get_nowait(), "collector shut down before delivery")
+        if self.disk is not None:
+            if self.disk.count:
+                self.log.info("batches stay queued on disk", extra={"exporter": self.component_id,
+                                                                    "batches": self.disk.count})
+            await self.disk.close()
         await self.close()

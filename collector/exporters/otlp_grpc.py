@@ -47,7 +47,7 @@ class OtlpGrpcExporter(QueuedExporter):
             parse_endpoint(connection.endpoint)
         except ValueError as exc:
             raise section.error("endpoint", str(exc)) from None
-        return cls(context, connection, **cls.read_queue_settings(section))
+        return cls(context, connection, **cls.read_queue_settings(section, context))
 
     def _use_tls(self) -> bool:
         endpoint = self.connection.endpoint

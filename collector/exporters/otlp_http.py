@@ -53,7 +53,7 @@ class OtlpHttpExporter(QueuedExporter):
                 raise section.error(key if section.has(key) else "endpoint",
                                     f"{url!r} is not an http:// or https:// URL")
             urls[signal] = url
-        return cls(context, connection, urls, **cls.read_queue_settings(section))
+        return cls(context, connection, urls, **cls.read_queue_settings(section, context))
 
     def _ssl_context(self) -> ssl.SSLContext | bool:
         tls = self.connection.tls

@@ -54,8 +54,9 @@ class GrpcServer:
                 await receiver.deliver(batch)
             except Refused as exc:
                 message = f"{exc}; retry later"
-                await context.abort(grpc.StatusCode.UNAVAILABLE, message,
-                                    retry_info_metadata(code_pb2.UNAVAILABLE, message, exc.retry_after))
+                status, code = (grpc.StatusCode.RESOURCE_EXHAUSTED, code_pb2.RESOURCE_EXHAUSTED) if exc.exhausted \
+                    else (grpc.StatusCode.UNAVAILABLE, code_pb2.UNAVAILABLE)
+                await context.abort(status, message, retry_info_metadata(code, message, exc.retry_after))
             return _EMPTY_RESPONSE
 
         return grpc.unary_unary_rpc_method_handler(export)

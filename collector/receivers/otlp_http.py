@@ -105,7 +105,8 @@ class HttpServer:
             try:
                 await self.receiver.deliver(batch)
             except Refused as exc:
-                return self._status_reply(content_type, 503, code_pb2.UNAVAILABLE, f"{exc}; retry later",
+                status, code = (429, code_pb2.RESOURCE_EXHAUSTED) if exc.exhausted else (503, code_pb2.UNAVAILABLE)
+                return self._status_reply(content_type, status, code, f"{exc}; retry later",
                                           {"Retry-After": str(max(1, round(exc.retry_after)))})
             return self._reply(content_type, 200, signal.spec.response_type())
 
