@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import ssl
 
 from aiohttp import web
 
@@ -11,11 +12,12 @@ class StartupError(Exception):
     """The collector cannot start (a port in use, a file it cannot open)."""
 
 
-async def serve(app: web.Application, host: str, port: int, owner: str, **runner_options) -> web.AppRunner:
+async def serve(app: web.Application, host: str, port: int, owner: str, ssl_context: ssl.SSLContext | None = None,
+                **runner_options) -> web.AppRunner:
     runner = web.AppRunner(app, access_log=None, handle_signals=False, **runner_options)
     await runner.setup()
     try:
-        await web.TCPSite(runner, host, port, reuse_address=True).start()
+        await web.TCPSite(runner, host, port, reuse_address=True, ssl_context=ssl_context).start()
     except OSError as exc:
         await runner.cleanup()
         reason = "address already in use" if exc.errno == errno.EADDRINUSE else exc.strerror

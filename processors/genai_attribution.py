@@ -11,7 +11,9 @@ Each dimension takes the first source that has a value, in the order the YAML gi
       default:  {customer: unknown}
       max_cardinality: 1000
 
-``header.K`` is a header (gRPC metadata) of the OTLP request that carried the span,
+``header.K`` is a header (gRPC metadata) of the OTLP request that carried the span (``header.tenant`` is
+the tenant of the receiver's bearer token; with ``trust_client_attribution: false`` the customer is
+always that tenant, so a client cannot book its spend to another),
 ``resource.K`` a resource attribute, ``span.K`` a span attribute, ``baggage.K`` a W3C
 baggage entry copied onto the span (as the OpenTelemetry baggage span processor does,
 under ``K``). Values beyond ``max_cardinality`` distinct ones per dimension become
@@ -25,6 +27,7 @@ from typing import Any
 
 from collector import attributes
 from collector.attributes import value_of
+from collector.auth import TENANT_HEADER
 from collector.batch import TelemetryBatch
 from collector.component import BuildContext, Processor
 from collector.config import Section
@@ -48,7 +51,8 @@ def parse_source(text: str) -> tuple[str, str]:
 
 class GenAIAttribution(Processor):
     """Config: one list of sources per dimension (``customer``, ``user``, ``feature``, ``team``),
-    ``dimensions`` (extra ones), ``default`` ({dimension: value}), ``max_cardinality`` (default 1000)."""
+    ``dimensions`` (extra ones), ``default`` ({dimension: value}), ``max_cardinality`` (default 1000),
+    ``trust_client_attribution`` (default true)."""
 
     signals = frozenset({Signal.TRACES})
 
@@ -77,6 +81,9 @@ class GenAIAttribution(Processor):
                 sources[dimension] = [parse_source(text) for text in chain]
             except ValueError as exc:
                 raise section.error(dimension, str(exc)) from None
+        if not section.bool("trust_client_attribution", True):
+            # the customer is the tenant the receiver authenticated, whatever the spans claim
+            sources["customer"] = [("header", TENANT_HEADER)]
         defaults = section.str_map("default")
         for dimension in defaults:
             if dimension not in sources:

@@ -19,8 +19,10 @@ def json_response(body: Any, status: int = 200) -> web.Response:
     return web.Response(status=status, text=json.dumps(body, indent=None), content_type="application/json")
 
 
-def error_response(status: int, code: str, message: str) -> web.Response:
-    return json_response({"error": {"code": code, "message": message}}, status)
+def error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> web.Response:
+    response = json_response({"error": {"code": code, "message": message}}, status)
+    response.headers.update(headers or {})
+    return response
 
 
 class Params:

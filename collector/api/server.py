@@ -12,11 +12,33 @@ from collector.api import openapi
 from collector.api.budgets import BudgetRoutes
 from collector.api.metrics import CostCounters, PrometheusView
 from collector.api.routes import CostRoutes, error_response, json_response
+from collector.auth import ServerTls, bearer, find_token
 from collector.component import BuildContext, Extension
 from collector.config import ConfigError, Section, parse_endpoint
 from collector.exporters.duckdb import DuckDBExporter
 from collector.http_server import serve
 from collector.storage.queries import LedgerQueries
+
+_ADMIN_METHODS = ("POST", "PUT", "DELETE", "PATCH")
+
+
+def access_control(read_tokens: dict[str, str], public: bool):
+    """Reads need a read or admin token unless ``public``; changes need an admin token. The page itself
+    and its static files are always served (the page sends the token it was given in its URL fragment)."""
+    @web.middleware
+    async def middleware(request: web.Request, handler) -> web.StreamResponse:
+        path = request.path
+        if path == "/" or path.startswith("/static/") or not read_tokens:
+            return await handler(request)
+        role = find_token(bearer({k.lower(): v for k, v in request.headers.items()}), read_tokens)
+        needs_admin = request.method in _ADMIN_METHODS
+        if role is None and (needs_admin or not public):
+            return error_response(401, "unauthenticated", "missing or unknown bearer token "
+                                  "(Authorization: Bearer <token>)", {"WWW-Authenticate": "Bearer"})
+        if needs_admin and role != "admin":
+            return error_response(403, "forbidden", "this needs an admin token")
+        return await handler(request)
+    return middleware
 
 
 @web.middleware
@@ -34,14 +56,20 @@ STATIC = Path(__file__).parent / "static"
 
 class CostApi(Extension):
     """Config: ``endpoint`` (default 127.0.0.1:8888), ``trace_url_template`` (the dashboard links trace ids
-    to your trace UI, e.g. ``http://jaeger:16686/trace/{trace_id}``)."""
+    to your trace UI, e.g. ``http://jaeger:16686/trace/{trace_id}``), ``auth`` (``read_tokens``,
+    ``admin_tokens``), ``public`` (reads without a token), ``tls`` (``cert_file``, ``key_file``,
+    ``client_ca_file``)."""
 
-    def __init__(self, context: BuildContext, endpoint: tuple[str, int], trace_url_template: str = ""):
+    def __init__(self, context: BuildContext, endpoint: tuple[str, int], trace_url_template: str = "",
+                 tokens: dict[str, str] | None = None, public: bool = False, tls: ServerTls | None = None):
         self.component_id = context.component_id
         self.telemetry = context.telemetry
         self.costs = CostCounters()
         self.host, self.port = endpoint
         self.trace_url_template = trace_url_template
+        self.tokens = tokens or {}  # token → "read" | "admin"
+        self.public = public
+        self.tls = tls
         self.ledger: DuckDBExporter | None = None
         self.budgets = None
         self.runner: web.AppRunner | None = None
@@ -52,7 +80,17 @@ class CostApi(Extension):
         if template and "{trace_id}" not in template:
             raise section.error("trace_url_template", "must contain {trace_id}",
                                 "e.g. http://127.0.0.1:16686/trace/{trace_id}")
-        return cls(context, section.endpoint("endpoint", parse_endpoint("127.0.0.1:8888")), template)
+        auth = section.section("auth")
+        tokens = {}
+        for role in ("read", "admin"):
+            for index, token in enumerate(auth.str_list(f"{role}_tokens", [])):
+                if len(token) < 16:
+                    raise auth.doc.error((*auth.path, f"{role}_tokens", index),
+                                         "a token needs at least 16 characters (is the environment variable set?)")
+                tokens[token] = role
+        auth.finish()
+        return cls(context, section.endpoint("endpoint", parse_endpoint("127.0.0.1:8888")), template, tokens,
+                   section.bool("public", False), ServerTls.from_section(section.section("tls"), context))
 
     def bind_service(self, service) -> None:
         ledgers = [e for e in service.exporters.values() if isinstance(e, DuckDBExporter)]
@@ -69,7 +107,7 @@ class CostApi(Extension):
         return LedgerQueries(self.ledger.reader(), self.ledger.ledger.dimensions)
 
     def app(self) -> web.Application:
-        app = web.Application(middlewares=[json_errors])
+        app = web.Application(middlewares=[json_errors, access_control(self.tokens, self.public)])
         CostRoutes(self.queries).add_to(app)
         if self.budgets is not None:
             BudgetRoutes(self.budgets).add_to(app)
@@ -97,7 +135,8 @@ class CostApi(Extension):
         return webhook.failures if webhook is not None else 0
 
     async def start(self) -> None:
-        self.runner = await serve(self.app(), self.host, self.port, f"extension {self.component_id}")
+        self.runner = await serve(self.app(), self.host, self.port, f"extension {self.component_id}",
+                                  ssl_context=self.tls.ssl_context() if self.tls else None)
 
     async def shutdown(self, timeout: float) -> None:
         if self.runner is not None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from collector import log
+from collector.auth import BearerAuth, request_headers
 from collector.batch import TelemetryBatch
 from collector.component import BuildContext, Consumer, Receiver, Refused
 from collector.config import Section
@@ -16,8 +17,10 @@ _LOG = log.get("receiver.otlp")
 
 
 class OtlpReceiver(Receiver):
-    def __init__(self, context: BuildContext):
+    def __init__(self, context: BuildContext, auth: BearerAuth | None = None):
         self.component_id = context.component_id
+        self.context = context
+        self.auth = auth
         self.telemetry = context.telemetry
         self.consumers: dict[Signal, Consumer] = {}
         self.servers: list = []
@@ -27,7 +30,7 @@ class OtlpReceiver(Receiver):
         from collector.receivers.otlp_grpc import GrpcServer
         from collector.receivers.otlp_http import HttpServer
 
-        receiver = cls(context)
+        receiver = cls(context, BearerAuth.from_section(section.section("auth")))
         protocols = section.section("protocols")
         if not protocols.keys():
             raise protocols.error(None, "enable at least one protocol",
@@ -38,6 +41,17 @@ class OtlpReceiver(Receiver):
             receiver.servers.append(HttpServer.from_config(protocols.section("http"), receiver))
         protocols.finish()
         return receiver
+
+    def authenticate(self, raw_headers: Mapping[str, str]) -> dict[str, str] | None:
+        """The headers a batch carries, or None when auth is on and the request has no valid token."""
+        lowered = {k.lower(): v for k, v in raw_headers.items()}
+        if self.auth is None:
+            return request_headers(lowered, None)
+        tenant = self.auth.tenant(lowered)
+        if tenant is None:
+            self.telemetry.add(self.component_id, "all", "unauthenticated", 1)
+            return None
+        return request_headers(lowered, tenant)
 
     def attach(self, signal: Signal, consumer: Consumer) -> None:
         self.consumers[signal] = consumer

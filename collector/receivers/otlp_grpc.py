@@ -7,6 +7,7 @@ from google.protobuf import duration_pb2
 from google.protobuf.message import DecodeError
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 
+from collector.auth import ServerTls
 from collector.batch import TelemetryBatch
 from collector.component import Refused
 from collector.config import Section, parse_endpoint
@@ -27,8 +28,10 @@ def retry_info_metadata(code: int, message: str, retry_after: float) -> tuple[tu
 
 
 class GrpcServer:
-    def __init__(self, receiver: OtlpReceiver, endpoint: tuple[str, int], max_message_bytes: int):
+    def __init__(self, receiver: OtlpReceiver, endpoint: tuple[str, int], max_message_bytes: int,
+                 tls: ServerTls | None = None):
         self.receiver = receiver
+        self.tls = tls
         self.host, self.port = endpoint
         self.max_message_bytes = max_message_bytes
         self.server: grpc.aio.Server | None = None
@@ -36,7 +39,8 @@ class GrpcServer:
     @classmethod
     def from_config(cls, section: Section, receiver: OtlpReceiver) -> GrpcServer:
         server = cls(receiver, section.endpoint("endpoint", parse_endpoint(DEFAULT_GRPC_ENDPOINT)),
-                     section.int("max_recv_msg_size_mib", 4, minimum=1) * 1024 * 1024)
+                     section.int("max_recv_msg_size_mib", 4, minimum=1) * 1024 * 1024,
+                     ServerTls.from_section(section.section("tls"), receiver.context))
         section.finish()
         return server
 
@@ -44,7 +48,11 @@ class GrpcServer:
         receiver = self.receiver
 
         async def export(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
-            headers = {k: v for k, v in context.invocation_metadata() or () if isinstance(v, str)}
+            headers = receiver.authenticate({k: v for k, v in context.invocation_metadata() or ()
+                                             if isinstance(v, str)})
+            if headers is None:
+                await context.abort(grpc.StatusCode.UNAUTHENTICATED,
+                                    "missing or unknown bearer token (metadata authorization: Bearer <token>)")
             try:
                 batch = TelemetryBatch.from_wire(signal, request, headers)
             except DecodeError as exc:
@@ -72,7 +80,14 @@ class GrpcServer:
         self.server.add_generic_rpc_handlers(tuple(handlers.values()))
         target = f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
         try:
-            bound = self.server.add_insecure_port(target)
+            if self.tls is None:
+                bound = self.server.add_insecure_port(target)
+            else:
+                credentials = grpc.ssl_server_credentials(
+                    [(self.tls.key_file.read_bytes(), self.tls.cert_file.read_bytes())],
+                    root_certificates=self.tls.client_ca_file.read_bytes() if self.tls.client_ca_file else None,
+                    require_client_auth=self.tls.client_ca_file is not None)
+                bound = self.server.add_secure_port(target, credentials)
         except RuntimeError:
             bound = 0
         if not bound:

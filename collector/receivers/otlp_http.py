@@ -15,6 +15,7 @@ from aiohttp import web
 from google.protobuf.message import DecodeError
 from google.rpc import code_pb2, status_pb2
 
+from collector.auth import ServerTls
 from collector.batch import TelemetryBatch
 from collector.component import Refused
 from collector.config import Section, parse_endpoint
@@ -74,8 +75,10 @@ def decompress(body: bytes, encoding: str, limit: int) -> bytes:
 
 
 class HttpServer:
-    def __init__(self, receiver: OtlpReceiver, endpoint: tuple[str, int], max_body_bytes: int):
+    def __init__(self, receiver: OtlpReceiver, endpoint: tuple[str, int], max_body_bytes: int,
+                 tls: ServerTls | None = None):
         self.receiver = receiver
+        self.tls = tls
         self.host, self.port = endpoint
         self.max_body_bytes = max_body_bytes
         self.runner: web.AppRunner | None = None
@@ -83,13 +86,19 @@ class HttpServer:
     @classmethod
     def from_config(cls, section: Section, receiver: OtlpReceiver) -> HttpServer:
         server = cls(receiver, section.endpoint("endpoint", parse_endpoint(DEFAULT_HTTP_ENDPOINT)),
-                     section.size("max_request_body_size", 20 * 1024 * 1024))
+                     section.size("max_request_body_size", 20 * 1024 * 1024),
+                     ServerTls.from_section(section.section("tls"), receiver.context))
         section.finish()
         return server
 
     def _handler(self, signal: Signal):
         async def export(request: web.Request) -> web.Response:
             content_type = request.content_type
+            headers = self.receiver.authenticate(request.headers)
+            if headers is None:
+                return self._status_reply(content_type, 401, code_pb2.UNAUTHENTICATED,
+                                          "missing or unknown bearer token (Authorization: Bearer <token>)",
+                                          {"WWW-Authenticate": "Bearer"})
             try:
                 if content_type not in (PROTOBUF, JSON):
                     raise RequestRejected(415, code_pb2.INVALID_ARGUMENT,
@@ -97,7 +106,7 @@ class HttpServer:
                 body = await read_body(request, self.max_body_bytes)
                 body = decompress(body, request.headers.get("Content-Encoding", "").strip().lower(),
                                   self.max_body_bytes)
-                batch = self._decode(signal, content_type, body, request)
+                batch = self._decode(signal, content_type, body, headers)
             except RequestRejected as exc:
                 if exc.http_status == 400:
                     self.receiver.note_malformed(signal, "http", str(exc), request.headers)
@@ -113,8 +122,7 @@ class HttpServer:
         return export
 
     @staticmethod
-    def _decode(signal: Signal, content_type: str, body: bytes, request: web.Request) -> TelemetryBatch:
-        headers = {k.lower(): v for k, v in request.headers.items()}
+    def _decode(signal: Signal, content_type: str, body: bytes, headers: dict[str, str]) -> TelemetryBatch:
         try:
             if content_type == JSON:
                 return TelemetryBatch(signal, otlp_json.decode(signal, body), headers)
@@ -143,7 +151,7 @@ class HttpServer:
             if signal in self.receiver.consumers:
                 app.router.add_post(signal.spec.http_path, self._handler(signal))
         self.runner = await serve(app, self.host, self.port, f"receiver {self.receiver.component_id} (http)",
-                                  auto_decompress=False)
+                                  ssl_context=self.tls.ssl_context() if self.tls else None, auto_decompress=False)
 
     async def stop(self, timeout: float) -> None:
         if self.runner is not None:

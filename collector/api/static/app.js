@@ -19,10 +19,16 @@ const money = (text) => {
 };
 const number = (value) => Number(value || 0).toLocaleString("en-US");
 
+// With cost_api.auth, open the page as http://host:8888/#token=<read token>: the token stays in this tab.
+const fragment = new URLSearchParams(location.hash.slice(1));
+if (fragment.get("token")) sessionStorage.setItem("token", fragment.get("token"));
+const token = sessionStorage.getItem("token");
+
 async function api(path, params = {}) {
   const query = new URLSearchParams();
   for (const [key, value] of Object.entries(params)) if (value !== null && value !== undefined) query.set(key, value);
-  const reply = await fetch(`/api/v1/${path}?${query}`);
+  const reply = await fetch(`/api/v1/${path}?${query}`, token ? { headers: { Authorization: `Bearer ${token}` } } : {});
+  if (reply.status === 401) throw new Error("this collector needs a token: open the page as /#token=<read token>");
   if (!reply.ok) throw new Error(`${path}: HTTP ${reply.status}`);
   return reply.json();
 }
@@ -216,7 +222,12 @@ async function refresh() {
 }
 
 async function main() {
-  state.info = await api("info");
+  try {
+    state.info = await api("info");
+  } catch (error) {
+    $("footer").textContent = error.message;
+    return;
+  }
   for (const button of document.querySelectorAll("#periods button[data-period]")) {
     button.addEventListener("click", () => {
       document.querySelectorAll("#periods button").forEach((b) => b.classList.remove("active"));
