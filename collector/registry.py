@@ -16,6 +16,8 @@ PROCESSORS = {
     "genai_attribution": "processors.genai_attribution:GenAIAttribution",
     "genai_budget": "processors.genai_budget:GenAIBudget",
     "genai_metrics": "processors.genai_metrics:GenAIMetrics",
+    "genai_redact": "processors.genai_redact:GenAIRedact",
+    "memory_limiter": "processors.memory_limiter:MemoryLimiter",
 }
 EXPORTERS = {
     "otlp": "collector.exporters.otlp_grpc:OtlpGrpcExporter",

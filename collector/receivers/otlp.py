@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from google.protobuf.message import Message
+
 from collector import log
 from collector.auth import BearerAuth, request_headers
 from collector.batch import TelemetryBatch
 from collector.component import BuildContext, Consumer, Receiver, Refused
 from collector.config import Section
+from collector.receivers.limits import Limits
 from collector.signals import Signal
 
 DEFAULT_GRPC_ENDPOINT = "127.0.0.1:4317"
@@ -17,8 +20,9 @@ _LOG = log.get("receiver.otlp")
 
 
 class OtlpReceiver(Receiver):
-    def __init__(self, context: BuildContext, auth: BearerAuth | None = None):
+    def __init__(self, context: BuildContext, auth: BearerAuth | None = None, limits: Limits | None = None):
         self.component_id = context.component_id
+        self.limits = limits or Limits()
         self.context = context
         self.auth = auth
         self.telemetry = context.telemetry
@@ -30,7 +34,8 @@ class OtlpReceiver(Receiver):
         from collector.receivers.otlp_grpc import GrpcServer
         from collector.receivers.otlp_http import HttpServer
 
-        receiver = cls(context, BearerAuth.from_section(section.section("auth")))
+        receiver = cls(context, BearerAuth.from_section(section.section("auth")),
+                       Limits.from_section(section.section("limits")))
         protocols = section.section("protocols")
         if not protocols.keys():
             raise protocols.error(None, "enable at least one protocol",
@@ -56,11 +61,20 @@ class OtlpReceiver(Receiver):
     def attach(self, signal: Signal, consumer: Consumer) -> None:
         self.consumers[signal] = consumer
 
-    async def deliver(self, batch: TelemetryBatch) -> None:
-        """Hand a decoded batch to its pipeline; returns once accepted, raises Refused otherwise."""
+    async def deliver(self, batch: TelemetryBatch) -> Message:
+        """Hand a decoded batch to its pipeline; returns the Export response once accepted (with
+        ``partial_success`` for spans over the limits). Raises Refused, or TooManyItems for a request
+        over max_spans_per_request."""
         signal = batch.signal.spec.name
         items = batch.item_count
         self.telemetry.add(self.component_id, signal, "received", items)
+        response = batch.signal.spec.response_type()
+        dropped, reason = self.limits.apply(batch)
+        if dropped:
+            self.telemetry.add(self.component_id, signal, "rejected", dropped)
+            response.partial_success.rejected_spans = dropped
+            response.partial_success.error_message = reason
+            items -= dropped
         try:
             await self.consumers[batch.signal].consume(batch)
         except Refused as exc:
@@ -69,6 +83,7 @@ class OtlpReceiver(Receiver):
                                                 "items": items, "reason": str(exc)})
             raise
         self.telemetry.add(self.component_id, signal, "accepted", items)
+        return response
 
     def note_malformed(self, signal: Signal, transport: str, reason: str, headers: Mapping[str, str]) -> None:
         self.telemetry.add(self.component_id, signal.spec.name, "malformed", 1)

@@ -12,10 +12,9 @@ from collector.batch import TelemetryBatch
 from collector.component import Refused
 from collector.config import Section, parse_endpoint
 from collector.http_server import StartupError
+from collector.receivers.limits import TooManyItems
 from collector.receivers.otlp import DEFAULT_GRPC_ENDPOINT, OtlpReceiver
 from collector.signals import Signal
-
-_EMPTY_RESPONSE = b""  # an Export*ServiceResponse with no partial_success encodes to nothing
 
 
 def retry_info_metadata(code: int, message: str, retry_after: float) -> tuple[tuple[str, bytes], ...]:
@@ -59,13 +58,15 @@ class GrpcServer:
                 receiver.note_malformed(signal, "grpc", str(exc), headers)
                 await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"malformed {signal.spec.name} request: {exc}")
             try:
-                await receiver.deliver(batch)
+                response = await receiver.deliver(batch)
+            except TooManyItems as exc:
+                await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
             except Refused as exc:
                 message = f"{exc}; retry later"
                 status, code = (grpc.StatusCode.RESOURCE_EXHAUSTED, code_pb2.RESOURCE_EXHAUSTED) if exc.exhausted \
                     else (grpc.StatusCode.UNAVAILABLE, code_pb2.UNAVAILABLE)
                 await context.abort(status, message, retry_info_metadata(code, message, exc.retry_after))
-            return _EMPTY_RESPONSE
+            return response.SerializeToString()
 
         return grpc.unary_unary_rpc_method_handler(export)
 

@@ -21,6 +21,7 @@ from collector.component import Refused
 from collector.config import Section, parse_endpoint
 from collector.http_server import serve
 from collector.receivers import otlp_json
+from collector.receivers.limits import TooManyItems
 from collector.receivers.otlp import DEFAULT_HTTP_ENDPOINT, OtlpReceiver
 from collector.signals import Signal
 
@@ -112,12 +113,14 @@ class HttpServer:
                     self.receiver.note_malformed(signal, "http", str(exc), request.headers)
                 return self._status_reply(content_type, exc.http_status, exc.grpc_code, str(exc))
             try:
-                await self.receiver.deliver(batch)
+                response = await self.receiver.deliver(batch)
+            except TooManyItems as exc:
+                return self._status_reply(content_type, 400, code_pb2.INVALID_ARGUMENT, str(exc))
             except Refused as exc:
                 status, code = (429, code_pb2.RESOURCE_EXHAUSTED) if exc.exhausted else (503, code_pb2.UNAVAILABLE)
                 return self._status_reply(content_type, status, code, f"{exc}; retry later",
                                           {"Retry-After": str(max(1, round(exc.retry_after)))})
-            return self._reply(content_type, 200, signal.spec.response_type())
+            return self._reply(content_type, 200, response)
 
         return export
 
