@@ -110,14 +110,23 @@ def _convert(node: yaml.Node, path: Path_, doc: Document) -> Any:
     if isinstance(value, str) and "$" in value:
         expanded = expand_env(value)
         if node.style is None and expanded != value:
-            # An unquoted reference takes the YAML type of what it expands to (ports, booleans).
-            return yaml.safe_load(expanded) if expanded.strip() else ""
+            return _retyped(expanded)
         return expanded
     try:
         return yaml.SafeLoader("").construct_object(node, deep=True)
     except (ValueError, yaml.YAMLError) as exc:
         raise ConfigError(f"invalid value {node.value!r}: {exc}", source=doc.source,
                           line=node.start_mark.line + 1, key=dotted(path)) from None
+
+
+def _retyped(text: str) -> Any:
+    """An unquoted ``${env:...}`` takes the YAML scalar type of what it expands to (ports, booleans);
+    anything that is not a plain scalar stays the string it is."""
+    try:
+        value = yaml.safe_load(text) if text.strip() else ""
+    except yaml.YAMLError:
+        return text
+    return value if isinstance(value, int | float | bool) or (value is None and text.strip()) else text
 
 
 def parse_yaml(text: str, source: str = "<string>") -> Document:

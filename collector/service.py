@@ -111,10 +111,11 @@ class _Builder:
             if key not in _TOP_LEVEL:
                 raise document.error((key,), "unknown top-level key", suggest(key, _TOP_LEVEL)
                                      or f"top-level keys are {', '.join(_TOP_LEVEL)}")
-        self.defined = {kind: dict(root.get(kind) or {}) for kind in registry.KINDS}
-        for kind, components in self.defined.items():
+        for kind in registry.KINDS:
             if not isinstance(root.get(kind) or {}, dict):
                 raise document.error((kind,), "expected a mapping of component ids to their settings")
+        self.defined = {kind: dict(root.get(kind) or {}) for kind in registry.KINDS}
+        for kind, components in self.defined.items():
             for component_id in components:
                 self._check_type(kind, component_id)
 

@@ -209,6 +209,19 @@ def as_int(value: Any) -> int | None:
     return None
 
 
+MAX_TOKENS = 10**12  # per call: anything above is a broken emitter, not a bill
+
+
+def token_count(value: Any) -> int:
+    """A token count from an attribute value; ValueError when it cannot be one (not a number, absurd)."""
+    number = value if type(value) is int else as_int(value)
+    if number is None:
+        raise ValueError(f"token count {value!r} is not a whole number")
+    if not 0 <= number <= MAX_TOKENS:
+        raise ValueError(f"token count {number} is negative or absurd")
+    return number
+
+
 def as_float(value: Any) -> float | None:
     if isinstance(value, bool) or value is None:
         return None
@@ -423,7 +436,10 @@ class SpanReader:
                 read = value_of(kv)
             sent[keys[position]] = read
             convert = _CONVERTERS.get(field)
-            setattr(call, field, read if convert is None else convert(read))
+            try:
+                setattr(call, field, read if convert is None else convert(read))
+            except ValueError as exc:
+                call.usage_error = f"{field}: {exc}"
         call.dialect = shape.dialect
         if shape.openlit_sdk and call.value("telemetry.sdk.name") == "openlit":
             call.dialect = "openlit"
@@ -443,12 +459,8 @@ def _finish(call: GenAICall) -> None:
         call.billable, call.skip_reason = False, "wrapper"
     elif call.operation is None:
         call.operation = "chat"
-    for field in TOKEN_FIELDS:
-        value = getattr(call, field)
-        if value is not None and value < 0:
-            call.usage_error = f"negative {field} token count ({value})"
-            return
-    _make_input_inclusive(call)
+    if not call.usage_error:
+        _make_input_inclusive(call)
 
 
 def _resolve_provider(call: GenAICall) -> None:
@@ -521,7 +533,11 @@ def _langfuse(call: GenAICall, span: Span) -> None:
     """Langfuse usage_details: ``input`` excludes the cached subsets, ``output`` excludes reasoning."""
     usage = json_attr(call, "langfuse.observation.usage_details")
     if usage:
-        numbers = {k: as_int(v) or 0 for k, v in usage.items()}
+        try:
+            numbers = {k: token_count(v) for k, v in usage.items()}
+        except ValueError as exc:
+            call.usage_error = f"usage_details: {exc}"
+            return
         call.cache_read = sum(numbers.get(k, 0) for k in ("input_cached_tokens", "input_cache_read",
                                                            "cache_read_input_tokens"))
         call.cache_write = sum(numbers.get(k, 0) for k in ("input_cache_creation", "input_cache_write",
@@ -543,7 +559,7 @@ def _google_adk(call: GenAICall, span: Span) -> None:
 
 
 # How a raw attribute value becomes a GenAICall field (fields not listed are taken as they are).
-_CONVERTERS = {**dict.fromkeys(TOKEN_FIELDS, as_int), "tier": normalize_tier, "reported_cost": as_float,
+_CONVERTERS = {**dict.fromkeys(TOKEN_FIELDS, token_count), "tier": normalize_tier, "reported_cost": as_float,
                "provider": _provider_value, "operation": _normalize_operation}
 
 _DIALECT_RULES = {

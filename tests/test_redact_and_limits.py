@@ -136,6 +136,7 @@ service:
 
 def test_request_limits_and_partial_success(ports, collector):
     from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
+
     from tests.test_receiver_errors import post
     config = f"""
 receivers:
