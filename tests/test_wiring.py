@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -15,14 +16,21 @@ from collector.api.metrics import CostCounters, PrometheusView
 from collector.telemetry import SelfTelemetry
 
 CONFIG = Path(__file__).parent.parent / "config"
-EXAMPLES = ["jaeger.yaml", "tempo.yaml", "grafana-cloud.yaml", "phoenix.yaml", "compose.yaml"]
+EXAMPLES = ["jaeger.yaml", "tempo.yaml", "grafana-cloud.yaml", "phoenix.yaml", "compose.yaml", "production.yaml"]
 
 
 @pytest.mark.parametrize("name", EXAMPLES)
-def test_example_configs_validate(name):
+def test_example_configs_validate(name, tmp_path):
     config = CONFIG / "examples" / name
+    env = {**os.environ}
+    if name == "production.yaml":  # the secrets and certificates it expects from its environment
+        from tests.tls_certs import make_certificates
+        certs = make_certificates(tmp_path)
+        env.update({"TOKEN_ACME": "a" * 20, "TOKEN_GLOBEX": "g" * 20, "API_READ_TOKEN": "r" * 20,
+                    "API_ADMIN_TOKEN": "w" * 20, "TLS_CERT": str(certs["server_cert"]),
+                    "TLS_KEY": str(certs["server_key"]), "ALERT_URL": "https://hooks.example/alert"})
     result = subprocess.run([sys.executable, "-m", "collector", "validate", "--config", str(config)],
-                            capture_output=True, text=True, timeout=60)
+                            capture_output=True, text=True, timeout=60, env=env)
     assert result.returncode == 0, result.stderr
 
 
