@@ -12,6 +12,7 @@ from pathlib import Path
 
 from collector import __version__, log
 from collector.cli_budgets import add_commands as add_budget_commands
+from collector.cli_demo import add_commands as add_demo_commands
 from collector.cli_ledger import CommandError
 from collector.cli_ledger import add_commands as add_ledger_commands
 from collector.cli_pricing import add_commands as add_pricing_commands
@@ -91,6 +92,7 @@ def parser() -> argparse.ArgumentParser:
     add_pricing_commands(commands)
     add_ledger_commands(commands)
     add_budget_commands(commands)
+    add_demo_commands(commands)
     return top
 
 

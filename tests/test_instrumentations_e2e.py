@@ -9,11 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from collector.demo.fake_provider import FakeProvider
 from collector.exporters.debug import _plain
 from collector.signals import Signal
-from tests.fake_provider import FakeProvider
 
-APP = Path(__file__).parent / "apps" / "instrumented_app.py"
 ROOT = Path(__file__).parent.parent
 
 
@@ -50,7 +49,7 @@ def run_app(library: str, provider_url: str, ports, protocol: str, calls: int = 
     endpoint = f"http://127.0.0.1:{ports['grpc' if protocol == 'grpc' else 'http']}"
     env = {**os.environ, "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint, "OTEL_EXPORTER_OTLP_PROTOCOL": protocol,
            "PYTHONPATH": str(ROOT)}
-    result = subprocess.run([sys.executable, str(APP), library, provider_url, str(calls)], env=env,
+    result = subprocess.run([sys.executable, "-m", "collector.demo.app", library, provider_url, str(calls)], env=env,
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
 

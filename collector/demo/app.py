@@ -1,0 +1,67 @@
+"""An app instrumented the way users do it: ``python -m collector.demo.app openai|anthropic PROVIDER_URL [N]``.
+
+It exports its spans with the OTLP exporter the standard environment variables configure
+(``OTEL_EXPORTER_OTLP_ENDPOINT``, ``OTEL_EXPORTER_OTLP_PROTOCOL``). ``openai`` makes chat calls
+(one of them streamed, with usage), a Responses API call and an embedding through the official
+OpenTelemetry openai-v2 instrumentation; ``anthropic`` makes messages calls through OpenLLMetry's.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from opentelemetry import trace
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+
+def exporter():
+    if os.environ.get("OTEL_EXPORTER_OTLP_PROTOCOL") == "grpc":
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+        return OTLPSpanExporter(insecure=True)
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    return OTLPSpanExporter()
+
+
+def run_openai(provider_url: str, calls: int, tracer_provider: TracerProvider, everything: bool) -> None:
+    from openai import OpenAI
+    from opentelemetry.instrumentation.openai_v2 import OpenAIInstrumentor
+    OpenAIInstrumentor().instrument(tracer_provider=tracer_provider)
+    client = OpenAI(base_url=f"{provider_url}/v1", api_key="demo-key", max_retries=0)
+    for _ in range(calls):
+        client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "Hi"}])
+    if everything:
+        stream = client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "Hi"}],
+                                                stream=True, stream_options={"include_usage": True})
+        for _ in stream:
+            pass
+        client.responses.create(model="o4-mini", input="Hi")
+        client.embeddings.create(model="text-embedding-3-small", input=["hello", "world"])
+
+
+def run_anthropic(provider_url: str, calls: int, tracer_provider: TracerProvider) -> None:
+    from anthropic import Anthropic
+    from opentelemetry.instrumentation.anthropic import AnthropicInstrumentor
+    AnthropicInstrumentor().instrument(tracer_provider=tracer_provider)
+    client = Anthropic(base_url=provider_url, api_key="demo-key", max_retries=0)
+    for _ in range(calls):
+        client.messages.create(model="claude-sonnet-4-5", max_tokens=1024,
+                               messages=[{"role": "user", "content": "Hi"}])
+
+
+def main(library: str, provider_url: str, calls: int, everything: bool = False) -> None:
+    provider = TracerProvider(resource=Resource.create({
+        "service.name": os.environ.get("OTEL_SERVICE_NAME", f"{library}-app")}))
+    provider.add_span_processor(BatchSpanProcessor(exporter()))
+    trace.set_tracer_provider(provider)
+    if library == "openai":
+        run_openai(provider_url, calls, provider, everything)
+    else:
+        run_anthropic(provider_url, calls, provider)
+    provider.shutdown()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], sys.argv[2], int(sys.argv[3]) if len(sys.argv) > 3 else 1, "--everything" in sys.argv)
