@@ -7,25 +7,19 @@ import asyncio
 import gc
 import signal
 import sys
-from importlib import resources
-from pathlib import Path
 
 from collector import __version__, log
 from collector.cli_budgets import add_commands as add_budget_commands
 from collector.cli_demo import add_commands as add_demo_commands
+from collector.cli_doctor import add_commands as add_doctor_commands
 from collector.cli_ledger import CommandError
 from collector.cli_ledger import add_commands as add_ledger_commands
 from collector.cli_pricing import add_commands as add_pricing_commands
-from collector.config import ConfigError, load_yaml_file
+from collector.config import ConfigError, default_config_path, load_yaml_file
 from collector.http_server import StartupError
 from collector.service import Service, build_service
 
 _LOG = log.get("cli")
-
-
-def default_config_path() -> Path:
-    """The default config shipped inside the package (a copy of config/collector.yaml)."""
-    return Path(str(resources.files("collector") / "defaults" / "collector.yaml"))
 
 
 def load_service(config: str | None) -> Service:
@@ -93,6 +87,7 @@ def parser() -> argparse.ArgumentParser:
     add_ledger_commands(commands)
     add_budget_commands(commands)
     add_demo_commands(commands)
+    add_doctor_commands(commands)
     return top
 
 

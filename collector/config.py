@@ -13,6 +13,7 @@ import os
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -141,6 +142,11 @@ def parse_yaml(text: str, source: str = "<string>") -> Document:
                           line=mark.line + 1 if mark else None) from None
     doc.data = {} if root is None else _convert(root, (), doc)
     return doc
+
+
+def default_config_path() -> Path:
+    """The default config shipped inside the package (a copy of config/collector.yaml)."""
+    return Path(str(resources.files("collector") / "defaults" / "collector.yaml"))
 
 
 def load_yaml_file(path: str | Path) -> Document:

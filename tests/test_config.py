@@ -106,7 +106,7 @@ def test_sizes_and_endpoints():
 
 
 def test_default_config_is_packaged_and_valid():
-    from collector.cli import default_config_path
+    from collector.config import default_config_path
     packaged = default_config_path()
     assert packaged.read_text() == (ROOT / "config" / "collector.yaml").read_text()
     build_service(parse_yaml(packaged.read_text(), str(packaged)))

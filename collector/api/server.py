@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 from aiohttp import web
@@ -17,6 +18,7 @@ from collector.component import BuildContext, Extension
 from collector.config import ConfigError, Section, parse_endpoint
 from collector.exporters.duckdb import DuckDBExporter
 from collector.http_server import serve
+from collector.storage.diagnostics import budget_diagnostics, ledger_diagnostics
 from collector.storage.queries import LedgerQueries
 
 _ADMIN_METHODS = ("POST", "PUT", "DELETE", "PATCH")
@@ -98,6 +100,7 @@ class CostApi(Extension):
             raise ConfigError(f"extension {self.component_id} needs a duckdb exporter in a traces pipeline",
                               source=service.document.source)
         self.ledger = ledgers[0]
+        self.service = service
         self.ledger.listeners.append(self.costs.on_commit)
         from processors.genai_budget import GenAIBudget
         self.budgets = next((p for p in service.processors if isinstance(p, GenAIBudget)), None)
@@ -113,6 +116,7 @@ class CostApi(Extension):
             BudgetRoutes(self.budgets).add_to(app)
         app.router.add_get("/api/v1/openapi.json", _openapi)
         app.router.add_get("/api/v1/info", self._info)
+        app.router.add_get("/api/v1/diagnostics", self._diagnostics)
         app.router.add_get("/", _dashboard)
         app.router.add_static("/static/", STATIC)
         registry = CollectorRegistry(auto_describe=False)
@@ -129,6 +133,26 @@ class CostApi(Extension):
         return json_response({"version": __version__, "dimensions": list(self.ledger.ledger.dimensions),
                               "trace_url_template": self.trace_url_template,
                               "budgets": self.budgets is not None})
+
+    async def _diagnostics(self, request: web.Request) -> web.Response:
+        """Everything ``genai-collector doctor`` checks on a running collector."""
+        def collect() -> dict:
+            con = self.ledger.reader()
+            try:
+                statuses = self.budgets.book.statuses() if self.budgets is not None else []
+                return {"ledger": ledger_diagnostics(con), "budgets": budget_diagnostics(con, statuses)}
+            finally:
+                con.close()
+        body = await asyncio.to_thread(collect)
+        body["exporters"] = {
+            exporter_id: {"last_success": getattr(exporter, "last_success", None) if not isinstance(
+                exporter, DuckDBExporter) else exporter.last_write,
+                "last_error": getattr(exporter, "last_error", None),
+                "queue": self.telemetry.snapshot().get(exporter_id, {}).get("queue_size"),
+                "disk_queue_bytes": self.telemetry.snapshot().get(exporter_id, {}).get("disk_queue_bytes")}
+            for exporter_id, exporter in self.service.exporters.items()}
+        body["telemetry"] = self.telemetry.snapshot()
+        return json_response(body)
 
     def _webhook_failures(self) -> int:
         webhook = self.budgets.webhook if self.budgets is not None else None

@@ -129,6 +129,8 @@ class QueuedExporter(Exporter):
         self.log = log.get(f"exporter.{context.component_id}")
         self.queue: asyncio.Queue[TelemetryBatch] | None = None
         self.consumers: list[asyncio.Task] = []
+        self.last_success: float | None = None
+        self.last_error: str | None = None
         self.telemetry.gauge(self.component_id, "queue_size", self._queued)
         if self.disk is not None:
             self.telemetry.gauge(self.component_id, "disk_queue_bytes", lambda: self.disk.bytes)
@@ -226,9 +228,11 @@ class QueuedExporter(Exporter):
             try:
                 await self.send(batch)
             except PermanentError as exc:
+                self.last_error = f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} {exc}"
                 self._failed(batch, f"permanent error, not retried: {exc}")
                 return False
             except RetryableError as exc:
+                self.last_error = f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} {exc}"
                 if not self.retry.enabled and not keep_trying:
                     self._failed(batch, f"export failed and retry_on_failure is disabled: {exc}")
                     return False
@@ -242,6 +246,7 @@ class QueuedExporter(Exporter):
                               "signal": signal, "error": str(exc), "retry_in_s": round(delay, 3)})
                 await asyncio.sleep(delay)
             else:
+                self.last_success = time.time()
                 self.telemetry.add(self.component_id, signal, "exported", batch.item_count)
                 return True
 

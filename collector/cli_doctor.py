@@ -1,0 +1,218 @@
+"""``genai-collector doctor``: the checklist users walk by hand, each line a pass, a warning or a failure with a fix.
+
+With a running collector (``--url`` or found at the config's API address) it asks its health and
+diagnostics endpoints; with a stopped one it reads the ledger file (``--db``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import socket
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import grpc
+from google.protobuf.internal import api_implementation
+
+from collector.config import ConfigError, default_config_path, load_yaml_file
+from collector.exporters.duckdb import DuckDBExporter
+from collector.receivers.otlp import OtlpReceiver
+from collector.service import Service, build_service
+from collector.signals import Signal
+from collector.storage.diagnostics import ledger_diagnostics
+from collector.storage.ledger import Ledger, LedgerError
+
+
+class Report:
+    def __init__(self) -> None:
+        self.failures = 0
+
+    def line(self, state: str, check: str, detail: str = "", fix: str = "") -> None:
+        if state == "FAIL":
+            self.failures += 1
+        print(f"{state:<4}  {check}" + (f": {detail}" if detail else ""))
+        if fix and state != "PASS":
+            print(f"      fix: {fix}")
+
+
+def _get(url: str, timeout: float = 3) -> dict | None:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as reply:
+            return json.loads(reply.read())
+    except (OSError, ValueError):
+        return None
+
+
+def _port_state(host: str, port: int) -> str:
+    """'free', or 'busy' when something listens there."""
+    with socket.socket() as sock:
+        sock.settimeout(0.5)
+        return "busy" if sock.connect_ex((host if host not in ("0.0.0.0", "::") else "127.0.0.1", port)) == 0 \
+            else "free"
+
+
+def _endpoints(service: Service) -> list[tuple[str, str, int]]:
+    found = []
+    for receiver_id, receiver in service.receivers.items():
+        if isinstance(receiver, OtlpReceiver):
+            for server in receiver.servers:
+                found.append((f"{receiver_id} ({type(server).__name__.replace('Server', '').lower()})",
+                              server.host, server.port))
+    for extension_id, extension in service.extensions.items():
+        if hasattr(extension, "port"):
+            found.append((extension_id, extension.host, extension.port))
+    return found
+
+
+def check_receivers(report: Report, service: Service) -> None:
+    for receiver_id, receiver in service.receivers.items():
+        for server in getattr(receiver, "servers", []):
+            host = server.host if server.host not in ("0.0.0.0", "::") else "127.0.0.1"
+            name = type(server).__name__
+            if server.tls is not None:
+                report.line("WARN", f"receiver {receiver_id} ({name})", "TLS is on: not probed")
+                continue
+            headers = {"Content-Type": "application/x-protobuf"}
+            if name == "GrpcServer":
+                try:
+                    with grpc.insecure_channel(f"{host}:{server.port}") as channel:
+                        channel.unary_unary(Signal.TRACES.grpc_method)(b"", timeout=3)
+                    report.line("PASS", f"receiver {receiver_id} answers OTLP/gRPC", f"{host}:{server.port}")
+                except grpc.RpcError as error:
+                    ok = error.code() == grpc.StatusCode.UNAUTHENTICATED
+                    report.line("PASS" if ok else "FAIL", f"receiver {receiver_id} answers OTLP/gRPC",
+                                error.code().name, "is the collector running? genai-collector run --config ...")
+            else:
+                request = urllib.request.Request(f"http://{host}:{server.port}/v1/traces", data=b"", headers=headers)
+                try:
+                    urllib.request.urlopen(request, timeout=3)
+                    report.line("PASS", f"receiver {receiver_id} answers OTLP/HTTP", f"{host}:{server.port}")
+                except urllib.error.HTTPError as error:
+                    report.line("PASS" if error.code == 401 else "FAIL", f"receiver {receiver_id} answers OTLP/HTTP",
+                                f"HTTP {error.code}")
+                except OSError as error:
+                    report.line("FAIL", f"receiver {receiver_id} answers OTLP/HTTP", str(error),
+                                "is the collector running? genai-collector run --config ...")
+
+
+def check_traffic(report: Report, diagnostics: dict[str, Any], telemetry: dict[str, Any] | None) -> None:
+    if telemetry is not None:
+        received = sum(v.get("traces", {}).get("received", 0) for k, v in telemetry.items()
+                       if isinstance(v, dict) and isinstance(v.get("traces"), dict))
+        report.line("PASS" if received else "WARN", "spans received since the collector started", str(received),
+                    "point your app at the collector: OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4318")
+    ledger = diagnostics["ledger"]
+    last = ledger["last_24h"]
+    calls = sum(last["statuses"].values())
+    report.line("PASS" if calls else "WARN", "GenAI calls in the last 24 hours", str(calls),
+                "no GenAI spans: is the app instrumented (openai-v2, OpenLLMetry, OpenInference, OpenLIT…)? "
+                "A span needs gen_ai.* / llm.* attributes; GET /api/v1/calls shows what was stored")
+    if last["dialects"]:
+        report.line("PASS", "dialects detected", ", ".join(f"{d} ({n})" for d, n in sorted(last["dialects"].items())))
+    no_usage = last["statuses"].get("no_usage", 0)
+    report.line("WARN" if no_usage else "PASS", "calls without token counts", str(no_usage),
+                "streamed OpenAI calls need stream_options={'include_usage': True}; some instrumentations record "
+                "no usage for some APIs")
+    for model in last["unpriced"]:
+        report.line("WARN", f"unpriced model {model['provider']}/{model['model']}", f"{model['calls']} calls",
+                    f"genai-collector pricing lookup --provider {model['provider']} --model {model['model']}; "
+                    "add it under custom_models (or an alias) in a price file")
+    if not last["unpriced"]:
+        report.line("PASS", "every model has a price")
+    mismatches = last["reported_cost_mismatches"]
+    report.line("WARN" if mismatches else "PASS", "reported vs computed cost", f"{mismatches} calls differ by >1%",
+                "look at gen_ai.usage.cost.reported on those spans: cache or tier rules, or an outdated price list")
+    report.line("PASS" if ledger["schema_version"] == ledger["schema_version_known"] else "FAIL", "ledger schema",
+                f"version {ledger['schema_version']}", "upgrade genai-cost-collector")
+    report.line("PASS", "ledger", f"{ledger['rows']} calls, last write {ledger['last_write']}")
+    report.line("PASS" if ledger["rollups_consistent"] else "FAIL", "rollups consistent with the calls", "",
+                "genai-collector rebuild-stats --db <file> (with the collector stopped)")
+
+
+def check_budgets(report: Report, budgets: list[dict[str, Any]]) -> None:
+    for budget in budgets:
+        if budget["calls_last_30d"] == 0:
+            report.line("WARN", f"budget {budget['id']} matches no traffic", f"match {budget['match']}",
+                        "check the match values against gen_ai.attribution.* on your spans")
+        elif budget["status"] == "exceeded":
+            report.line("WARN", f"budget {budget['id']} exceeded", f"{budget['spent']} of {budget['limit']}")
+        else:
+            report.line("PASS", f"budget {budget['id']}", f"{budget['spent']} of {budget['limit']}")
+
+
+def check_exporters(report: Report, exporters: dict[str, Any]) -> None:
+    for exporter_id, state in exporters.items():
+        if state.get("last_error") and not state.get("last_success"):
+            report.line("FAIL", f"exporter {exporter_id}", f"never delivered; last error {state['last_error']}",
+                        "is the backend up, and its endpoint / TLS / headers right?")
+        elif state.get("last_error"):
+            report.line("WARN", f"exporter {exporter_id}", f"last error {state['last_error']}, queue "
+                        f"{state.get('queue')}, disk queue {state.get('disk_queue_bytes') or 0} bytes")
+        else:
+            report.line("PASS", f"exporter {exporter_id}", f"queue {state.get('queue') or 0}")
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    report = Report()
+    backend = api_implementation.Type()
+    report.line("PASS" if backend == "upb" else "FAIL", "protobuf backend", backend,
+                "pip install --upgrade protobuf (the pure-Python backend is ~100x slower)")
+    config_path = args.config or default_config_path()
+    service = None
+    try:
+        service = build_service(load_yaml_file(config_path))
+        report.line("PASS", "config valid", str(config_path))
+    except ConfigError as error:
+        report.line("FAIL", "config valid", str(error), "fix the file at the line shown; genai-collector validate")
+    url = args.url
+    if service is not None and url is None:
+        api = next((e for e in service.extensions.values() if type(e).__name__ == "CostApi"), None)
+        if api is not None:
+            url = f"http://{api.host if api.host not in ('0.0.0.0', '::') else '127.0.0.1'}:{api.port}"
+    info = _get(f"{url}/api/v1/info") if url else None
+    running = info is not None
+    if service is not None:
+        for name, host, port in _endpoints(service):
+            state = _port_state(host, port)
+            report.line("PASS", f"port {host}:{port} ({name})",
+                        "free" if state == "free" else "in use" + (" (by this collector)" if running else ""))
+        if running:
+            check_receivers(report, service)
+    if running:
+        report.line("PASS", "collector running", f"{url} (version {info['version']})")
+        diagnostics = _get(f"{url}/api/v1/diagnostics", timeout=30)
+        if diagnostics is None:
+            report.line("FAIL", "diagnostics", "the API did not answer /api/v1/diagnostics",
+                        "give doctor the API token, or run it where the API is reachable")
+            return 1
+        check_traffic(report, diagnostics, diagnostics.get("telemetry"))
+        check_exporters(report, diagnostics["exporters"])
+        check_budgets(report, diagnostics["budgets"])
+    else:
+        db = args.db or next((e.path for e in (service.exporters.values() if service else [])
+                              if isinstance(e, DuckDBExporter)), None)
+        report.line("WARN", "collector running", f"no API answered at {url}" if url else "no cost_api configured",
+                    "start it: genai-collector run --config ...")
+        if db is not None:
+            try:
+                ledger = Ledger.open(Path(db), read_only=True)
+            except LedgerError as error:
+                report.line("FAIL", "ledger file", str(error), "run the collector once, or pass --db")
+            else:
+                try:
+                    check_traffic(report, {"ledger": ledger_diagnostics(ledger.con)}, None)
+                finally:
+                    ledger.close()
+    print(f"\n{report.failures} problem(s) found" if report.failures else "\nno problems found")
+    return 1 if report.failures else 0
+
+
+def add_commands(commands: argparse._SubParsersAction) -> None:
+    doctor = commands.add_parser("doctor", help="check config, ports, receivers, traffic, prices, exporters, ledger")
+    doctor.add_argument("--config", type=Path, help="the collector's config (default: the embedded one)")
+    doctor.add_argument("--url", help="a running collector's API (default: the config's cost_api endpoint)")
+    doctor.add_argument("--db", type=Path, help="a stopped collector's ledger file")
+    doctor.set_defaults(handler=cmd_doctor)
