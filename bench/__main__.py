@@ -93,7 +93,7 @@ processors:
   genai_normalize: {{}}
   genai_cost: {{}}
   genai_attribution:
-    customer: [resource.service.name]
+    customer: [resource.tenant.id]
   batch: {{send_batch_size: 512, timeout: 200ms}}  # as the default config
 extensions:
   health_check: {{endpoint: 127.0.0.1:{health_port}}}
@@ -177,7 +177,8 @@ def main() -> None:
                         help=f"floor, {', '.join(SCENARIOS)} (default: all)")
     parser.add_argument("--seconds", type=float, default=10.0, help="timed window per scenario")
     parser.add_argument("--concurrency", type=int, default=8, help="requests in flight")
-    parser.add_argument("--models", type=int, default=1, help="distinct model names (cache pressure)")
+    parser.add_argument("--models", type=int, default=1,
+                        help="distinct model names and customers, e.g. 1, 4, 16 (cache and rollup pressure)")
     parser.add_argument("--json", type=Path, help="also write results to this file")
     args = parser.parse_args()
     results = {}
@@ -187,8 +188,18 @@ def main() -> None:
         print(f"{name:<14} {row['spans_per_s']:>10,.0f} spans/s  {row['cpu_us_per_span']:6.2f} CPU µs/span"
               + (f"  p50 {row['p50_ms']:.1f} ms  p99 {row['p99_ms']:.1f} ms  RSS {row['peak_rss_mb']:.0f} MB"
                  f"  errors {row['errors']}" if "p50_ms" in row else ""), flush=True)
+    ratios = {}
+    if "full" in results and "passthrough" in results:
+        ratios["full / passthrough"] = results["full"]["spans_per_s"] / results["passthrough"]["spans_per_s"]
+    if "full" in results and "floor" in results:
+        ratios["full / floor"] = results["full"]["spans_per_s"] / results["floor"]["spans_per_s"]
+    if "full" in results and "full-no-ledger" in results:
+        ratios["full / full-no-ledger"] = results["full"]["spans_per_s"] / results["full-no-ledger"]["spans_per_s"]
+    for name, value in ratios.items():
+        print(f"{name:<24} {value:.2f}")
     if args.json:
-        args.json.write_text(json.dumps(results, indent=2))
+        args.json.write_text(json.dumps({"scenarios": results, "ratios": ratios,
+                                         "models_and_customers": args.models}, indent=2))
 
 
 if __name__ == "__main__":

@@ -45,16 +45,18 @@ def plain_span(rng: random.Random) -> trace_pb2.Span:
 def build_requests(count: int, spans_per_request: int = 512, genai_share: float = 0.7, seed: int = 7,
                    models: int = 1, start_ns: int | None = None) -> list[bytes]:
     """``count`` serialised requests, each of ``spans_per_request`` spans with unique ids, starting at
-    ``start_ns`` (default: now) one microsecond apart, as live traffic would."""
+    ``start_ns`` (default: now) one microsecond apart, as live traffic would. ``models`` > 1 spreads the
+    calls over that many model names and customers (cache and rollup pressure)."""
     rng = random.Random(seed)
     start_ns = time.time_ns() if start_ns is None else start_ns
     templates = genai_templates()
     requests = []
     serial = 0
-    for _ in range(count):
+    for index in range(count):
         request = ExportTraceServiceRequest()
         resource_spans = request.resource_spans.add()
         resource_spans.resource.attributes.add(key="service.name").value.string_value = "bench-app"
+        resource_spans.resource.attributes.add(key="tenant.id").value.string_value = f"customer-{index % models}"
         scopes: dict[bytes, trace_pb2.ScopeSpans] = {}
         for _ in range(spans_per_request):
             serial += 1
