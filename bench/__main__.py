@@ -10,18 +10,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from pathlib import Path
 
 import psutil
 
 from bench.workload import build_requests
+from collector.process import free_port, wait_healthy
 from collector.signals import Signal
 
 SCENARIOS: dict[str, dict] = {
@@ -54,12 +53,6 @@ SCENARIOS: dict[str, dict] = {
                      "exporters": ["duckdb", "otlp/sink"]},
     },
 }
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def floor(seconds: float) -> dict:
@@ -108,18 +101,6 @@ service:
 """
 
 
-def wait_healthy(port: int, process: subprocess.Popen) -> None:
-    for _ in range(200):
-        if process.poll() is not None:
-            raise SystemExit(f"collector exited with {process.returncode}")
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=1)
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise SystemExit("collector did not become healthy")
-
-
 def run_collector_scenario(name: str, args: argparse.Namespace) -> dict:
     scenario = SCENARIOS[name]
     ports = {k: free_port() for k in ("grpc", "http", "sink", "health")}
@@ -133,7 +114,8 @@ def run_collector_scenario(name: str, args: argparse.Namespace) -> dict:
         sink.stdout.readline()
         collector = subprocess.Popen([sys.executable, "-m", "collector", "run", "--config", str(config)])
         try:
-            wait_healthy(ports["health"], collector)
+            if not wait_healthy(ports["health"], collector):
+                raise SystemExit(f"the collector did not start (exit code {collector.poll()})")
             proc = psutil.Process(collector.pid)
             peak_rss = [0]
             sampling = threading.Event()

@@ -78,17 +78,9 @@ class ServerTls:
         if not section.keys():
             section.finish()
             return None
-
-        def path(key: str, required: bool) -> Path | None:
-            value = section.str(key) if required else section.str(key, None)
-            if value is None:
-                return None
-            resolved = context.resolve(value)
-            if not resolved.is_file():
-                raise section.error(key, f"file not found: {resolved}")
-            return resolved
-
-        tls = cls(path("cert_file", True), path("key_file", True), path("client_ca_file", False))
+        tls = cls(context.existing_file(section, "cert_file", required=True),
+                  context.existing_file(section, "key_file", required=True),
+                  context.existing_file(section, "client_ca_file"))
         section.finish()
         return tls
 

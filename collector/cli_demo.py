@@ -13,7 +13,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -22,15 +21,10 @@ import urllib.request
 from pathlib import Path
 
 from collector.cli_ledger import CommandError, render
+from collector.process import free_port, wait_healthy
 
 _DEMO_MODULES = ("openai", "anthropic", "opentelemetry.instrumentation.openai_v2",
                  "opentelemetry.instrumentation.anthropic", "opentelemetry.exporter.otlp.proto.http")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _config(ports: dict[str, int], db: Path) -> str:
@@ -66,18 +60,6 @@ def _get(url: str) -> dict:
         return json.loads(reply.read())
 
 
-def _wait_healthy(port: int, process: subprocess.Popen, log: Path) -> None:
-    for _ in range(300):
-        if process.poll() is not None:
-            raise CommandError(f"the collector exited:\n{log.read_text()[-2000:]}")
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=1)
-            return
-        except OSError:
-            time.sleep(0.1)
-    raise CommandError("the collector did not start")
-
-
 def cmd_demo(args: argparse.Namespace) -> int:
     missing = []
     for module in _DEMO_MODULES:
@@ -90,7 +72,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
                            f"(missing: {', '.join(missing)})")
     from collector.demo.fake_provider import FakeProvider
 
-    ports = {name: _free_port() for name in ("grpc", "http", "health", "api")}
+    ports = {name: free_port() for name in ("grpc", "http", "health", "api")}
     with tempfile.TemporaryDirectory(prefix="genai-collector-demo-") as tmp:
         workdir = Path(tmp)
         config, log = workdir / "collector.yaml", workdir / "collector.log"
@@ -100,7 +82,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
             collector = subprocess.Popen([sys.executable, "-m", "collector", "run", "--config", str(config)],
                                          stdout=log_file, stderr=log_file)
         try:
-            _wait_healthy(ports["health"], collector, log)
+            if not wait_healthy(ports["health"], collector):
+                raise CommandError(f"the collector did not start:\n{log.read_text()[-2000:]}")
             print(f"collector running: OTLP 127.0.0.1:{ports['grpc']} (gRPC), 127.0.0.1:{ports['http']} (HTTP)")
             print(f"fake LLM provider: {provider.url} (OpenAI and Anthropic APIs)\n")
             for library, tenant, extra in (("openai", "acme", ["--everything"]), ("anthropic", "globex", [])):

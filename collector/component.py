@@ -30,6 +30,16 @@ class BuildContext:
         candidate = Path(path).expanduser()
         return candidate if candidate.is_absolute() else self.config_dir / candidate
 
+    def existing_file(self, section: Section, key: str, required: bool = False) -> Path | None:
+        """``section[key]`` as a file that must exist (certificates, keys); None when absent and optional."""
+        value = section.str(key) if required else section.str(key, None)
+        if value is None:
+            return None
+        resolved = self.resolve(value)
+        if not resolved.is_file():
+            raise section.error(key, f"file not found: {resolved}")
+        return resolved
+
 
 class Refused(Exception):
     """The pipeline cannot take this batch now; the client should retry later.

@@ -60,6 +60,13 @@ class PrometheusView(Collector):
         self.webhook_failures = webhook_failures
         self.budget_statuses = budget_statuses
 
+    def _labeled(self, name: str, help_text: str, counter: str, labels: tuple[str, ...]) -> CounterMetricFamily:
+        family = CounterMetricFamily(name, help_text, labels=labels)
+        for label_values, value in self.telemetry.labeled(counter).items():
+            values = dict(label_values)
+            family.add_metric(tuple(values[label] for label in labels), value)
+        return family
+
     def collect(self) -> Iterator[Metric]:
         snapshot = self.telemetry.snapshot()
         items = {name: CounterMetricFamily(f"genai_collector_{name}_items", help_text,
@@ -78,18 +85,10 @@ class PrometheusView(Collector):
                     queue.add_metric((component,), counters)
         yield from items.values()
         yield queue
-        unpriced = CounterMetricFamily("genai_collector_unpriced_calls", "Calls of models without a price",
-                                       labels=("provider", "model"))
-        for labels, value in self.telemetry.labeled("unpriced_calls").items():
-            values = dict(labels)
-            unpriced.add_metric((values["provider"], values["model"]), value)
-        yield unpriced
-        alerts = CounterMetricFamily("genai_collector_budget_alerts", "Budget thresholds crossed",
-                                     labels=("budget", "threshold"))
-        for labels, value in self.telemetry.labeled("budget_alerts").items():
-            values = dict(labels)
-            alerts.add_metric((values["budget"], values["threshold"]), value)
-        yield alerts
+        yield self._labeled("genai_collector_unpriced_calls", "Calls of models without a price", "unpriced_calls",
+                            ("provider", "model"))
+        yield self._labeled("genai_collector_budget_alerts", "Budget thresholds crossed", "budget_alerts",
+                            ("budget", "threshold"))
         yield CounterMetricFamily("genai_collector_webhook_failures", "Alert webhooks given up after retries",
                                   value=self.webhook_failures())
         cost = CounterMetricFamily("gen_ai_client_cost", "Cost of GenAI calls, in the currency label",

@@ -73,13 +73,7 @@ class TlsSettings:
     @classmethod
     def from_section(cls, section: Section, context: BuildContext) -> TlsSettings:
         def path(key: str) -> Path | None:
-            value = section.str(key, None)
-            if value is None:
-                return None
-            resolved = context.resolve(value)
-            if not resolved.is_file():
-                raise section.error(key, f"file not found: {resolved}")
-            return resolved
+            return context.existing_file(section, key)
 
         settings = cls(insecure=section.bool("insecure", False), ca_file=path("ca_file"),
                        cert_file=path("cert_file"), key_file=path("key_file"),

@@ -9,6 +9,7 @@ recomputed on read. ``rebuild_stats`` recomputes rollups from the calls.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -151,6 +152,20 @@ class Ledger:
 
     # writes ----------------------------------------------------------------------------------------------
 
+    @contextlib.contextmanager
+    def _transaction(self, name: str, table: pa.Table):
+        """One transaction over an Arrow table registered as ``name``; rolled back on any error."""
+        self.con.register(name, table)
+        try:
+            self.con.execute("BEGIN")
+            yield
+            self.con.execute("COMMIT")
+        except Exception:
+            self.con.execute("ROLLBACK")
+            raise
+        finally:
+            self.con.unregister(name)
+
     def append(self, calls: pa.Table) -> list[int]:
         """Add calls not already in the ledger, and their rollups, in one transaction. Returns the
         positions (in ``calls``) of the rows added.
@@ -164,9 +179,7 @@ class Ledger:
         low, high = pc.min(starts).as_py(), pc.max(starts).as_py()
         dims = ", ".join(f"s.{q(d)}" for d in self.dimensions)
         costs = ", ".join(f"(s.{c}_pico::DECIMAL(38,0) * {_PICO_TO_DECIMAL}) AS {c}" for c in COST_COLUMNS)
-        self.con.register("incoming", calls)
-        try:
-            self.con.execute("BEGIN")
+        with self._transaction("incoming", calls):
             # Retries carry the same span, so the same start time: comparing with the calls of that time
             # range finds every duplicate while the zone maps skip the rest of the table.
             self.con.execute(f"""
@@ -185,12 +198,6 @@ class Ledger:
             self.con.execute(f"INSERT INTO llm_calls ({columns}) SELECT {columns} FROM fresh")
             self._rollup_from("fresh")
             self.con.execute("DROP TABLE fresh")
-            self.con.execute("COMMIT")
-        except Exception:
-            self.con.execute("ROLLBACK")
-            raise
-        finally:
-            self.con.unregister("incoming")
         return added
 
     def _call_columns(self) -> list[str]:
@@ -253,9 +260,7 @@ class Ledger:
                                                     "snapshot", "currency"))
         first = _day(start)
         last = end if end == _day(end) else _day(end) + dt.timedelta(days=1)
-        self.con.register("repriced", repriced)
-        try:
-            self.con.execute("BEGIN")
+        with self._transaction("repriced", repriced):
             updated = self.con.execute(f"""
                 UPDATE llm_calls SET {costs}, {texts} FROM repriced r
                 WHERE llm_calls.trace_id = r.trace_id AND llm_calls.span_id = r.span_id
@@ -263,12 +268,6 @@ class Ledger:
             for table in ROLLUPS:
                 self.con.execute(f"DELETE FROM {table} WHERE bucket >= ? AND bucket < ?", [first, last])
             self._rollup_from("llm_calls", "WHERE start_time >= ? AND start_time < ?", [first, last])
-            self.con.execute("COMMIT")
-        except Exception:
-            self.con.execute("ROLLBACK")
-            raise
-        finally:
-            self.con.unregister("repriced")
         return updated
 
     def export(self, start: dt.datetime, end: dt.datetime, path: Path, file_format: str) -> int:
