@@ -1,9 +1,10 @@
-"""An app instrumented the way users do it: ``python -m collector.demo.app openai|anthropic PROVIDER_URL [N]``.
+"""An app instrumented the way users do it: ``python -m collector.demo.app LIBRARY PROVIDER_URL [N]``.
 
 It exports its spans with the OTLP exporter the standard environment variables configure
 (``OTEL_EXPORTER_OTLP_ENDPOINT``, ``OTEL_EXPORTER_OTLP_PROTOCOL``). ``openai`` makes chat calls
 (one of them streamed, with usage), a Responses API call and an embedding through the official
-OpenTelemetry openai-v2 instrumentation; ``anthropic`` makes messages calls through OpenLLMetry's.
+OpenTelemetry openai-v2 instrumentation; ``openinference`` makes chat calls through Arize's OpenInference
+instrumentation; ``anthropic`` makes messages calls through OpenLLMetry's.
 """
 
 from __future__ import annotations
@@ -41,6 +42,15 @@ def run_openai(provider_url: str, calls: int, tracer_provider: TracerProvider, e
         client.embeddings.create(model="text-embedding-3-small", input=["hello", "world"])
 
 
+def run_openinference(provider_url: str, calls: int, tracer_provider: TracerProvider) -> None:
+    from openai import OpenAI
+    from openinference.instrumentation.openai import OpenAIInstrumentor
+    OpenAIInstrumentor().instrument(tracer_provider=tracer_provider)
+    client = OpenAI(base_url=f"{provider_url}/v1", api_key="demo-key", max_retries=0)
+    for _ in range(calls):
+        client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "Hi"}])
+
+
 def run_anthropic(provider_url: str, calls: int, tracer_provider: TracerProvider) -> None:
     from anthropic import Anthropic
     from opentelemetry.instrumentation.anthropic import AnthropicInstrumentor
@@ -58,6 +68,8 @@ def main(library: str, provider_url: str, calls: int, everything: bool = False) 
     trace.set_tracer_provider(provider)
     if library == "openai":
         run_openai(provider_url, calls, provider, everything)
+    elif library == "openinference":
+        run_openinference(provider_url, calls, provider)
     else:
         run_anthropic(provider_url, calls, provider)
     provider.shutdown()
