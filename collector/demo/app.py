@@ -4,7 +4,8 @@ It exports its spans with the OTLP exporter the standard environment variables c
 (``OTEL_EXPORTER_OTLP_ENDPOINT``, ``OTEL_EXPORTER_OTLP_PROTOCOL``). ``openai`` makes chat calls
 (one of them streamed, with usage), a Responses API call and an embedding through the official
 OpenTelemetry openai-v2 instrumentation; ``openinference`` makes chat calls through Arize's OpenInference
-instrumentation; ``anthropic`` makes messages calls through OpenLLMetry's.
+instrumentation; ``pydantic_ai`` runs a pydantic-ai agent with its OpenTelemetry instrumentation on;
+``anthropic`` makes messages calls through OpenLLMetry's.
 """
 
 from __future__ import annotations
@@ -51,6 +52,17 @@ def run_openinference(provider_url: str, calls: int, tracer_provider: TracerProv
         client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "Hi"}])
 
 
+def run_pydantic_ai(provider_url: str, calls: int, tracer_provider: TracerProvider) -> None:
+    from pydantic_ai import Agent
+    from pydantic_ai.models.openai import OpenAIChatModel
+    from pydantic_ai.providers.openai import OpenAIProvider
+    Agent.instrument_all()  # OpenTelemetry spans through the global tracer provider
+    model = OpenAIChatModel("gpt-4o-mini", provider=OpenAIProvider(base_url=f"{provider_url}/v1", api_key="demo-key"))
+    agent = Agent(model, name="support_agent")
+    for _ in range(calls):
+        agent.run_sync("Hi")
+
+
 def run_anthropic(provider_url: str, calls: int, tracer_provider: TracerProvider) -> None:
     from anthropic import Anthropic
     from opentelemetry.instrumentation.anthropic import AnthropicInstrumentor
@@ -70,6 +82,8 @@ def main(library: str, provider_url: str, calls: int, everything: bool = False) 
         run_openai(provider_url, calls, provider, everything)
     elif library == "openinference":
         run_openinference(provider_url, calls, provider)
+    elif library == "pydantic_ai":
+        run_pydantic_ai(provider_url, calls, provider)
     else:
         run_anthropic(provider_url, calls, provider)
     provider.shutdown()
