@@ -62,29 +62,33 @@ def index_batch(batch: TelemetryBatch, reader: dialects.SpanReader = DEFAULT_REA
     return calls
 
 
-class ResponseIdWindow:
-    """Remembers which span first reported each provider response id, for ``window`` seconds."""
+class RecentKeys:
+    """Keys seen in the last ``window`` seconds (at most ``max_entries``), each with the first value given."""
 
     def __init__(self, window: float, max_entries: int):
         self.window = window
         self.max_entries = max_entries
-        self.first: dict[tuple[str | None, str], tuple[bytes, bytes]] = {}
-        self.expiry: deque[tuple[float, tuple[str | None, str]]] = deque()
+        self.first: dict[tuple, object] = {}
+        self.expiry: deque[tuple[float, tuple]] = deque()
 
-    def first_reporter(self, key: tuple[str | None, str], span_identity: tuple[bytes, bytes],
-                       now: float) -> tuple[bytes, bytes]:
+    def remember(self, key: tuple, value: object, now: float) -> object:
+        """The value first remembered for ``key`` (this one, if it is new)."""
         while self.expiry and (self.expiry[0][0] < now or len(self.expiry) > self.max_entries):
             self.first.pop(self.expiry.popleft()[1], None)
         first = self.first.get(key)
         if first is None:
-            self.first[key] = first = span_identity
+            self.first[key] = first = value
             self.expiry.append((now + self.window, key))
         return first
+
+    def __contains__(self, key: tuple) -> bool:
+        return key in self.first
 
 
 class GenAINormalize(Processor):
     """Config: ``keep_original`` (default true), ``custom_mappings`` ({source key: canonical key}),
-    ``dedupe`` ({enabled: true, window: 10m, max_entries: 100000})."""
+    ``dedupe`` ({enabled: true, window: 10m, max_entries: 100000}): the response ids, and the parents of
+priced spans, remembered to recognise a call reported twice."""
 
     signals = frozenset({Signal.TRACES})
 
@@ -96,7 +100,8 @@ class GenAINormalize(Processor):
             field = CANONICAL_FIELDS[target]
             custom[field] = (*custom.get(field, ()), source)
         self.reader = dialects.SpanReader(custom)
-        self.responses = ResponseIdWindow(dedupe_window, dedupe_max_entries) if dedupe_window else None
+        self.responses = RecentKeys(dedupe_window, dedupe_max_entries) if dedupe_window else None
+        self.parents = RecentKeys(dedupe_window, dedupe_max_entries) if dedupe_window else None
 
     @classmethod
     def from_config(cls, section: Section, context: BuildContext) -> GenAINormalize:
@@ -121,13 +126,21 @@ class GenAINormalize(Processor):
         batch.genai = calls
 
     def _mark_duplicates(self, calls: list[GenAICall]) -> None:
-        """One provider call reported by two spans (an instrumentation and the SDK's own) is priced once."""
+        """One provider call reported by two spans (an instrumentation and the SDK's own) is priced once:
+        the second span with the same response id, and a priced span whose child span is priced too (the
+        child is the leaf: the provider SDK's own span inside the instrumentation's), are duplicates."""
         now = time.monotonic()
         for call in calls:
-            if call.billable and call.response_id:
-                identity = (call.span.trace_id, call.span.span_id)
-                if self.responses.first_reporter((call.provider, call.response_id), identity, now) != identity:
-                    call.billable, call.skip_reason = False, "duplicate"
+            span = call.span
+            if call.billable and span.parent_span_id:
+                self.parents.remember((span.trace_id, span.parent_span_id), True, now)
+        for call in calls:
+            if not call.billable:
+                continue
+            identity = (call.span.trace_id, call.span.span_id)
+            if identity in self.parents or (call.response_id and self.responses.remember(
+                    (call.provider, call.response_id), identity, now) != identity):
+                call.billable, call.skip_reason = False, "duplicate"
 
     def _write(self, call: GenAICall) -> None:
         """Add the canonical attributes the span lacks, and correct those that differ."""

@@ -170,3 +170,14 @@ def test_vercel_provider_metadata_tier_and_langfuse_json():
                           "ai.response.providerMetadata": json.dumps({"openai": {"serviceTier": "priority"}})},
                          scope="ai"))
     assert batch.genai[0].tier == "priority"
+
+
+def test_a_priced_span_with_a_priced_child_is_the_duplicate():
+    # OpenInference wraps messages.create; the anthropic SDK's own span is its child, with the response id
+    parent = {**OPENAI_CALL, "_id": b"\1" * 8}
+    child = {**OPENAI_CALL, "gen_ai.response.id": "chatcmpl-9", "_id": b"\2" * 8}
+    batch = batch_of(child, parent)
+    batch.message.resource_spans[0].scope_spans[0].spans[0].parent_span_id = b"\1" * 8
+    run(batch)
+    statuses = {c.span.span_id: (c.cost.status if c.cost else c.skip_reason) for c in batch.genai}
+    assert statuses == {b"\2" * 8: "priced", b"\1" * 8: "duplicate"}

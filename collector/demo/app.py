@@ -3,9 +3,9 @@
 It exports its spans with the OTLP exporter the standard environment variables configure
 (``OTEL_EXPORTER_OTLP_ENDPOINT``, ``OTEL_EXPORTER_OTLP_PROTOCOL``). ``openai`` makes chat calls
 (one of them streamed, with usage), a Responses API call and an embedding through the official
-OpenTelemetry openai-v2 instrumentation; ``openinference`` makes chat calls through Arize's OpenInference
-instrumentation; ``pydantic_ai`` runs a pydantic-ai agent with its OpenTelemetry instrumentation on;
-``anthropic`` makes messages calls through OpenLLMetry's.
+OpenTelemetry openai-v2 instrumentation; ``openllmetry-openai`` and ``openinference`` the same chats through
+OpenLLMetry's and OpenInference's; ``anthropic`` and ``openinference-anthropic`` make messages calls through
+OpenLLMetry's and OpenInference's; ``pydantic_ai`` runs a pydantic-ai agent with its instrumentation on.
 """
 
 from __future__ import annotations
@@ -43,13 +43,36 @@ def run_openai(provider_url: str, calls: int, tracer_provider: TracerProvider, e
         client.embeddings.create(model="text-embedding-3-small", input=["hello", "world"])
 
 
-def run_openinference(provider_url: str, calls: int, tracer_provider: TracerProvider) -> None:
+def openai_chats(instrumentor, provider_url: str, calls: int, tracer_provider: TracerProvider) -> None:
     from openai import OpenAI
-    from openinference.instrumentation.openai import OpenAIInstrumentor
-    OpenAIInstrumentor().instrument(tracer_provider=tracer_provider)
+    instrumentor().instrument(tracer_provider=tracer_provider)
     client = OpenAI(base_url=f"{provider_url}/v1", api_key="demo-key", max_retries=0)
     for _ in range(calls):
         client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "Hi"}])
+
+
+def anthropic_messages(instrumentor, provider_url: str, calls: int, tracer_provider: TracerProvider) -> None:
+    from anthropic import Anthropic
+    instrumentor().instrument(tracer_provider=tracer_provider)
+    client = Anthropic(base_url=provider_url, api_key="demo-key", max_retries=0)
+    for _ in range(calls):
+        client.messages.create(model="claude-sonnet-4-5", max_tokens=1024,
+                               messages=[{"role": "user", "content": "Hi"}])
+
+
+def run_openinference(provider_url: str, calls: int, tracer_provider: TracerProvider) -> None:
+    from openinference.instrumentation.openai import OpenAIInstrumentor
+    openai_chats(OpenAIInstrumentor, provider_url, calls, tracer_provider)
+
+
+def run_openinference_anthropic(provider_url: str, calls: int, tracer_provider: TracerProvider) -> None:
+    from openinference.instrumentation.anthropic import AnthropicInstrumentor
+    anthropic_messages(AnthropicInstrumentor, provider_url, calls, tracer_provider)
+
+
+def run_openllmetry_openai(provider_url: str, calls: int, tracer_provider: TracerProvider) -> None:
+    from opentelemetry.instrumentation.openai import OpenAIInstrumentor
+    openai_chats(OpenAIInstrumentor, provider_url, calls, tracer_provider)
 
 
 def run_pydantic_ai(provider_url: str, calls: int, tracer_provider: TracerProvider) -> None:
@@ -64,13 +87,12 @@ def run_pydantic_ai(provider_url: str, calls: int, tracer_provider: TracerProvid
 
 
 def run_anthropic(provider_url: str, calls: int, tracer_provider: TracerProvider) -> None:
-    from anthropic import Anthropic
     from opentelemetry.instrumentation.anthropic import AnthropicInstrumentor
-    AnthropicInstrumentor().instrument(tracer_provider=tracer_provider)
-    client = Anthropic(base_url=provider_url, api_key="demo-key", max_retries=0)
-    for _ in range(calls):
-        client.messages.create(model="claude-sonnet-4-5", max_tokens=1024,
-                               messages=[{"role": "user", "content": "Hi"}])
+    anthropic_messages(AnthropicInstrumentor, provider_url, calls, tracer_provider)
+
+
+RUNNERS = {"openinference": run_openinference, "openinference-anthropic": run_openinference_anthropic,
+           "openllmetry-openai": run_openllmetry_openai, "pydantic_ai": run_pydantic_ai, "anthropic": run_anthropic}
 
 
 def main(library: str, provider_url: str, calls: int, everything: bool = False) -> None:
@@ -80,12 +102,8 @@ def main(library: str, provider_url: str, calls: int, everything: bool = False) 
     trace.set_tracer_provider(provider)
     if library == "openai":
         run_openai(provider_url, calls, provider, everything)
-    elif library == "openinference":
-        run_openinference(provider_url, calls, provider)
-    elif library == "pydantic_ai":
-        run_pydantic_ai(provider_url, calls, provider)
     else:
-        run_anthropic(provider_url, calls, provider)
+        RUNNERS[library](provider_url, calls, provider)
     provider.shutdown()
 
 
