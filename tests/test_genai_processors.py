@@ -181,3 +181,16 @@ def test_a_priced_span_with_a_priced_child_is_the_duplicate():
     run(batch)
     statuses = {c.span.span_id: (c.cost.status if c.cost else c.skip_reason) for c in batch.genai}
     assert statuses == {b"\2" * 8: "priced", b"\1" * 8: "duplicate"}
+
+
+def test_absurd_numbers_never_reach_a_total():
+    batch = batch_of({**OPENAI_CALL, "gen_ai.usage.input_tokens": 10**15},
+                     {**OPENAI_CALL, "gen_ai.usage.output_tokens": 1e30},
+                     {**OPENAI_CALL, "gen_ai.usage.input_tokens": "lots"},
+                     {**OPENAI_CALL, "gen_ai.usage.cost": float("nan")})
+    run(batch)
+    statuses = [c.cost.status for c in batch.genai]
+    assert statuses == ["invalid_usage", "invalid_usage", "invalid_usage", "priced"]
+    assert all(c.cost.amount is None for c in batch.genai[:3])
+    nan_reported = span_attributes(batch)["span3"]
+    assert "gen_ai.usage.cost.reported" not in nan_reported and nan_reported["gen_ai.usage.cost.amount"] == 0.0035

@@ -150,3 +150,16 @@ def test_receivers_over_mtls(ports, collector, tmp_path):
     bare = ssl.create_default_context(cafile=str(certs["ca"]))
     with pytest.raises((ssl.SSLError, urllib.error.URLError, ConnectionError)):
         urllib.request.urlopen(request, context=bare, timeout=5)
+
+
+def test_api_over_tls(ports, collector, tmp_path):
+    certs = make_certificates(tmp_path)
+    config = secured_config(ports, tmp_path, public="true").replace(
+        "    public: true\n",
+        f"    public: true\n    tls: {{cert_file: {certs['server_cert']}, key_file: {certs['server_key']}}}\n")
+    collector(config, ports["health"], env=ENV)
+    context = ssl.create_default_context(cafile=str(certs["ca"]))
+    with urllib.request.urlopen(f"https://localhost:{ports['api']}/api/v1/info", context=context, timeout=5) as reply:
+        assert json.loads(reply.read())["version"]
+    with pytest.raises((urllib.error.URLError, ConnectionError)):  # plain HTTP to the TLS port
+        urllib.request.urlopen(f"http://127.0.0.1:{ports['api']}/api/v1/info", timeout=5)
