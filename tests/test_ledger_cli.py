@@ -130,3 +130,16 @@ def test_export_csv_and_parquet(ledger_file, tmp_path):
 def test_prune(ledger_file):
     result = cli("prune", "--db", str(ledger_file), "--older-than", "2026-01-02", "--rollups")
     assert result.returncode == 0 and "llm_calls: 12 row(s) deleted" in result.stdout
+
+
+def test_retention_policy_prunes_old_calls_and_hourly_rollups(ledger_file):
+    from collector.exporters.duckdb import DuckDBExporter
+    from tests.genai_helpers import context
+    exporter = DuckDBExporter(context("duckdb"), ledger_file,
+                              retention={"llm_calls": 86_400.0, "cost_hourly": 86_400.0, "cost_daily": None})
+    exporter.ledger = Ledger.open(ledger_file)  # the samples are from 2026-01-01: older than a day
+    exporter._apply_retention()
+    counts = [exporter.ledger.con.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
+              for t in ("llm_calls", "cost_hourly", "cost_daily")]
+    exporter.ledger.close()
+    assert counts[0] == 0 and counts[1] == 0 and counts[2] > 0  # daily rollups are kept forever
