@@ -23,35 +23,21 @@ from bench.workload import build_requests
 from collector.process import free_port, wait_healthy
 from collector.signals import Signal
 
+GENAI = ["genai_normalize", "genai_cost"]
+FULL = [*GENAI, "genai_attribution", "batch"]
+
+
+def _scenario(transport: str, processors: list[str], exporters: list[str]) -> dict:
+    return {"transport": transport, "pipeline": {"processors": processors, "exporters": exporters}}
+
+
 SCENARIOS: dict[str, dict] = {
-    "passthrough": {
-        "transport": "grpc",
-        "pipeline": {"processors": [], "exporters": ["otlp/sink"]},
-    },
-    "genai": {
-        "transport": "grpc",
-        "pipeline": {"processors": ["genai_normalize", "genai_cost"], "exporters": ["otlp/sink"]},
-    },
-    "full": {
-        "transport": "grpc",
-        "pipeline": {"processors": ["genai_normalize", "genai_cost", "genai_attribution", "batch"],
-                     "exporters": ["duckdb", "otlp/sink"]},
-    },
-    "full-no-ledger": {
-        "transport": "grpc",
-        "pipeline": {"processors": ["genai_normalize", "genai_cost", "genai_attribution", "batch"],
-                     "exporters": ["otlp/sink"]},
-    },
-    "full-http": {
-        "transport": "http",
-        "pipeline": {"processors": ["genai_normalize", "genai_cost", "genai_attribution", "batch"],
-                     "exporters": ["duckdb", "otlp/sink"]},
-    },
-    "full-json": {
-        "transport": "json",
-        "pipeline": {"processors": ["genai_normalize", "genai_cost", "genai_attribution", "batch"],
-                     "exporters": ["duckdb", "otlp/sink"]},
-    },
+    "passthrough": _scenario("grpc", [], ["otlp/sink"]),
+    "genai": _scenario("grpc", GENAI, ["otlp/sink"]),
+    "full": _scenario("grpc", FULL, ["duckdb", "otlp/sink"]),
+    "full-no-ledger": _scenario("grpc", FULL, ["otlp/sink"]),
+    "full-http": _scenario("http", FULL, ["duckdb", "otlp/sink"]),
+    "full-json": _scenario("json", FULL, ["duckdb", "otlp/sink"]),
 }
 
 

@@ -36,9 +36,6 @@ class SelfTelemetry:
     def gauge(self, component: str, name: str, read: Callable[[], float]) -> None:
         self._gauges[(component, name)] = read
 
-    def counter(self, component: str, signal: str, name: str) -> int:
-        return self._counters.get((component, signal, name), 0)
-
     def snapshot(self) -> dict:
         """All counters and gauges as a JSON-ready mapping keyed by component id."""
         with self._lock:

@@ -127,7 +127,7 @@ class GenAICost(Processor):
         files = [context.resolve(p) for p in section.str_list("price_files", [])]
         for index, path in enumerate(files):
             if not path.is_file():
-                raise context_error(section, index, path)
+                raise section.doc.error((*section.path, "price_files", index), f"price file not found: {path}")
         try:
             catalog = PriceCatalog.from_files(files)
         except ConfigError as exc:
@@ -233,7 +233,3 @@ class GenAICost(Processor):
         if len(self._shared) > 10_000:
             self._shared.clear()
         return items, b"".join(attributes.encode(k, v) for k, v in items)
-
-
-def context_error(section: Section, index: int, path) -> ConfigError:
-    return section.doc.error((*section.path, "price_files", index), f"price file not found: {path}")
