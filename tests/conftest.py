@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -18,9 +19,17 @@ from tests.otlp_sink import OtlpSink
 
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A free port below the kernel's ephemeral range (32768+), so that no client socket, browser or driver
+    started later in the test can be handed the same port before the collector binds it."""
+    for _ in range(200):
+        port = random.randrange(20000, 32000)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port between 20000 and 32000")
 
 
 class CollectorProcess:
@@ -74,8 +83,11 @@ class CollectorProcess:
 def ports():
     class Ports(dict):
         def __missing__(self, name: str) -> int:
-            self[name] = free_port()
-            return self[name]
+            port = free_port()
+            while port in self.values():
+                port = free_port()
+            self[name] = port
+            return port
     return Ports()
 
 
