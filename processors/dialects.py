@@ -558,6 +558,13 @@ def _google_adk(call: GenAICall, span: Span) -> None:
         call.operation = "chat"
 
 
+def _openlit(call: GenAICall, span: Span) -> None:
+    """OpenLIT writes ``gen_ai.usage.cost = 0`` when its pricing JSON (fetched from GitHub at start) has no
+    price for the model or could not be fetched: that is no report, not a free call."""
+    if call.reported_cost == 0 and (call.input or call.output):
+        call.reported_cost = None
+
+
 # How a raw attribute value becomes a GenAICall field (fields not listed are taken as they are).
 _CONVERTERS = {**dict.fromkeys(TOKEN_FIELDS, token_count), "tier": normalize_tier, "reported_cost": as_float,
                "provider": _provider_value, "operation": _normalize_operation}
@@ -567,4 +574,5 @@ _DIALECT_RULES = {
     "vercel_ai": _vercel,
     "langfuse": _langfuse,
     "google_adk": _google_adk,
+    "openlit": _openlit,
 }

@@ -92,6 +92,20 @@ def test_openlit_keeps_the_sent_value_and_the_reported_cost():
     assert attrs["gen_ai.usage.cost.mismatch"] is True  # OpenLIT's figure ignores the cache
 
 
+def test_openlit_zero_cost_means_it_had_no_price_not_a_free_call():
+    batch = load_sample("07")
+    for rs in batch.message.resource_spans:
+        for ss in rs.scope_spans:
+            for span in ss.spans:
+                for kv in span.attributes:
+                    if kv.key == "gen_ai.usage.cost":
+                        kv.value.int_value = 0  # what OpenLIT 1.45 sends when its pricing JSON lacks the model
+    attrs = span_attributes(run(batch))["chat claude-sonnet-4-5"]
+    assert attrs["gen_ai.usage.cost.status"] == "priced"
+    assert attrs["gen_ai.usage.cost.source"] == "local"
+    assert "gen_ai.usage.cost.reported" not in attrs and "gen_ai.usage.cost.mismatch" not in attrs
+
+
 def test_reported_cost_within_tolerance_is_not_a_mismatch():
     attrs = span_attributes(run(load_sample("09")))["chat gpt-5-mini"]
     assert attrs["gen_ai.usage.cost.reported"] == 0.0018

@@ -14,8 +14,9 @@ from collector.signals import Signal
 from tests.test_instrumentations_e2e import genai_config
 
 NODE_DIR = Path(__file__).parent / "node"
-pytestmark = pytest.mark.skipif(shutil.which("node") is None or not (NODE_DIR / "node_modules").is_dir(),
-                                reason="needs Node.js and `npm ci --prefix tests/node` (./scripts/test runs it)")
+pytestmark = [pytest.mark.clients,
+              pytest.mark.skipif(shutil.which("node") is None or not (NODE_DIR / "node_modules").is_dir(),
+                                 reason="needs Node.js and `npm ci --prefix tests/node` (./scripts/test runs it)")]
 
 
 def test_vercel_ai_sdk_generate_text_is_priced_once(ports, collector, sink):

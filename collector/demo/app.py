@@ -5,7 +5,8 @@ It exports its spans with the OTLP exporter the standard environment variables c
 (one of them streamed, with usage), a Responses API call and an embedding through the official
 OpenTelemetry openai-v2 instrumentation; ``openllmetry-openai`` and ``openinference`` the same chats through
 OpenLLMetry's and OpenInference's; ``anthropic`` and ``openinference-anthropic`` make messages calls through
-OpenLLMetry's and OpenInference's; ``pydantic_ai`` runs a pydantic-ai agent with its instrumentation on.
+OpenLLMetry's and OpenInference's; ``openlit-openai`` and ``openlit-anthropic`` both through OpenLIT
+(in a venv of its own: it pins older SDKs); ``pydantic_ai`` runs a pydantic-ai agent with its instrumentation on.
 """
 
 from __future__ import annotations
@@ -91,8 +92,25 @@ def run_anthropic(provider_url: str, calls: int, tracer_provider: TracerProvider
     anthropic_messages(AnthropicInstrumentor, provider_url, calls, tracer_provider)
 
 
+class OpenLITInstrumentor:
+    """OpenLIT instruments every library it supports at once, through the global tracer provider."""
+
+    def instrument(self, tracer_provider: TracerProvider) -> None:
+        import openlit
+        openlit.init(disable_metrics=True, disable_events=True, capture_message_content=False)
+
+
+def run_openlit_openai(provider_url: str, calls: int, tracer_provider: TracerProvider) -> None:
+    openai_chats(OpenLITInstrumentor, provider_url, calls, tracer_provider)
+
+
+def run_openlit_anthropic(provider_url: str, calls: int, tracer_provider: TracerProvider) -> None:
+    anthropic_messages(OpenLITInstrumentor, provider_url, calls, tracer_provider)
+
+
 RUNNERS = {"openinference": run_openinference, "openinference-anthropic": run_openinference_anthropic,
-           "openllmetry-openai": run_openllmetry_openai, "pydantic_ai": run_pydantic_ai, "anthropic": run_anthropic}
+           "openllmetry-openai": run_openllmetry_openai, "pydantic_ai": run_pydantic_ai, "anthropic": run_anthropic,
+           "openlit-openai": run_openlit_openai, "openlit-anthropic": run_openlit_anthropic}
 
 
 def main(library: str, provider_url: str, calls: int, everything: bool = False) -> None:

@@ -1,0 +1,154 @@
+"""The real-client matrix: which instrumentations the suite drives through the collector.
+
+The tests parametrize from ``CLIENTS``; ``python -m tests.client_matrix --write`` regenerates the README's
+"Verified clients" table from it, with the versions installed where each client runs (the test venv,
+the isolated venvs of ``ISOLATED_VENVS``, ``tests/node/package-lock.json``).
+
+Clients whose dependencies conflict with the test venv's (OpenLIT pins older openai, anthropic and
+OpenTelemetry releases) and third-party backends (Arize Phoenix) run from their own venv, made with uv
+(seconds, where pip's resolver needs minutes for OpenLIT) under ``.venv-clients/``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import subprocess
+import sys
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+
+ROOT = Path(__file__).parent.parent
+NODE_LOCK = ROOT / "tests" / "node" / "package-lock.json"
+README = ROOT / "README.md"
+BEGIN, END = "<!-- client-matrix:begin -->", "<!-- client-matrix:end -->"
+ISOLATED_VENVS = {
+    "openlit": ("openlit==1.45.0", "openai", "anthropic"),
+    "phoenix": ("arize-phoenix==20.26.1",),
+}
+OPENAI_COST = 0.0004944  # gpt-4o-mini-2024-07-18: 2048 × $0.15 + 312 × $0.60 per MTok
+# claude-sonnet-4-5: raw input 150 + cache read 4000 + cache write 1000, output 420:
+# 150 × $3 + 4000 × $0.30 + 1000 × $3.75 + 420 × $15 per MTok
+ANTHROPIC_COST = 0.0117
+
+
+@dataclass(frozen=True)
+class Client:
+    """One instrumentation driving a provider SDK (``app`` names its runner in ``collector.demo.app``)."""
+
+    app: str
+    instrumentation: tuple[str, ...]  # distributions whose versions the README names
+    sdk: str
+    protocol: str  # how the app exports: grpc or http/protobuf
+    scopes: tuple[str, ...]  # instrumentation scopes of the forwarded spans
+    spans_per_call: int  # spans per provider call: the priced one plus SDK, wrapper or HTTP spans
+    cost: float
+    what: str
+    venv: str | None = None  # an ISOLATED_VENVS name, when it cannot share the test venv
+
+
+CLIENTS = (
+    Client("openai", ("opentelemetry-instrumentation-openai-v2", "opentelemetry-util-genai"), "openai",
+           "http/protobuf", ("opentelemetry.instrumentation.openai_v2", "opentelemetry.util.genai.handler"), 1,
+           OPENAI_COST, "chat; the demo adds streaming with usage and embeddings (its Responses call records no "
+           "span with util-genai 1.1)"),
+    Client("anthropic", ("opentelemetry-instrumentation-anthropic",), "anthropic", "grpc",
+           ("opentelemetry.instrumentation.anthropic", "com.anthropic.sdk.python"), 2, ANTHROPIC_COST,
+           "OpenLLMetry; messages with cache tokens; the SDK's own `com.anthropic.sdk.python` span (same "
+           "response id) is the duplicate"),
+    Client("openinference", ("openinference-instrumentation-openai",), "openai", "http/protobuf",
+           ("openinference.instrumentation.openai",), 1, OPENAI_COST, "chat"),
+    Client("openinference-anthropic", ("openinference-instrumentation-anthropic",), "anthropic", "http/protobuf",
+           ("openinference.instrumentation.anthropic", "com.anthropic.sdk.python"), 2, ANTHROPIC_COST,
+           "messages with cache tokens; the SDK's span inside OpenInference's is the leaf, OpenInference's "
+           "the duplicate"),
+    Client("openllmetry-openai", ("opentelemetry-instrumentation-openai",), "openai", "grpc",
+           ("opentelemetry.instrumentation.openai.v1",), 1, OPENAI_COST, "OpenLLMetry; chat"),
+    Client("pydantic_ai", ("pydantic-ai-slim",), "openai", "http/protobuf", ("pydantic-ai",), 2, OPENAI_COST,
+           "`Agent.instrument_all()`: the chat span priced (its `operation.cost` kept as reported, no "
+           "mismatch), the `invoke_agent` wrapper not"),
+    Client("openlit-openai", ("openlit",), "openai", "http/protobuf",
+           ("openlit.instrumentation.openai", "opentelemetry.instrumentation.httpx"), 2, OPENAI_COST,
+           "`openlit.init()` on an existing tracer provider; chat (plus OpenLIT's httpx span)", venv="openlit"),
+    Client("openlit-anthropic", ("openlit",), "anthropic", "http/protobuf",
+           ("openlit.instrumentation.anthropic", "opentelemetry.instrumentation.httpx"), 2, ANTHROPIC_COST,
+           "messages with cache tokens: OpenLIT's input excludes the cache, corrected; its `gen_ai.usage.cost` "
+           "0 (no price fetched) is no report", venv="openlit"),
+)
+NODE_PACKAGES = ("ai", "@ai-sdk/openai", "@opentelemetry/sdk-node")
+
+
+def isolated_python(name: str) -> Path:
+    """The python of isolated venv ``name``, made (or remade when its requirements changed) with uv."""
+    requirements = ISOLATED_VENVS[name]
+    venv = ROOT / ".venv-clients" / name
+    python = venv / "bin" / "python"
+    stamp = venv / "requirements.sha256"
+    digest = hashlib.sha256("\n".join(requirements).encode()).hexdigest()
+    if python.exists() and stamp.exists() and stamp.read_text() == digest:
+        return python
+    from uv import find_uv_bin
+    uv = find_uv_bin()
+    for command in ([uv, "venv", "--quiet", "--clear", "--python", sys.executable, str(venv)],
+                    [uv, "pip", "install", "--quiet", "--python", str(python), *requirements]):
+        result = subprocess.run(command, capture_output=True, text=True, timeout=600)
+        if result.returncode != 0:
+            raise RuntimeError(f"{' '.join(map(str, command))} failed:\n{result.stderr}")
+    stamp.write_text(digest)
+    return python
+
+
+def versions(distributions: list[str], venv: str | None) -> dict[str, str]:
+    if venv is None:
+        return {name: metadata.version(name) for name in distributions}
+    script = "import json, sys; from importlib import metadata; " \
+             "print(json.dumps({n: metadata.version(n) for n in sys.argv[1:]}))"
+    output = subprocess.run([str(isolated_python(venv)), "-c", script, *distributions], capture_output=True,
+                            text=True, check=True).stdout
+    return json.loads(output)
+
+
+def node_versions() -> dict[str, str]:
+    packages = json.loads(NODE_LOCK.read_text())["packages"]
+    return {name: packages[f"node_modules/{name}"]["version"] for name in NODE_PACKAGES}
+
+
+def table() -> str:
+    """The README table: one row per client, with the versions installed where it runs."""
+    rows = ["| instrumentation | SDK | what |", "|---|---|---|"]
+    for client in CLIENTS:
+        found = versions([*client.instrumentation, client.sdk], client.venv)
+        instrumentation = ", ".join(f"`{name}` {found[name]}" for name in client.instrumentation)
+        where = f" (own venv: {', '.join(ISOLATED_VENVS[client.venv])})" if client.venv else ""
+        rows.append(f"| {instrumentation}{where} | `{client.sdk}` {found[client.sdk]} | {client.what} |")
+    node = node_versions()
+    rows.append(f"| Vercel AI SDK `ai` {node['ai']} telemetry, `@opentelemetry/sdk-node` "
+                f"{node['@opentelemetry/sdk-node']} (Node.js) | `@ai-sdk/openai` {node['@ai-sdk/openai']} | "
+                "`generateText`: the `doGenerate` step priced, the outer span not |")
+    phoenix = versions(["arize-phoenix"], "phoenix")["arize-phoenix"]
+    rows.append(f"| backend: Arize Phoenix `arize-phoenix` {phoenix} | | the `otlphttp` exporter forwards "
+                "the enriched spans; its REST API returns them with the cost attributes |")
+    return "\n".join(rows)
+
+
+def readme_section(text: str) -> str:
+    return text.split(BEGIN, 1)[1].split(END, 1)[0].strip()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m tests.client_matrix", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--write", action="store_true", help="replace the table in README.md")
+    args = parser.parse_args()
+    generated = table()
+    if not args.write:
+        print(generated)
+        return
+    head, rest = README.read_text().split(BEGIN, 1)
+    README.write_text(f"{head}{BEGIN}\n{generated}\n{END}{rest.split(END, 1)[1]}")
+
+
+if __name__ == "__main__":
+    main()
