@@ -32,6 +32,9 @@ OPENAI_COST = 0.0004944  # gpt-4o-mini-2024-07-18: 2048 × $0.15 + 312 × $0.60 
 # claude-sonnet-4-5: raw input 150 + cache read 4000 + cache write 1000, output 420:
 # 150 × $3 + 4000 × $0.30 + 1000 × $3.75 + 420 × $15 per MTok
 ANTHROPIC_COST = 0.0117
+# o4-mini-2025-04-16, Responses API: input 1500 of which 1024 cached, output 900 (reasoning 640 included):
+# 476 × $1.10 + 1024 × $0.275 + 900 × $4.40 per MTok
+RESPONSES_COST = 0.0047652
 
 
 @dataclass(frozen=True)
@@ -52,20 +55,26 @@ class Client:
 CLIENTS = (
     Client("openai", ("opentelemetry-instrumentation-openai-v2", "opentelemetry-util-genai"), "openai",
            "http/protobuf", ("opentelemetry.instrumentation.openai_v2", "opentelemetry.util.genai.handler"), 1,
-           OPENAI_COST, "chat; the demo adds streaming with usage and embeddings (its Responses call records no "
-           "span with util-genai 1.1)"),
+           OPENAI_COST, "chat; the demo adds streaming with usage and embeddings. 2.4b0 (the latest release) "
+           "does not wrap `responses.create`: Responses calls are not traced by it, so not priced"),
     Client("anthropic", ("opentelemetry-instrumentation-anthropic",), "anthropic", "grpc",
            ("opentelemetry.instrumentation.anthropic", "com.anthropic.sdk.python"), 2, ANTHROPIC_COST,
            "OpenLLMetry; messages with cache tokens; the SDK's own `com.anthropic.sdk.python` span (same "
            "response id) is the duplicate"),
     Client("openinference", ("openinference-instrumentation-openai",), "openai", "http/protobuf",
            ("openinference.instrumentation.openai",), 1, OPENAI_COST, "chat"),
+    Client("openinference-responses", ("openinference-instrumentation-openai",), "openai", "grpc",
+           ("openinference.instrumentation.openai",), 1, RESPONSES_COST,
+           "Responses API (o4-mini): cached input and reasoning tokens"),
     Client("openinference-anthropic", ("openinference-instrumentation-anthropic",), "anthropic", "http/protobuf",
            ("openinference.instrumentation.anthropic", "com.anthropic.sdk.python"), 2, ANTHROPIC_COST,
            "messages with cache tokens; the SDK's span inside OpenInference's is the leaf, OpenInference's "
            "the duplicate"),
     Client("openllmetry-openai", ("opentelemetry-instrumentation-openai",), "openai", "grpc",
            ("opentelemetry.instrumentation.openai.v1",), 1, OPENAI_COST, "OpenLLMetry; chat"),
+    Client("openllmetry-responses", ("opentelemetry-instrumentation-openai",), "openai", "http/protobuf",
+           ("opentelemetry.instrumentation.openai.v1",), 1, RESPONSES_COST,
+           "OpenLLMetry; Responses API (o4-mini): cached input and reasoning tokens"),
     Client("pydantic_ai", ("pydantic-ai-slim",), "openai", "http/protobuf", ("pydantic-ai",), 2, OPENAI_COST,
            "`Agent.instrument_all()`: the chat span priced (its `operation.cost` kept as reported, no "
            "mismatch), the `invoke_agent` wrapper not"),

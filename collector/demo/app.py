@@ -3,10 +3,12 @@
 It exports its spans with the OTLP exporter the standard environment variables configure
 (``OTEL_EXPORTER_OTLP_ENDPOINT``, ``OTEL_EXPORTER_OTLP_PROTOCOL``). ``openai`` makes chat calls
 (one of them streamed, with usage), a Responses API call and an embedding through the official
-OpenTelemetry openai-v2 instrumentation; ``openllmetry-openai`` and ``openinference`` the same chats through
-OpenLLMetry's and OpenInference's; ``anthropic`` and ``openinference-anthropic`` make messages calls through
+OpenTelemetry openai-v2 instrumentation; ``openllmetry-openai`` and ``openinference`` the same chats
+through OpenLLMetry's and OpenInference's, ``openllmetry-responses`` and ``openinference-responses``
+Responses API calls; ``anthropic`` and ``openinference-anthropic`` make messages calls through
 OpenLLMetry's and OpenInference's; ``openlit-openai`` and ``openlit-anthropic`` both through OpenLIT
-(in a venv of its own: it pins older SDKs); ``pydantic_ai`` runs a pydantic-ai agent with its instrumentation on.
+(in a venv of its own: it pins older SDKs); ``pydantic_ai`` runs a pydantic-ai agent with its
+instrumentation on.
 """
 
 from __future__ import annotations
@@ -44,12 +46,17 @@ def run_openai(provider_url: str, calls: int, tracer_provider: TracerProvider, e
         client.embeddings.create(model="text-embedding-3-small", input=["hello", "world"])
 
 
-def openai_chats(instrumentor, provider_url: str, calls: int, tracer_provider: TracerProvider) -> None:
+def openai_chats(instrumentor, provider_url: str, calls: int, tracer_provider: TracerProvider,
+                 responses: bool = False) -> None:
+    """Chat completions with gpt-4o-mini, or (``responses``) Responses API calls with o4-mini."""
     from openai import OpenAI
     instrumentor().instrument(tracer_provider=tracer_provider)
     client = OpenAI(base_url=f"{provider_url}/v1", api_key="demo-key", max_retries=0)
     for _ in range(calls):
-        client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "Hi"}])
+        if responses:
+            client.responses.create(model="o4-mini", input="Hi")
+        else:
+            client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "Hi"}])
 
 
 def anthropic_messages(instrumentor, provider_url: str, calls: int, tracer_provider: TracerProvider) -> None:
@@ -64,6 +71,16 @@ def anthropic_messages(instrumentor, provider_url: str, calls: int, tracer_provi
 def run_openinference(provider_url: str, calls: int, tracer_provider: TracerProvider) -> None:
     from openinference.instrumentation.openai import OpenAIInstrumentor
     openai_chats(OpenAIInstrumentor, provider_url, calls, tracer_provider)
+
+
+def run_openinference_responses(provider_url: str, calls: int, tracer_provider: TracerProvider) -> None:
+    from openinference.instrumentation.openai import OpenAIInstrumentor
+    openai_chats(OpenAIInstrumentor, provider_url, calls, tracer_provider, responses=True)
+
+
+def run_openllmetry_responses(provider_url: str, calls: int, tracer_provider: TracerProvider) -> None:
+    from opentelemetry.instrumentation.openai import OpenAIInstrumentor
+    openai_chats(OpenAIInstrumentor, provider_url, calls, tracer_provider, responses=True)
 
 
 def run_openinference_anthropic(provider_url: str, calls: int, tracer_provider: TracerProvider) -> None:
@@ -108,9 +125,12 @@ def run_openlit_anthropic(provider_url: str, calls: int, tracer_provider: Tracer
     anthropic_messages(OpenLITInstrumentor, provider_url, calls, tracer_provider)
 
 
-RUNNERS = {"openinference": run_openinference, "openinference-anthropic": run_openinference_anthropic,
-           "openllmetry-openai": run_openllmetry_openai, "pydantic_ai": run_pydantic_ai, "anthropic": run_anthropic,
-           "openlit-openai": run_openlit_openai, "openlit-anthropic": run_openlit_anthropic}
+RUNNERS = {
+    "openinference": run_openinference, "openinference-anthropic": run_openinference_anthropic,
+    "openinference-responses": run_openinference_responses, "openllmetry-openai": run_openllmetry_openai,
+    "openllmetry-responses": run_openllmetry_responses, "anthropic": run_anthropic, "pydantic_ai": run_pydantic_ai,
+    "openlit-openai": run_openlit_openai, "openlit-anthropic": run_openlit_anthropic,
+}
 
 
 def main(library: str, provider_url: str, calls: int, everything: bool = False) -> None:
