@@ -143,3 +143,55 @@ def test_retention_policy_prunes_old_calls_and_hourly_rollups(ledger_file):
               for t in ("llm_calls", "cost_hourly", "cost_daily")]
     exporter.ledger.close()
     assert counts[0] == 0 and counts[1] == 0 and counts[2] > 0  # daily rollups are kept forever
+
+
+def rollup_rows(ledger: Ledger, table: str = "cost_daily") -> int:
+    return ledger.con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+
+
+def test_rollup_partial_sums_are_compacted_without_changing_a_total(ledger_file):
+    ledger = Ledger.open(ledger_file)
+    keys = rollup_rows(ledger)
+    for round_, customer in enumerate(("acme", "acme", "globex")):  # sample 01 again in new traces
+        columns = CallColumns(ledger.dimensions)
+        batch = sample_batch("01", customer)
+        for call in batch.genai:
+            call.span.trace_id = bytes([round_]) * 16
+        columns.add(batch)
+        ledger.append(columns.table())
+    before = ledger.consistency()
+    assert before["consistent"] and rollup_rows(ledger) > keys
+    assert ledger.compact_rollups() > 0
+    after = ledger.consistency()
+    assert after == before
+    assert rollup_rows(ledger) == ledger.con.execute(
+        "SELECT count(*) FROM (SELECT DISTINCT * EXCLUDE (calls, unpriced_calls, input_tokens, output_tokens, "
+        "cache_read_tokens, cache_write_tokens, reasoning_tokens, cost) FROM cost_daily)").fetchone()[0]
+    assert ledger.compact_rollups() == 0  # nothing written since
+    ledger.close()
+
+
+def test_a_schema_1_ledger_is_migrated_and_keeps_its_rollups(ledger_file):
+    ledger = Ledger.open(ledger_file)
+    totals = ledger.consistency()
+    keys = ", ".join(["bucket", *(f'"{k}"' for k in ledger.rollup_keys())])
+    ledger.con.execute("DELETE FROM schema_version")
+    ledger.con.execute("INSERT INTO schema_version VALUES (1, now())")
+    for table in ("cost_hourly", "cost_daily"):  # as schema 1 made them: one row per bucket and key
+        ledger.con.execute(f"CREATE TABLE {table}_v1 AS SELECT * FROM {table}")
+        ledger.con.execute(f"DROP TABLE {table}")
+        ledger.con.execute(ledger._rollup_ddl(table)[:-1] + f", PRIMARY KEY ({keys}))")
+        ledger.con.execute(f"INSERT INTO {table} SELECT * FROM {table}_v1")
+        ledger.con.execute(f"DROP TABLE {table}_v1")
+    ledger.close()
+    ledger = Ledger.open(ledger_file)
+    assert ledger.check_version() == 2
+    assert ledger.consistency() == totals
+    columns = CallColumns(ledger.dimensions)
+    batch = sample_batch("01", "acme")
+    for call in batch.genai:
+        call.span.trace_id = b"x" * 16
+    columns.add(batch)
+    assert len(ledger.append(columns.table())) == 1  # the same bucket and key again: no key conflict
+    assert ledger.consistency()["consistent"]
+    ledger.close()

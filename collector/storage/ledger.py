@@ -3,8 +3,11 @@
 One process writes a ledger file (DuckDB allows a single writer). Writes come in batches
 (an Arrow table per flush) and run in one transaction: new calls are deduplicated on
 (trace_id, span_id) — a retried export is counted once —, appended to ``llm_calls``, and
-added to the rollups, which are therefore always consistent with the calls and never
-recomputed on read. ``rebuild_stats`` recomputes rollups from the calls.
+their sums appended to the rollups, which are therefore always consistent with the calls and
+never recomputed from them on read. Rollup tables hold partial sums (several rows may share a
+bucket and key; reads sum them): appending beats an upsert, whose fixed cost in DuckDB is several
+times a plain insert's, and ``compact_rollups`` merges the rows of recent buckets now and then.
+``rebuild_stats`` recomputes rollups from the calls.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: rollups hold partial sums, without a primary key
 STANDARD_DIMENSIONS = ("customer", "user", "feature", "team")
 ROLLUP_KEYS = ("provider", "model", "service")  # + currency + dimensions
 TOKEN_COLUMNS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "reasoning_tokens")
@@ -62,6 +65,7 @@ class Ledger:
     def __init__(self, connection: duckdb.DuckDBPyConnection, dimensions: Sequence[str] = STANDARD_DIMENSIONS):
         self.con = connection
         self.dimensions = tuple(dict.fromkeys((*STANDARD_DIMENSIONS, *dimensions)))
+        self._uncompacted_since: int | None = None  # µs: the earliest call appended since the last compaction
 
     @classmethod
     def open(cls, path: str | Path, dimensions: Sequence[str] = STANDARD_DIMENSIONS,
@@ -93,6 +97,8 @@ class Ledger:
 
     def migrate(self) -> None:
         version = self.check_version()
+        if version == 1:
+            self._drop_rollup_keys()
         if version == 0:
             self.con.execute("BEGIN")
             self.con.execute("CREATE TABLE schema_version (version INTEGER NOT NULL, applied_at TIMESTAMP NOT NULL)")
@@ -107,6 +113,17 @@ class Ledger:
             self.con.execute("INSERT INTO schema_version VALUES (?, now())", [SCHEMA_VERSION])
             self.con.execute("COMMIT")
         self._ensure_dimensions()
+
+    def _drop_rollup_keys(self) -> None:
+        """Schema 1 → 2: the rollups lose their primary key (their rows stay as they are)."""
+        self.con.execute("BEGIN")
+        for table in ROLLUPS:
+            self.con.execute(self._rollup_ddl(f"{table}_v2"))
+            self.con.execute(f"INSERT INTO {table}_v2 SELECT * FROM {table}")
+            self.con.execute(f"DROP TABLE {table}")
+            self.con.execute(f"ALTER TABLE {table}_v2 RENAME TO {table}")
+        self.con.execute("INSERT INTO schema_version VALUES (?, now())", [SCHEMA_VERSION])
+        self.con.execute("COMMIT")
 
     def _calls_ddl(self) -> str:
         columns = ["start_time TIMESTAMP NOT NULL", "duration_ms DOUBLE"]
@@ -125,8 +142,7 @@ class Ledger:
         columns = ["bucket TIMESTAMP NOT NULL"] + [f"{q(k)} VARCHAR NOT NULL" for k in keys]
         columns += ["calls BIGINT NOT NULL", "unpriced_calls BIGINT NOT NULL"]
         columns += [f"{c} BIGINT NOT NULL" for c in TOKEN_COLUMNS] + ["cost DECIMAL(38,12) NOT NULL"]
-        primary = ", ".join(["bucket", *map(q, keys)])
-        return f"CREATE TABLE {table} ({', '.join(columns)}, PRIMARY KEY ({primary}))"
+        return f"CREATE TABLE {table} ({', '.join(columns)})"
 
     def stored_dimensions(self) -> tuple[str, ...]:
         fixed = {"start_time", "duration_ms", "inserted_at", *TEXT_COLUMNS, *TOKEN_COLUMNS, *COST_COLUMNS}
@@ -144,7 +160,7 @@ class Ledger:
         self.con.execute("BEGIN")
         for dimension in missing:
             self.con.execute(f"ALTER TABLE llm_calls ADD COLUMN {q(dimension)} VARCHAR")
-        for table in ROLLUPS:  # a primary key cannot change: rebuild the rollups with the new keys
+        for table in ROLLUPS:  # a new key: rebuild the rollups
             self.con.execute(f"DROP TABLE {table}")
             self.con.execute(self._rollup_ddl(table))
         self._rollup_from("llm_calls")
@@ -154,10 +170,11 @@ class Ledger:
 
     @contextlib.contextmanager
     def _transaction(self, name: str, table: pa.Table):
-        """One transaction over an Arrow table registered as ``name``; rolled back on any error."""
-        self.con.register(name, table)
+        """One transaction over an Arrow table registered as ``name``; rolled back on any error. (BEGIN comes
+        first: it closes the result a SELECT may have left open, which DuckDB 2 lets no ``register`` pass.)"""
+        self.con.execute("BEGIN")
         try:
-            self.con.execute("BEGIN")
+            self.con.register(name, table)
             yield
             self.con.execute("COMMIT")
         except Exception:
@@ -167,55 +184,92 @@ class Ledger:
             self.con.unregister(name)
 
     def append(self, calls: pa.Table) -> list[int]:
-        """Add calls not already in the ledger, and their rollups, in one transaction. Returns the
-        positions (in ``calls``) of the rows added.
+        """Add calls not already in the ledger, and their sums to the rollups, in one transaction. Returns
+        the positions (in ``calls``) of the rows added.
 
-        ``calls`` has the columns of ``rows.CallColumns``: start time in µs, costs in pico-units.
+        ``calls`` has the columns of ``rows.CallColumns``: start time in µs, costs in pico-units. Every
+        statement here costs DuckDB a millisecond or more whatever the rows, so there are few of them.
         """
         if calls.num_rows == 0:
             return []
         calls = calls.append_column("row_index", pa.array(range(calls.num_rows), type=pa.int64()))
         starts = calls.column("start_us")
         low, high = pc.min(starts).as_py(), pc.max(starts).as_py()
-        dims = ", ".join(f"s.{q(d)}" for d in self.dimensions)
-        costs = ", ".join(f"(s.{c}_pico::DECIMAL(38,0) * {_PICO_TO_DECIMAL}) AS {c}" for c in COST_COLUMNS)
         with self._transaction("incoming", calls):
-            # Retries carry the same span, so the same start time: comparing with the calls of that time
+            # A retry carries the same span, so the same start time: comparing with the calls of that time
             # range finds every duplicate while the zone maps skip the rest of the table.
-            self.con.execute(f"""
-                CREATE OR REPLACE TEMP TABLE fresh AS
-                SELECT make_timestamp(s.start_us) AS start_time, s.duration_ms,
-                       {', '.join(f's.{c}' for c in TEXT_COLUMNS)},
-                       {', '.join(f's.{c}' for c in TOKEN_COLUMNS)},
-                       {costs}, {dims}, now() AS inserted_at, s.row_index
-                FROM incoming s
-                ANTI JOIN (SELECT trace_id, span_id FROM llm_calls
+            repeated = self.con.execute("""
+                SELECT s.row_index FROM incoming s
+                SEMI JOIN (SELECT trace_id, span_id FROM llm_calls
                            WHERE start_time BETWEEN make_timestamp($1) AND make_timestamp($2)) c
                      USING (trace_id, span_id)
-                QUALIFY row_number() OVER (PARTITION BY s.trace_id, s.span_id) = 1""", [low, high])
-            added = self.con.sql("SELECT row_index FROM fresh").to_arrow_table().column(0).to_pylist()
-            columns = ", ".join(self._call_columns())
-            self.con.execute(f"INSERT INTO llm_calls ({columns}) SELECT {columns} FROM fresh")
-            self._rollup_from("fresh")
-            self.con.execute("DROP TABLE fresh")
-        return added
+                UNION ALL
+                SELECT row_index FROM incoming
+                QUALIFY row_number() OVER (PARTITION BY trace_id, span_id ORDER BY row_index) > 1""",
+                                        [low, high]).fetchall()
+            if repeated:
+                calls = calls.filter(pc.invert(pc.is_in(calls.column("row_index"),
+                                                        pa.array([i for (i,) in repeated], type=pa.int64()))))
+                self.con.register("incoming", calls)
+            if calls.num_rows:
+                self._insert_calls("incoming")
+                self._rollup_from("incoming", starts="make_timestamp(start_us)", cost="cost_pico")
+                self._uncompacted_since = min(self._uncompacted_since or low, low)
+        return calls.column("row_index").to_pylist()
+
+    def _insert_calls(self, source: str) -> None:
+        costs = ", ".join(f"{c}_pico::DECIMAL(38,0) * {_PICO_TO_DECIMAL}" for c in COST_COLUMNS)
+        self.con.execute(f"""
+            INSERT INTO llm_calls ({', '.join(self._call_columns())})
+            SELECT make_timestamp(start_us), duration_ms, {', '.join(TEXT_COLUMNS)}, {', '.join(TOKEN_COLUMNS)},
+                   {costs}, {', '.join(map(q, self.dimensions))}, now()
+            FROM {source}""")
 
     def _call_columns(self) -> list[str]:
         return ["start_time", "duration_ms", *TEXT_COLUMNS, *TOKEN_COLUMNS, *COST_COLUMNS,
                 *map(q, self.dimensions), "inserted_at"]
 
-    def _rollup_from(self, source: str, where: str = "", params: Sequence[Any] = ()) -> None:
+    def _rollup_from(self, source: str, where: str = "", params: Sequence[Any] = (), starts: str = "start_time",
+                     cost: str = "cost") -> None:
+        """Append the sums of ``source``'s calls per bucket and key (``cost`` in pico-units when it is
+        not the ``cost`` column) to both rollups."""
         keys = self.rollup_keys()
         key_sql = ", ".join(f"coalesce({q(k)}, '')" for k in keys)
+        total = f"coalesce(sum({cost}), 0)" + ("" if cost == "cost" else f"::DECIMAL(38,0) * {_PICO_TO_DECIMAL}")
         measures = ", ".join(["count(*)", "count(*) FILTER (WHERE status = 'unpriced')",
-                              *(f"coalesce(sum({c}), 0)" for c in TOKEN_COLUMNS),
-                              "coalesce(sum(cost), 0)::DECIMAL(38,12)"])
-        updates = ", ".join(f"{c} = {c} + EXCLUDED.{c}" for c in ("calls", "unpriced_calls", *TOKEN_COLUMNS, "cost"))
+                              *(f"coalesce(sum({c}), 0)" for c in TOKEN_COLUMNS), f"({total})::DECIMAL(38,12)"])
         for table, unit in ROLLUPS.items():
-            self.con.execute(f"""
-                INSERT INTO {table} SELECT date_trunc('{unit}', start_time), {key_sql}, {measures}
-                FROM {source} {where} GROUP BY ALL
-                ON CONFLICT DO UPDATE SET {updates}""", list(params))
+            self.con.execute(f"INSERT INTO {table} SELECT date_trunc('{unit}', {starts}), {key_sql}, {measures} "
+                             f"FROM {source} {where} GROUP BY ALL", list(params))
+
+    def compact_rollups(self) -> int:
+        """Merge the partial sums of the buckets written since the last compaction into one row per bucket
+        and key; returns the rows removed."""
+        if self._uncompacted_since is None:
+            return 0
+        since = dt.datetime.fromtimestamp(self._uncompacted_since / 1e6, dt.UTC).replace(tzinfo=None)
+        keys = ", ".join(map(q, self.rollup_keys()))
+        sums = ", ".join(f"sum({c})::{kind}" for c, kind in (("calls", "BIGINT"), ("unpriced_calls", "BIGINT"),
+                                                              *((c, "BIGINT") for c in TOKEN_COLUMNS),
+                                                              ("cost", "DECIMAL(38,12)")))
+        removed = 0
+        self.con.execute("BEGIN")
+        try:
+            for table, unit in ROLLUPS.items():
+                first = self.con.execute(f"SELECT date_trunc('{unit}', ?::TIMESTAMP)", [since]).fetchone()[0]
+                before = self.con.execute(f"SELECT count(*) FROM {table} WHERE bucket >= ?", [first]).fetchone()[0]
+                self.con.execute(f"CREATE OR REPLACE TEMP TABLE merged AS SELECT bucket, {keys}, {sums} "
+                                 f"FROM {table} WHERE bucket >= ? GROUP BY ALL", [first])
+                self.con.execute(f"DELETE FROM {table} WHERE bucket >= ?", [first])
+                after = self.con.execute(f"INSERT INTO {table} SELECT * FROM merged").fetchone()[0]
+                self.con.execute("DROP TABLE merged")
+                removed += before - after
+            self.con.execute("COMMIT")
+        except Exception:
+            self.con.execute("ROLLBACK")
+            raise
+        self._uncompacted_since = None
+        return removed
 
     # maintenance -----------------------------------------------------------------------------------------
 
