@@ -24,7 +24,8 @@ from collector.process import free_port, wait_healthy
 from collector.signals import Signal
 
 GENAI = ["genai_normalize", "genai_cost"]
-FULL = [*GENAI, "genai_attribution", "batch"]
+FULL = [*GENAI, "genai_attribution", "genai_budget", "batch"]
+FULL_NO_LEDGER = [*GENAI, "genai_attribution", "batch"]  # genai_budget counts ledger commits: it needs duckdb
 
 
 def _scenario(transport: str, processors: list[str], exporters: list[str]) -> dict:
@@ -35,7 +36,7 @@ SCENARIOS: dict[str, dict] = {
     "passthrough": _scenario("grpc", [], ["otlp/sink"]),
     "genai": _scenario("grpc", GENAI, ["otlp/sink"]),
     "full": _scenario("grpc", FULL, ["duckdb", "otlp/sink"]),
-    "full-no-ledger": _scenario("grpc", FULL, ["otlp/sink"]),
+    "full-no-ledger": _scenario("grpc", FULL_NO_LEDGER, ["otlp/sink"]),
     "full-http": _scenario("http", FULL, ["duckdb", "otlp/sink"]),
     "full-json": _scenario("json", FULL, ["duckdb", "otlp/sink"]),
 }
@@ -73,6 +74,10 @@ processors:
   genai_cost: {{}}
   genai_attribution:
     customer: [resource.tenant.id]
+  genai_budget:
+    budgets:
+      - {{id: customer-0-monthly, match: {{customer: customer-0}}, limit: 1000000, period: monthly}}
+      - {{id: all-daily, limit: 1000000, period: daily, thresholds: [0.5, 0.8, 1.0]}}
   batch: {{send_batch_size: 512, timeout: 200ms}}  # as the default config
 extensions:
   health_check: {{endpoint: 127.0.0.1:{health_port}}}
