@@ -63,6 +63,7 @@ class GenAIBudget(Processor):
         self.component_id = context.component_id
         self.telemetry = context.telemetry
         self.book = BudgetLedger(zone, clock)
+        self._fixed: dict[tuple, bytes] = {}  # encoded attributes that depend on the budgets only
         self.configured = budgets  # (budget, config path) — validated against the dimensions in bind_service
         self.webhook = webhook
         self.exporter = None
@@ -211,7 +212,9 @@ class GenAIBudget(Processor):
             return
         if batch.genai is None:
             batch.genai = index_batch(batch)
+        statuses = self.book.statuses()  # one clock read and one lock per batch
         services: dict[int, Any] = {}
+        matched: dict[tuple, list] = {}  # dimension values → the statuses of the budgets they match
         for call in batch.genai:
             cost = call.cost
             if not call.billable or cost is None or cost.amount_pico is None:
@@ -221,12 +224,14 @@ class GenAIBudget(Processor):
                 service = services[id(call.resource)] = next(
                     (value_of(kv) for kv in call.resource.attributes if kv.key == "service.name"), None)
             values = {"provider": call.provider, "model": call.model, "service": service, **(call.attribution or {})}
-            statuses = self.book.matching(values)
-            if statuses:
-                call.append(self._encode(statuses, cost.amount_pico))
+            key = tuple(values.items())
+            matching = matched.get(key)
+            if matching is None:
+                matching = matched[key] = [status for status in statuses if status.budget.matches(values)]
+            if matching:
+                call.append(self._encode(matching, cost.amount_pico))
 
-    @staticmethod
-    def _encode(statuses, amount: int) -> bytes:
+    def _encode(self, statuses, amount: int) -> bytes:
         """gen_ai.budget.* of the tightest budget after this call, and every matching id."""
         tightest = max(statuses, key=lambda s: (s.spent_pico + amount) / s.budget.limit_pico)
         budget = tightest.budget
@@ -234,12 +239,18 @@ class GenAIBudget(Processor):
         utilization = spent / budget.limit_pico
         status = "exceeded" if spent >= budget.limit_pico else \
             "warning" if any(t < 1 and utilization >= t for t in budget.thresholds) else "ok"
-        items = [(PREFIX + "id", budget.id), (PREFIX + "period", budget.period),
-                 (PREFIX + "limit", _double(budget.limit_pico)), (PREFIX + "spent", _double(spent)),
-                 (PREFIX + "remaining", _double(budget.limit_pico - spent)),
-                 (PREFIX + "utilization", round(utilization, 6)), (PREFIX + "status", status),
-                 (PREFIX + "ids", [s.budget.id for s in statuses])]
-        return b"".join(attributes.encode(k, v) for k, v in items)
+        ids = tuple(s.budget.id for s in statuses)
+        key = (budget.id, budget.period, budget.limit_pico, ids)
+        fixed = self._fixed.get(key)
+        if fixed is None:  # the same for every call of these budgets: encoded once
+            if len(self._fixed) > 1000:
+                self._fixed.clear()
+            fixed = self._fixed[key] = b"".join(attributes.encode(k, v) for k, v in (
+                (PREFIX + "id", budget.id), (PREFIX + "period", budget.period),
+                (PREFIX + "limit", _double(budget.limit_pico)), (PREFIX + "ids", list(ids))))
+        return fixed + b"".join(attributes.encode(k, v) for k, v in (
+            (PREFIX + "spent", _double(spent)), (PREFIX + "remaining", _double(budget.limit_pico - spent)),
+            (PREFIX + "utilization", round(utilization, 6)), (PREFIX + "status", status)))
 
     async def shutdown(self, timeout: float) -> None:
         if self.tasks:
