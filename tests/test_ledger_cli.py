@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
 import json
 import subprocess
@@ -15,6 +16,7 @@ import pytest
 
 from collector.batch import TelemetryBatch
 from collector.storage.ledger import Ledger
+from collector.storage.queries import CostQuery, LedgerQueries
 from collector.storage.rows import CallColumns
 from processors.genai_attribution import GenAIAttribution
 from tests.genai_helpers import load_sample, run
@@ -194,4 +196,21 @@ def test_a_schema_1_ledger_is_migrated_and_keeps_its_rollups(ledger_file):
     columns.add(batch)
     assert len(ledger.append(columns.table())) == 1  # the same bucket and key again: no key conflict
     assert ledger.consistency()["consistent"]
+    ledger.close()
+
+
+def test_a_day_series_over_a_range_read_from_hourly_rollups_has_one_row_per_day_and_group(ledger_file):
+    ledger = Ledger.open(ledger_file)
+    columns = CallColumns(ledger.dimensions)
+    batch = sample_batch("01", "acme")
+    for call in batch.genai:
+        call.span.trace_id = b"h" * 16
+        call.span.start_time_unix_nano += 3600 * 10**9  # the next hour of the same day
+    columns.add(batch)
+    ledger.append(columns.table())
+    query = CostQuery(dt.datetime(2025, 12, 31, 12), dt.datetime(2026, 1, 2, 12), ["customer"], "day")
+    report = LedgerQueries(ledger.con, ledger.dimensions).costs(query)
+    assert report["source"] == "cost_hourly"  # the range does not start on a day
+    assert sorted(row["customer"] for row in report["series"]) == ["acme", "globex"]
+    assert sum(row["calls"] for row in report["series"]) == 13
     ledger.close()

@@ -108,7 +108,8 @@ class LedgerQueries:
         select = list(groups)
         if query.granularity:
             select.insert(0, f"date_trunc('{query.granularity}', bucket) AS bucket")
-        group_clause = f"GROUP BY {', '.join(['bucket'] * bool(query.granularity) + groups)}" if select else ""
+        # GROUP BY ALL: by the truncated bucket, not the stored (hourly) column of the same name
+        group_clause = "GROUP BY ALL" if select else ""
         order = ("bucket, " if query.granularity else "") + "cost DESC"
         sql = (f"SELECT {', '.join([*select, measures])} FROM {table} WHERE {' AND '.join(where)} "
                f"{group_clause} ORDER BY {order}")
