@@ -21,8 +21,11 @@ _double_headers: dict[str, bytes] = {}
 _pack_double = pack_double = struct.Struct("<d").pack
 
 
-def _varint(number: int) -> bytes:
-    number &= 0xFFFFFFFFFFFFFFFF  # int64 two's complement, as protobuf encodes negative ints
+def varint(number: int) -> bytes:
+    """Protobuf base-128 varint; negative numbers as int64 two's complement (ten bytes), as protobuf does."""
+    number &= 0xFFFFFFFFFFFFFFFF
+    if number < 0x80:
+        return bytes((number,))
     out = bytearray()
     while number > 0x7F:
         out.append((number & 0x7F) | 0x80)
@@ -32,7 +35,7 @@ def _varint(number: int) -> bytes:
 
 
 def _field(tag: bytes, payload: bytes) -> bytes:
-    return tag + _varint(len(payload)) + payload
+    return tag + varint(len(payload)) + payload
 
 
 def _any_value(value: Any) -> bytes:
@@ -41,7 +44,7 @@ def _any_value(value: Any) -> bytes:
     if isinstance(value, bool):
         return b"\x10\x01" if value else b"\x10\x00"
     if isinstance(value, int):
-        return b"\x18" + _varint(value)
+        return b"\x18" + varint(value)
     if isinstance(value, float):
         return b"\x21" + _pack_double(value)
     return _field(b"\x0a", str(value).encode())
@@ -52,7 +55,7 @@ def double_header(key: str) -> bytes:
     header = _double_headers.get(key)
     if header is None:
         key_part = _field(b"\x0a", key.encode())
-        header = _double_headers[key] = _ATTRIBUTES_TAG + _varint(len(key_part) + 11) + key_part + b"\x12\x09\x21"
+        header = _double_headers[key] = _ATTRIBUTES_TAG + varint(len(key_part) + 11) + key_part + b"\x12\x09\x21"
     return header
 
 

@@ -1,10 +1,10 @@
 """OTLP/JSON codec.
 
 OTLP/JSON differs from protobuf's canonical JSON mapping in one way that matters:
-trace and span ids are hex strings, not base64. ``json_format`` alone would
-misread them, so ids are rewritten between the two spellings before parsing and
-after printing. Everything else (lowerCamelCase keys, int64 as strings, enums as
-integers, unknown fields ignored) is what ``json_format`` already does.
+trace and span ids are hex strings, not base64. Requests are decoded by ``json_wire``
+(which knows that) into wire bytes and parsed in one go; printing uses ``json_format``
+and rewrites the ids it prints as base64 into hex. Everything else (lowerCamelCase keys,
+int64 as strings, enums as integers, unknown fields ignored) is protobuf's JSON mapping.
 """
 
 from __future__ import annotations
@@ -15,8 +15,9 @@ import json
 from collections.abc import Callable, Iterator
 
 from google.protobuf import json_format
-from google.protobuf.message import Message
+from google.protobuf.message import DecodeError, Message
 
+from collector.receivers import json_wire
 from collector.signals import Signal
 
 _ID_KEYS = ("traceId", "spanId", "parentSpanId")
@@ -70,14 +71,6 @@ def _rewrite_ids(signal: Signal, document: dict, convert: Callable[[str], str]) 
                 holder[key] = convert(value)
 
 
-def _hex_to_base64(value: str) -> str:
-    try:
-        raw = bytes.fromhex(value)
-    except ValueError:
-        raise OtlpJsonError(f"id {value!r} is not hex (OTLP/JSON encodes trace and span ids as hex)") from None
-    return base64.b64encode(raw).decode("ascii")
-
-
 def _base64_to_hex(value: str) -> str:
     try:
         return base64.b64decode(value, validate=True).hex()
@@ -93,12 +86,13 @@ def decode(signal: Signal, body: bytes) -> Message:
         raise OtlpJsonError(f"body is not JSON: {exc}") from None
     if not isinstance(document, dict):
         raise OtlpJsonError("body must be a JSON object")
-    _rewrite_ids(signal, document, _hex_to_base64)
     message = signal.spec.request_type()
     try:
-        json_format.ParseDict(document, message, ignore_unknown_fields=True)
-    except (json_format.ParseError, RecursionError) as exc:
+        message.ParseFromString(json_wire.encode_message(message.DESCRIPTOR, document))
+    except json_wire.JsonWireError as exc:
         raise OtlpJsonError(str(exc)) from None
+    except (RecursionError, DecodeError):
+        raise OtlpJsonError("the document nests too deeply") from None
     return message
 
 
