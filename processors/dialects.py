@@ -65,7 +65,6 @@ SOURCES: dict[str, tuple[str, ...]] = {
     "server": ("server.address", "gen_ai.openai.api_base"),
 }
 TOKEN_FIELDS = ("input", "output", "cache_read", "cache_write", "reasoning", "input_audio", "output_audio")
-_INT_FIELDS = frozenset(index for index, field in enumerate(SOURCES) if field in TOKEN_FIELDS)
 
 # Keys read for dialect shape, wrappers and JSON-encoded details.
 MARKERS = (
