@@ -50,6 +50,11 @@ def _any_value(value: Any) -> bytes:
     return _field(b"\x0a", str(value).encode())
 
 
+def key_value(key: str, value: Any) -> bytes:
+    """Wire bytes of a KeyValue message (no tag): the body of one attribute."""
+    return _field(b"\x0a", key.encode()) + _field(b"\x12", _any_value(value))
+
+
 def double_header(key: str) -> bytes:
     """Wire bytes of a double-valued span attribute up to its 8 value bytes: ``header + pack('<d', v)``."""
     header = _double_headers.get(key)
@@ -66,7 +71,7 @@ def encode(key: str, value: Any) -> bytes:
     cache_key = (key, tuple(value) if isinstance(value, list) else value, type(value))
     encoded = _constant_cache.get(cache_key)
     if encoded is None:
-        encoded = _field(_ATTRIBUTES_TAG, _field(b"\x0a", key.encode()) + _field(b"\x12", _any_value(value)))
+        encoded = _field(_ATTRIBUTES_TAG, key_value(key, value))
         if len(_constant_cache) >= _CACHE_LIMIT:
             _constant_cache.clear()
         _constant_cache[cache_key] = encoded

@@ -273,7 +273,3 @@ class BudgetLedger:
     def statuses(self) -> list[Status]:
         with self.lock:
             return [self.status(budget_id) for budget_id in sorted(self.budgets)]
-
-    def matching(self, values: Mapping[str, Any]) -> list[Status]:
-        with self.lock:
-            return [self.status(b.id) for b in self.budgets.values() if b.matches(values)]

@@ -223,10 +223,11 @@ class GenAIBudget(Processor):
             if service == "":
                 service = services[id(call.resource)] = next(
                     (value_of(kv) for kv in call.resource.attributes if kv.key == "service.name"), None)
-            values = {"provider": call.provider, "model": call.model, "service": service, **(call.attribution or {})}
-            key = tuple(values.items())
+            attribution = call.attribution or {}
+            key = (call.provider, call.model, service, *attribution.items())
             matching = matched.get(key)
             if matching is None:
+                values = {"provider": call.provider, "model": call.model, "service": service, **attribution}
                 matching = matched[key] = [status for status in statuses if status.budget.matches(values)]
             if matching:
                 call.append(self._encode(matching, cost.amount_pico))

@@ -20,7 +20,7 @@ from typing import Any
 
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 
-from collector.attributes import varint
+from collector.attributes import key_value, varint
 
 HEX_ID_FIELDS = frozenset({"trace_id", "span_id", "parent_span_id"})
 _VARINT, _FIXED64, _LEN, _FIXED32 = 0, 1, 2, 5
@@ -201,9 +201,6 @@ def _encoder(field: FieldDescriptor) -> Callable[[Any], bytes | None]:
     return lambda value: tag + varint(_integer(value, kind))
 
 
-_pack_double = struct.Struct("<d").pack
-
-
 def _scalar_attribute(document: Any) -> bytes | None:
     """The usual attribute, ``{"key": k, "value": {"stringValue" | "intValue" | "doubleValue" | "boolValue": v}}``,
     encoded without walking the two messages; None for anything else (the general walk takes it)."""
@@ -214,21 +211,15 @@ def _scalar_attribute(document: Any) -> bytes | None:
         return None
     ((kind, raw),) = value.items()
     try:
-        if kind == "stringValue" and type(raw) is str:
-            text = raw.encode()
-            body = b"\x0a" + varint(len(text)) + text
-        elif kind == "intValue" and type(raw) in (str, int):
-            body = b"\x18" + varint(_integer(raw, FieldDescriptor.TYPE_INT64))
-        elif kind == "boolValue" and type(raw) is bool:
-            body = b"\x10\x01" if raw else b"\x10\x00"
-        elif kind == "doubleValue" and type(raw) in (float, int) and math.isfinite(raw):
-            body = b"\x21" + _pack_double(raw)
-        else:
-            return None
-        name = key.encode()
+        if (kind, type(raw)) in (("stringValue", str), ("boolValue", bool)):
+            return key_value(key, raw)
+        if kind == "intValue" and type(raw) in (str, int):
+            return key_value(key, _integer(raw, FieldDescriptor.TYPE_INT64))
+        if kind == "doubleValue" and type(raw) in (float, int) and math.isfinite(raw):
+            return key_value(key, float(raw))
     except (UnicodeEncodeError, JsonWireError, OverflowError):
-        return None  # the general walk reports it with the field's name
-    return b"\x0a" + varint(len(name)) + name + b"\x12" + varint(len(body)) + body
+        pass  # the general walk reports it with the field's name
+    return None
 
 
 _SHORTCUTS = {"opentelemetry.proto.common.v1.KeyValue": _scalar_attribute}

@@ -214,7 +214,7 @@ class Ledger:
             if calls.num_rows:
                 self._insert_calls("incoming")
                 self._rollup_from("incoming", starts="make_timestamp(start_us)", cost="cost_pico")
-                self._uncompacted_since = min(self._uncompacted_since or low, low)
+                self._uncompacted_since = low if self._uncompacted_since is None else min(self._uncompacted_since, low)
         return calls.column("row_index").to_pylist()
 
     def _insert_calls(self, source: str) -> None:
@@ -256,7 +256,7 @@ class Ledger:
         self.con.execute("BEGIN")
         try:
             for table, unit in ROLLUPS.items():
-                first = self.con.execute(f"SELECT date_trunc('{unit}', ?::TIMESTAMP)", [since]).fetchone()[0]
+                first = _day(since) if unit == "day" else since.replace(minute=0, second=0, microsecond=0)
                 before = self.con.execute(f"SELECT count(*) FROM {table} WHERE bucket >= ?", [first]).fetchone()[0]
                 self.con.execute(f"CREATE OR REPLACE TEMP TABLE merged AS SELECT bucket, {keys}, {sums} "
                                  f"FROM {table} WHERE bucket >= ? GROUP BY ALL", [first])
