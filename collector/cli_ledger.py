@@ -23,7 +23,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from collector.storage.ledger import COST_COLUMNS, TOKEN_COLUMNS, Ledger, LedgerError
+from collector.storage.ledger import COST_COLUMNS, TOKEN_COLUMNS, Ledger, LedgerError, rollups_lag
 from collector.storage.queries import CostQuery, LedgerQueries, QueryError, parse_time, utcnow
 from pricing_catalog.catalog import PriceCatalog
 from pricing_catalog.compiled import from_pico
@@ -90,7 +90,7 @@ def _report_from_file(path: Path, args: argparse.Namespace) -> dict[str, Any]:
         start = parse_time("from", args.from_, end - dt.timedelta(days=30), now)
         query = CostQuery(start, end, [g for g in (args.group_by or "").split(",") if g], args.granularity,
                           _filters(args.filter), args.top)
-        return LedgerQueries(ledger.con, ledger.dimensions).costs(query)
+        return LedgerQueries(ledger.con, ledger.dimensions, rollups_lag(ledger.version)).costs(query)
     except QueryError as exc:
         raise CommandError(str(exc)) from None
     finally:

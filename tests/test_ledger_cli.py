@@ -46,6 +46,7 @@ def ledger_file(tmp_path) -> Path:
     for index in range(1, 13):
         columns.add(sample_batch(f"{index:02d}", "acme" if index % 2 else "globex"))
     assert len(ledger.append(columns.table())) == 12
+    assert ledger.roll_up() == 12  # as the collector does at shutdown
     ledger.close()
     return path
 
@@ -151,43 +152,64 @@ def rollup_rows(ledger: Ledger, table: str = "cost_daily") -> int:
     return ledger.con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
 
 
-def test_rollup_partial_sums_are_compacted_without_changing_a_total(ledger_file):
+def test_calls_past_the_watermark_count_until_a_roll_up_moves_them_into_the_rollups(ledger_file):
     ledger = Ledger.open(ledger_file)
     keys = rollup_rows(ledger)
+    day = CostQuery(dt.datetime(2026, 1, 1), dt.datetime(2026, 1, 2), ["customer", "model"])
     for round_, customer in enumerate(("acme", "acme", "globex")):  # sample 01 again in new traces
         columns = CallColumns(ledger.dimensions)
         batch = sample_batch("01", customer)
         for call in batch.genai:
             call.span.trace_id = bytes([round_]) * 16
         columns.add(batch)
-        ledger.append(columns.table())
+        assert len(ledger.append(columns.table())) == 1
     before = ledger.consistency()
-    assert before["consistent"] and rollup_rows(ledger) > keys
-    assert ledger.compact_rollups() > 0
-    after = ledger.consistency()
-    assert after == before
-    assert rollup_rows(ledger) == ledger.con.execute(
+    report = LedgerQueries(ledger.con, ledger.dimensions).costs(day)
+    assert before["consistent"] and before["calls"] == 15 and rollup_rows(ledger) == keys  # not rolled up yet
+    assert ledger.roll_up() == 3
+    assert ledger.consistency() == before
+    assert LedgerQueries(ledger.con, ledger.dimensions).costs(day) == report
+    assert rollup_rows(ledger) == ledger.con.execute(  # one row per bucket and key
         "SELECT count(*) FROM (SELECT DISTINCT * EXCLUDE (calls, unpriced_calls, input_tokens, output_tokens, "
         "cache_read_tokens, cache_write_tokens, reasoning_tokens, cost) FROM cost_daily)").fetchone()[0]
-    assert ledger.compact_rollups() == 0  # nothing written since
+    assert ledger.roll_up() == 0  # nothing written since
     ledger.close()
 
 
-def test_a_schema_1_ledger_is_migrated_and_keeps_its_rollups(ledger_file):
+def test_a_retried_call_is_not_added_twice_and_its_batch_keeps_the_new_ones(ledger_file):
+    ledger = Ledger.open(ledger_file)
+    columns = CallColumns(ledger.dimensions)
+    columns.add(sample_batch("01", "acme"))  # already in the ledger
+    fresh = sample_batch("02", "acme")
+    for call in fresh.genai:
+        call.span.trace_id = b"n" * 16
+    columns.add(fresh)
+    columns.add(fresh)  # twice in one write
+    assert ledger.append(columns.table()) == [1]
+    assert ledger.consistency()["calls"] == 13
+    ledger.close()
+
+
+@pytest.mark.parametrize("version", [1, 2])
+def test_an_older_ledger_is_migrated_and_keeps_its_rollups(ledger_file, version):
     ledger = Ledger.open(ledger_file)
     totals = ledger.consistency()
     keys = ", ".join(["bucket", *(f'"{k}"' for k in ledger.rollup_keys())])
     ledger.con.execute("DELETE FROM schema_version")
-    ledger.con.execute("INSERT INTO schema_version VALUES (1, now())")
-    for table in ("cost_hourly", "cost_daily"):  # as schema 1 made them: one row per bucket and key
+    ledger.con.execute("INSERT INTO schema_version VALUES (?, now())", [version])
+    ledger.con.execute("DROP TABLE rollup_watermark")  # before 3, the rollups held every call
+    for table in ("cost_hourly", "cost_daily") if version == 1 else ():  # one row per bucket and key, keyed
         ledger.con.execute(f"CREATE TABLE {table}_v1 AS SELECT * FROM {table}")
         ledger.con.execute(f"DROP TABLE {table}")
         ledger.con.execute(ledger._rollup_ddl(table)[:-1] + f", PRIMARY KEY ({keys}))")
         ledger.con.execute(f"INSERT INTO {table} SELECT * FROM {table}_v1")
         ledger.con.execute(f"DROP TABLE {table}_v1")
     ledger.close()
+    old = Ledger.open(ledger_file, read_only=True)  # a reader does not migrate, and reads the old layout
+    assert old.check_version() == version and old.consistency() == totals
+    old.close()
     ledger = Ledger.open(ledger_file)
-    assert ledger.check_version() == 2
+    assert ledger.check_version() == 3
     assert ledger.consistency() == totals
     columns = CallColumns(ledger.dimensions)
     batch = sample_batch("01", "acme")
@@ -195,6 +217,7 @@ def test_a_schema_1_ledger_is_migrated_and_keeps_its_rollups(ledger_file):
         call.span.trace_id = b"x" * 16
     columns.add(batch)
     assert len(ledger.append(columns.table())) == 1  # the same bucket and key again: no key conflict
+    assert ledger.roll_up() == 1  # only the new call: the migrated ones were rolled up already
     assert ledger.consistency()["consistent"]
     ledger.close()
 

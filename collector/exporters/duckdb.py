@@ -30,7 +30,7 @@ from collector.storage.rows import CallColumns
 _LOG = log.get("exporter.duckdb")
 _STOP = object()
 RETENTION_CHECK_INTERVAL = 3600.0
-ROLLUP_COMPACTION_INTERVAL = 60.0  # merge the partial sums the writes appended to the rollups
+ROLLUP_INTERVAL = 10.0  # add the calls written since to the rollups (reads add those not rolled up yet)
 
 
 def _retention(section: Section, key: str, default: str) -> float | None:
@@ -131,14 +131,14 @@ class DuckDBExporter(Exporter):
             return
         self.ready.set()
         next_retention = time.monotonic()
-        next_compaction = time.monotonic() + ROLLUP_COMPACTION_INTERVAL
+        next_roll_up = time.monotonic() + ROLLUP_INTERVAL
         while True:
             if time.monotonic() >= next_retention:
                 self._apply_retention()
                 next_retention = time.monotonic() + RETENTION_CHECK_INTERVAL
-            if time.monotonic() >= next_compaction:
-                self._compact_rollups()
-                next_compaction = time.monotonic() + ROLLUP_COMPACTION_INTERVAL
+            if time.monotonic() >= next_roll_up:
+                self._roll_up()
+                next_roll_up = time.monotonic() + ROLLUP_INTERVAL
             try:
                 first = self.inbox.get(timeout=1.0)
             except queue.Empty:
@@ -149,7 +149,7 @@ class DuckDBExporter(Exporter):
             self._write(items)
             if stop:
                 break
-        self._compact_rollups()
+        self._roll_up()
         self.ledger.close()
 
     def _gather(self, first) -> tuple[list, bool]:
@@ -195,13 +195,13 @@ class DuckDBExporter(Exporter):
             if loop is not None:
                 loop.call_soon_threadsafe(_settle, done, error)
 
-    def _compact_rollups(self) -> None:
+    def _roll_up(self) -> None:
         try:
-            removed = self.ledger.compact_rollups()
-        except duckdb.Error as exc:  # the partial sums stay; reads add them up all the same
-            _LOG.error("rollup compaction failed", extra={"error": str(exc)})
+            calls = self.ledger.roll_up()
+        except duckdb.Error as exc:  # the calls stay past the watermark; reads add them up all the same
+            _LOG.error("roll-up failed", extra={"error": str(exc)})
         else:
-            _LOG.debug("rollups compacted", extra={"rows_merged": removed})
+            _LOG.debug("rolled up", extra={"calls": calls})
 
     def _apply_retention(self) -> None:
         now = dt.datetime.now(dt.UTC).replace(tzinfo=None)

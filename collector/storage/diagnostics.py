@@ -6,7 +6,7 @@ from typing import Any
 
 import duckdb
 
-from collector.storage.ledger import SCHEMA_VERSION
+from collector.storage.ledger import SCHEMA_VERSION, rollup_consistency, rollups_lag
 from collector.storage.queries import jsonable
 
 
@@ -14,8 +14,6 @@ def ledger_diagnostics(con: duckdb.DuckDBPyConnection, tolerance: float = 0.01) 
     """Rows, schema, last write, rollup consistency, and the last 24 hours by dialect and status."""
     rows, last_write = con.execute("SELECT count(*), max(inserted_at) FROM llm_calls").fetchone()
     version = con.execute("SELECT max(version) FROM schema_version").fetchone()[0]
-    calls_cost = con.execute("SELECT count(*), coalesce(sum(cost), 0) FROM llm_calls").fetchone()
-    rollup = con.execute("SELECT coalesce(sum(calls), 0), coalesce(sum(cost), 0) FROM cost_daily").fetchone()
     recent = "start_time >= now()::TIMESTAMP - INTERVAL 24 HOUR"
     dialects = dict(con.execute(f"SELECT dialect, count(*) FROM llm_calls WHERE {recent} GROUP BY ALL").fetchall())
     statuses = dict(con.execute(f"SELECT status, count(*) FROM llm_calls WHERE {recent} GROUP BY ALL").fetchall())
@@ -27,7 +25,7 @@ def ledger_diagnostics(con: duckdb.DuckDBPyConnection, tolerance: float = 0.01) 
     return {
         "rows": rows, "last_write": jsonable(last_write), "schema_version": version,
         "schema_version_known": SCHEMA_VERSION,
-        "rollups_consistent": tuple(calls_cost) == tuple(rollup),
+        "rollups_consistent": rollup_consistency(con, rollups_lag(version))["consistent"],
         "last_24h": {"dialects": dialects, "statuses": statuses, "reported_cost_mismatches": mismatched,
                      "unpriced": [{"provider": p, "model": m, "calls": c} for p, m, c in unpriced]},
     }

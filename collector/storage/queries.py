@@ -1,7 +1,8 @@
 """Read queries over the ledger, shared by the HTTP API and the CLI: cost reports, calls, unpriced models.
 
 Reports read the rollups (``cost_hourly`` for hourly buckets or ranges that do not start and end on
-a day, ``cost_daily`` otherwise), so they cost the same whatever the number of calls.
+a day, ``cost_daily`` otherwise) plus the few calls written since the last roll-up, so they cost
+about the same whatever the number of calls.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 import duckdb
 
 from collector.config import parse_duration
-from collector.storage.ledger import ROLLUP_KEYS, TOKEN_COLUMNS, q
+from collector.storage.ledger import ROLLUP_KEYS, TOKEN_COLUMNS, q, rollup_source
 
 GRANULARITIES = ("hour", "day", "month")
 MAX_CALLS_PAGE = 1000
@@ -79,10 +80,11 @@ class CostQuery:
 class LedgerQueries:
     """Queries on one connection (a cursor of the collector's ledger, or a read-only file)."""
 
-    def __init__(self, connection: duckdb.DuckDBPyConnection, dimensions: tuple[str, ...]):
+    def __init__(self, connection: duckdb.DuckDBPyConnection, dimensions: tuple[str, ...], lagging: bool = True):
         self.con = connection
         self.dimensions = dimensions
         self.keys = (*ROLLUP_KEYS, *dimensions, "currency")
+        self.lagging = lagging  # False for a file of schema 2 or older: its rollups hold every call
 
     def check_keys(self, parameter: str, names: list[str]) -> None:
         for name in names:
@@ -110,13 +112,14 @@ class LedgerQueries:
             select.insert(0, f"date_trunc('{query.granularity}', bucket) AS bucket")
         # GROUP BY ALL: by the truncated bucket, not the stored (hourly) column of the same name
         group_clause = "GROUP BY ALL" if select else ""
-        order = ("bucket, " if query.granularity else "") + "cost DESC"
-        sql = (f"SELECT {', '.join([*select, measures])} FROM {table} WHERE {' AND '.join(where)} "
+        order = ", ".join([*(["bucket"] if query.granularity else []), "cost DESC", *groups])  # ties: by group
+        source = rollup_source(table, self.keys, self.lagging)
+        sql = (f"SELECT {', '.join([*select, measures])} FROM {source} WHERE {' AND '.join(where)} "
                f"{group_clause} ORDER BY {order}")
         series = self._rows(sql, params)
         if query.top is not None and query.group_by and not query.granularity:
             series = series[:query.top]
-        totals_sql = f"SELECT currency, {measures} FROM {table} WHERE {' AND '.join(where)} GROUP BY currency"
+        totals_sql = f"SELECT currency, {measures} FROM {source} WHERE {' AND '.join(where)} GROUP BY currency"
         totals = self._rows(totals_sql, params)
         return {"from": iso(query.start), "to": iso(query.end), "granularity": query.granularity,
                 "group_by": query.group_by, "filters": query.filters, "source": table,
