@@ -79,7 +79,7 @@ def bench_report(directory: Path, calls: int) -> dict:
                'chat', 'standard', 'USD', 'priced', 1000, 100, 0.0035, 'customer-' || (i % 200),
                'user-' || (i % 1000), 'feature-' || (i % 15), 'team-' || (i % 5)
         FROM range({calls}) t(i)""")
-    ledger.rebuild_stats()
+    ledger.roll_up()
     load = time.perf_counter() - started
     queries = LedgerQueries(ledger.con, ledger.dimensions)
     timings = {}
