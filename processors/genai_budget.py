@@ -29,7 +29,7 @@ from collector import attributes, log
 from collector.attributes import value_of
 from collector.batch import TelemetryBatch
 from collector.component import BuildContext, Processor
-from collector.config import ConfigError, Section
+from collector.config import Section
 from collector.signals import Signal
 from collector.storage.ledger import Ledger
 from collector.storage.rows import CallColumns
@@ -106,12 +106,8 @@ class GenAIBudget(Processor):
         return cls(context, zone, budgets, webhook)
 
     def bind_service(self, service) -> None:
-        from collector.exporters.duckdb import DuckDBExporter
-        ledgers = [e for e in service.exporters.values() if isinstance(e, DuckDBExporter)]
-        if not ledgers:
-            raise ConfigError(f"processor {self.component_id} needs a duckdb exporter (budgets are ledger spend)",
-                              source=service.document.source)
-        self.exporter = ledgers[0]
+        from collector.exporters.duckdb import ledger_of
+        self.exporter = ledger_of(service, f"processor {self.component_id}")
         self.exporter.listeners.append(self._on_commit)
         self.service = service
         self.match_keys = (*MATCH_KEYS_FIXED, *service.attribution_dimensions())

@@ -15,8 +15,8 @@ from collector.api.metrics import CostCounters, PrometheusView
 from collector.api.routes import CostRoutes, error_response, json_response
 from collector.auth import ServerTls, bearer, find_token
 from collector.component import BuildContext, Extension
-from collector.config import ConfigError, Section, parse_endpoint
-from collector.exporters.duckdb import DuckDBExporter
+from collector.config import Section, parse_endpoint
+from collector.exporters.duckdb import DuckDBExporter, ledger_of
 from collector.http_server import serve
 from collector.storage.diagnostics import budget_diagnostics, ledger_diagnostics
 from collector.storage.queries import LedgerQueries
@@ -95,11 +95,7 @@ class CostApi(Extension):
                    section.bool("public", False), ServerTls.from_section(section.section("tls"), context))
 
     def bind_service(self, service) -> None:
-        ledgers = [e for e in service.exporters.values() if isinstance(e, DuckDBExporter)]
-        if not ledgers:
-            raise ConfigError(f"extension {self.component_id} needs a duckdb exporter in a traces pipeline",
-                              source=service.document.source)
-        self.ledger = ledgers[0]
+        self.ledger = ledger_of(service, f"extension {self.component_id}")
         self.service = service
         self.ledger.listeners.append(self.costs.on_commit)
         from processors.genai_budget import GenAIBudget

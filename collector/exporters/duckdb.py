@@ -21,7 +21,7 @@ import duckdb
 from collector import log
 from collector.batch import TelemetryBatch
 from collector.component import BuildContext, Exporter, Refused
-from collector.config import Section, parse_duration
+from collector.config import ConfigError, Section, parse_duration
 from collector.http_server import StartupError
 from collector.signals import Signal
 from collector.storage.ledger import STANDARD_DIMENSIONS, Ledger, LedgerError
@@ -215,6 +215,15 @@ class DuckDBExporter(Exporter):
         if self.thread is not None and self.thread.is_alive():
             self.inbox.put(_STOP)
             await asyncio.to_thread(self.thread.join, timeout)
+
+
+def ledger_of(service, component: str) -> DuckDBExporter:
+    """The service's (first) duckdb exporter, which ``component`` (``processor genai_budget``, say) reads."""
+    ledgers = [e for e in service.exporters.values() if isinstance(e, DuckDBExporter)]
+    if not ledgers:
+        raise ConfigError(f"{component} needs a duckdb exporter in a traces pipeline: it reads the ledger",
+                          source=service.document.source)
+    return ledgers[0]
 
 
 def _settle(done: asyncio.Future, error: Exception | None) -> None:

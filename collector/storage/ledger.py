@@ -34,11 +34,11 @@ TEXT_COLUMNS = ("trace_id", "span_id", "service", "provider", "model", "request_
                 "dialect", "currency", "status", "source", "pricing_provider", "pricing_model", "snapshot")
 ROLLUPS = {"cost_hourly": "hour", "cost_daily": "day"}
 _PICO_TO_DECIMAL = "0.000000000001::DECIMAL(18,12)"
-_MEASURES = ("calls", "unpriced_calls", *TOKEN_COLUMNS, "cost")
-_WATERMARK = "(SELECT rolled_up_to FROM rollup_watermark)"
-
-
+# the measures of rollup rows summed (rows of one bucket and key are partial sums)
+ROLLUP_SUMS = ", ".join(f"sum({c})::{'DECIMAL(38,12)' if c == 'cost' else 'BIGINT'} AS {c}"
+                        for c in ("calls", "unpriced_calls", *TOKEN_COLUMNS, "cost"))
 _WATERMARK_DDL = "CREATE TABLE rollup_watermark (rolled_up_to TIMESTAMP NOT NULL)"  # one row
+_WATERMARK = "(SELECT rolled_up_to FROM rollup_watermark)"
 
 
 class LedgerError(Exception):
@@ -229,19 +229,22 @@ class Ledger:
     # writes ----------------------------------------------------------------------------------------------
 
     @contextlib.contextmanager
-    def _transaction(self, name: str, table: pa.Table):
-        """One transaction over an Arrow table registered as ``name``; rolled back on any error. (BEGIN comes
-        first: it closes the result a SELECT may have left open, which DuckDB 2 lets no ``register`` pass.)"""
+    def _transaction(self, name: str | None = None, table: pa.Table | None = None):
+        """One transaction, rolled back on any error; with ``table``, an Arrow table registered as ``name``
+        for its duration. (BEGIN comes first: it closes the result a SELECT may have left open, which
+        DuckDB 2 lets no ``register`` pass.)"""
         self.con.execute("BEGIN")
         try:
-            self.con.register(name, table)
+            if table is not None:
+                self.con.register(name, table)
             yield
             self.con.execute("COMMIT")
         except Exception:
             self.con.execute("ROLLBACK")
             raise
         finally:
-            self.con.unregister(name)
+            if table is not None:
+                self.con.unregister(name)
 
     def append(self, calls: pa.Table) -> list[int]:
         """Add the calls not already in the ledger, in one statement; returns the positions (in ``calls``)
@@ -286,31 +289,26 @@ class Ledger:
     def roll_up(self) -> int:
         """Add the calls written since the last roll-up to the rollups, which keep one row per bucket and
         key, and move the watermark past them, in one transaction. Returns the calls rolled up."""
-        self.con.execute("BEGIN")
-        try:
+        with self._transaction():
             watermark = self.con.execute(f"SELECT {_WATERMARK}").fetchall()[0][0]
             count, newest, earliest = self.con.execute(
                 "SELECT count(*), max(inserted_at), min(start_time) FROM llm_calls WHERE inserted_at > ?",
                 [watermark]).fetchall()[0]
             if count:
-                self._merge_into_rollups(earliest, "WHERE inserted_at > ? AND inserted_at <= ?", [watermark, newest])
+                self._merge_into_rollups(earliest, watermark, newest)
                 self.con.execute("UPDATE rollup_watermark SET rolled_up_to = ?", [newest])
-            self.con.execute("COMMIT")
-        except Exception:
-            self.con.execute("ROLLBACK")
-            raise
         return count
 
-    def _merge_into_rollups(self, earliest: dt.datetime, where: str, params: Sequence[Any]) -> None:
-        """Add the sums of the calls of ``where`` to both rollups: the buckets from ``earliest`` on are
-        rewritten with one row per bucket and key."""
-        keys = ", ".join(map(q, self.rollup_keys()))
-        sums = ", ".join(f"sum({c})::{'DECIMAL(38,12)' if c == 'cost' else 'BIGINT'}" for c in _MEASURES)
+    def _merge_into_rollups(self, earliest: dt.datetime, after: dt.datetime, through: dt.datetime) -> None:
+        """Add the sums of the calls with ``inserted_at`` in (after, through] to both rollups: the buckets
+        from the one of ``earliest`` on are rewritten with one row per bucket and key."""
+        keys = self.rollup_keys()
         for table, unit in ROLLUPS.items():
             first = _day(earliest) if unit == "day" else earliest.replace(minute=0, second=0, microsecond=0)
-            self.con.execute(f"CREATE OR REPLACE TEMP TABLE merged AS SELECT bucket, {keys}, {sums} FROM ("
-                             f"SELECT * FROM {table} WHERE bucket >= ? UNION ALL "
-                             f"{rollup_select(unit, self.rollup_keys(), where)}) GROUP BY ALL", [first, *params])
+            calls = rollup_select(unit, keys, "WHERE inserted_at > ? AND inserted_at <= ?")
+            self.con.execute(f"CREATE OR REPLACE TEMP TABLE merged AS SELECT bucket, {', '.join(map(q, keys))}, "
+                             f"{ROLLUP_SUMS} FROM (SELECT * FROM {table} WHERE bucket >= ? UNION ALL {calls}) "
+                             "GROUP BY ALL", [first, after, through])
             self.con.execute(f"DELETE FROM {table} WHERE bucket >= ?", [first])
             self.con.execute(f"INSERT INTO {table} SELECT * FROM merged")
             self.con.execute("DROP TABLE merged")

@@ -18,7 +18,7 @@ from typing import Any
 import duckdb
 
 from collector.config import parse_duration
-from collector.storage.ledger import ROLLUP_KEYS, TOKEN_COLUMNS, q, rollup_source
+from collector.storage.ledger import ROLLUP_KEYS, ROLLUP_SUMS, q, rollup_source
 
 GRANULARITIES = ("hour", "day", "month")
 MAX_CALLS_PAGE = 1000
@@ -104,9 +104,6 @@ class LedgerQueries:
         where = ["bucket >= ?", "bucket < ?"] + [f"{q(k)} = ?" for k in query.filters]
         params: list[Any] = [query.start, query.end, *query.filters.values()]
         groups = [q(g) for g in query.group_by]
-        measures = ("sum(calls)::BIGINT AS calls, sum(unpriced_calls)::BIGINT AS unpriced_calls, "
-                    + ", ".join(f"sum({c})::BIGINT AS {c}" for c in TOKEN_COLUMNS)
-                    + ", sum(cost)::DECIMAL(38,12) AS cost")
         select = list(groups)
         if query.granularity:
             select.insert(0, f"date_trunc('{query.granularity}', bucket) AS bucket")
@@ -114,12 +111,12 @@ class LedgerQueries:
         group_clause = "GROUP BY ALL" if select else ""
         order = ", ".join([*(["bucket"] if query.granularity else []), "cost DESC", *groups])  # ties: by group
         source = rollup_source(table, self.keys, self.lagging)
-        sql = (f"SELECT {', '.join([*select, measures])} FROM {source} WHERE {' AND '.join(where)} "
+        sql = (f"SELECT {', '.join([*select, ROLLUP_SUMS])} FROM {source} WHERE {' AND '.join(where)} "
                f"{group_clause} ORDER BY {order}")
         series = self._rows(sql, params)
         if query.top is not None and query.group_by and not query.granularity:
             series = series[:query.top]
-        totals_sql = f"SELECT currency, {measures} FROM {source} WHERE {' AND '.join(where)} GROUP BY currency"
+        totals_sql = f"SELECT currency, {ROLLUP_SUMS} FROM {source} WHERE {' AND '.join(where)} GROUP BY currency"
         totals = self._rows(totals_sql, params)
         return {"from": iso(query.start), "to": iso(query.end), "granularity": query.granularity,
                 "group_by": query.group_by, "filters": query.filters, "source": table,
