@@ -5,7 +5,8 @@ custom model wins over the public catalog; otherwise genai-prices' data matches 
 model (its own model-name rules, Bedrock region prefixes, dated snapshots). A
 price-book adjustment (discount or uplift) then scales the result, and the
 price-book currency converts it at the rate of the call's date. Each resolution
-is compiled once per UTC day (and time-of-day window, for off-peak prices).
+is compiled once per UTC day (and time-of-day window, for off-peak prices); the caches are
+bounded.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ CATALOG_PROVIDERS = {
 }
 # Self-hosted runtimes: their models have no public price; a custom model in the price book is needed.
 SELF_HOSTED = frozenset({"ollama", "vllm", "hugging_face", "llama_cpp", "lm_studio"})
+CACHE_LIMIT = 65_536  # resolutions kept per cache: distinct (provider, model, tier, day) seen; then it starts over
 
 
 def tier_context(tier: str) -> dict[str, str] | None:
@@ -52,6 +54,29 @@ def day_of(start_ns: int) -> int:
 
 def as_datetime(start_ns: int) -> dt.datetime:
     return EPOCH + dt.timedelta(microseconds=start_ns // 1000)
+
+
+@dataclass(frozen=True, slots=True)
+class NoPrice:
+    """A cached answer that a model has no price. Raising one cached exception again on every call would
+    chain a traceback onto it each time, keeping every caller's frame (and the spans they read) alive."""
+
+    reason: str
+
+
+def _checked(match):
+    """``match``, or a new LookupError when it is a cached ``NoPrice``."""
+    if type(match) is NoPrice:
+        raise LookupError(match.reason)
+    return match
+
+
+def _remember(cache: dict, key, value):
+    """``cache[key] = value`` (returned), starting the cache over once it holds CACHE_LIMIT entries."""
+    if len(cache) >= CACHE_LIMIT:
+        cache.clear()
+    cache[key] = value
+    return value
 
 
 @dataclass(frozen=True)
@@ -81,7 +106,7 @@ class _TimeOfDayPrices:
 
     def __init__(self, catalog: PriceCatalog, entry: _CatalogModel, provider: str | None, model: str, tier: str):
         self.catalog, self.entry, self.provider, self.model, self.tier = catalog, entry, provider, model, tier
-        self.compiled: dict[tuple[bool, ...], PriceMatch | LookupError] = {}
+        self.compiled: dict[tuple[bool, ...], PriceMatch | NoPrice] = {}
 
     def at(self, start_ns: int) -> PriceMatch:
         when = as_datetime(start_ns)
@@ -90,9 +115,7 @@ class _TimeOfDayPrices:
         if match is None:
             match = self.compiled[key] = self.catalog._compile(self.entry, self.provider, self.model, start_ns,
                                                                 self.tier)
-        if isinstance(match, LookupError):
-            raise match
-        return match
+        return _checked(match)
 
 
 class PriceCatalog:
@@ -100,8 +123,8 @@ class PriceCatalog:
         self.book = book or overrides.PriceBook()
         self._data = data_snapshot.get_snapshot()
         self.snapshot_id = self._snapshot_id()
-        self._models: dict[tuple[str | None, str], _CatalogModel | overrides.CustomModel | LookupError] = {}
-        self._prices: dict[tuple, PriceMatch | LookupError] = {}
+        self._models: dict[tuple[str | None, str], _CatalogModel | overrides.CustomModel | NoPrice] = {}
+        self._prices: dict[tuple, PriceMatch | NoPrice | _TimeOfDayPrices] = {}
         self._rates: dict[int, Decimal | None] = {}
 
     def _snapshot_id(self) -> str:
@@ -129,27 +152,23 @@ class PriceCatalog:
     def currency(self) -> str:
         return self.book.currency
 
-    def _model(self, provider: str | None, model: str) -> _CatalogModel | overrides.CustomModel:
-        key = (provider, model)
-        found = self._models.get(key)
-        if found is None:
-            found = self._find_model(provider, model)
-            self._models[key] = found
-        if isinstance(found, LookupError):
-            raise found
-        return found
+    def _model(self, provider: str | None, model: str) -> _CatalogModel | overrides.CustomModel | NoPrice:
+        entry = self._models.get((provider, model))
+        if entry is None:
+            entry = _remember(self._models, (provider, model), self._find_model(provider, model))
+        return entry
 
-    def _find_model(self, provider: str | None, model: str) -> _CatalogModel | overrides.CustomModel | LookupError:
+    def _find_model(self, provider: str | None, model: str) -> _CatalogModel | overrides.CustomModel | NoPrice:
         custom = self.book.custom_model(provider, model)
         if custom is not None:
             return custom
         if provider in SELF_HOSTED:
-            return LookupError(f"{provider} is self-hosted: add the model to a price file (custom_models)")
+            return NoPrice(f"{provider} is self-hosted: add the model to a price file (custom_models)")
         provider_id = CATALOG_PROVIDERS.get(provider, provider) if provider else None
         try:
             catalog_provider, info = self._data.find_provider_model(model, None, provider_id, None)
         except LookupError as exc:
-            return LookupError(str(exc))
+            return NoPrice(str(exc))
         windows = [p.constraint for p in info.prices if isinstance(p.constraint, TimeOfDateConstraint)] \
             if isinstance(info.prices, list) else []
         windows += [v.constraint for v in info.price_variants or () if isinstance(v.constraint, TimeOfDateConstraint)]
@@ -160,39 +179,38 @@ class PriceCatalog:
         key = (provider, model, tier, start_ns // NS_PER_DAY)
         match = self._prices.get(key)
         if match is None:
-            match = self._prices[key] = self._resolve(provider, model, start_ns, tier)
+            match = _remember(self._prices, key, self._resolve(provider, model, start_ns, tier))
         if type(match) is PriceMatch:
             return match
-        if isinstance(match, LookupError):
-            raise match
-        return match.at(start_ns)  # off-peak prices: the time of day decides
+        if type(match) is _TimeOfDayPrices:
+            return match.at(start_ns)  # off-peak prices: the time of day decides
+        return _checked(match)
 
     def _resolve(self, provider: str | None, model: str, start_ns: int, tier: str
-                 ) -> PriceMatch | LookupError | _TimeOfDayPrices:
+                 ) -> PriceMatch | NoPrice | _TimeOfDayPrices:
         provider, model = self.book.alias(provider, model)
-        try:
-            entry = self._model(provider, model)
-        except LookupError as exc:
-            return exc
+        entry = self._model(provider, model)
+        if type(entry) is NoPrice:
+            return entry
         if isinstance(entry, _CatalogModel) and entry.time_windows:
             return _TimeOfDayPrices(self, entry, provider, model, tier)
         return self._compile(entry, provider, model, start_ns, tier)
 
     def _compile(self, entry: _CatalogModel | overrides.CustomModel, provider: str | None, model: str,
-                 start_ns: int, tier: str) -> PriceMatch | LookupError:
+                 start_ns: int, tier: str) -> PriceMatch | NoPrice:
         when = as_datetime(start_ns)
         factor = self.book.factor(provider, model, when.date())
         if isinstance(entry, overrides.CustomModel):
             dated = entry.price_at(when.date())
             if dated is None:
-                return LookupError(f"custom model {entry.id} has no price before {when.date()}")
+                return NoPrice(f"custom model {entry.id} has no price before {when.date()}")
             return PriceMatch(provider or "custom", entry.id, entry.source, CompiledPrice(dated.model_price), factor)
         own_model = any(entry.model is m for m in entry.provider.models)  # tier variants only for own models
         context = tier_context(tier) if own_model else None
         try:
             compiled = CompiledPrice(entry.model.get_prices(when, context))
         except ValueError as exc:
-            return LookupError(f"genai-prices has no usable price for {model}: {exc}")
+            return NoPrice(f"genai-prices has no usable price for {model}: {exc}")
         return PriceMatch(entry.provider.id, entry.model.id, "genai-prices", compiled, factor)
 
     def rate(self, start_ns: int) -> Decimal | None:

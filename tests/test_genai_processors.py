@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
+import weakref
 from decimal import Decimal
 
 import pytest
@@ -127,6 +129,20 @@ def test_statuses_for_missing_negative_and_unknown(caplog):
     assert [r.getMessage() for r in caplog.records].count("no price for model") == 1
     assert telemetry_context.telemetry.labeled("unpriced_calls") == {
         (("provider", "openai"), ("model", "gpt-unknown-9")): 2}
+
+
+def test_an_unpriced_call_keeps_nothing_alive_once_it_is_done():
+    """Pricing a model with no price must not hold on to the call: a cached LookupError raised again for
+    every unpriced call once kept each caller's frames, and so every request, alive (1.5 GB in 20 s)."""
+    cost = GenAICost(PriceCatalog(), context())
+    calls = []
+    for _ in range(3):
+        batch = run(batch_of({**OPENAI_CALL, "gen_ai.request.model": "gpt-unknown-9"}), cost=cost)
+        assert batch.genai[0].cost.status == "unpriced"
+        calls.append(weakref.ref(batch.genai[0]))
+        del batch
+    gc.collect()
+    assert [ref() for ref in calls] == [None, None, None]
 
 
 def test_prefer_reported_and_openlit_compat():
