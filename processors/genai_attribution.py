@@ -29,6 +29,7 @@ from collector import attributes
 from collector.attributes import value_of
 from collector.auth import TENANT_HEADER
 from collector.batch import TelemetryBatch
+from collector.cardinality import CardinalityLimit
 from collector.component import BuildContext, Processor
 from collector.config import Section
 from collector.signals import Signal
@@ -38,7 +39,6 @@ from processors.genai_normalize import index_batch
 
 STANDARD_DIMENSIONS = ("customer", "user", "feature", "team")
 ATTRIBUTE_PREFIX = "gen_ai.attribution."
-OVERFLOW = "__other__"
 _SOURCE_KINDS = ("header", "resource", "span", "baggage")
 
 
@@ -60,8 +60,7 @@ class GenAIAttribution(Processor):
         self.sources = sources
         self.attribution_dimensions = tuple(sources)  # become ledger columns (Service.attribution_dimensions)
         self.defaults = defaults
-        self.max_cardinality = max_cardinality
-        self.seen: dict[str, set[str]] = {dimension: set() for dimension in sources}
+        self.capped = {dimension: CardinalityLimit(max_cardinality) for dimension in sources}
         span_keys = {key for chain in sources.values() for kind, key in chain if kind in ("span", "baggage")}
         dialects.request_span_keys(span_keys)  # the span reader indexes them in its one scan
 
@@ -120,14 +119,5 @@ class GenAIAttribution(Processor):
             if value in (None, ""):
                 value = self.defaults.get(dimension)
             if value is not None:
-                values[dimension] = self._capped(dimension, str(value))
+                values[dimension] = self.capped[dimension](str(value))
         return values
-
-    def _capped(self, dimension: str, value: str) -> str:
-        seen = self.seen[dimension]
-        if value in seen:
-            return value
-        if len(seen) >= self.max_cardinality:
-            return OVERFLOW
-        seen.add(value)
-        return value

@@ -15,6 +15,7 @@ from decimal import Decimal
 
 from collector import attributes, log
 from collector.batch import TelemetryBatch
+from collector.cardinality import MODEL_LABELS, CardinalityLimit
 from collector.component import BuildContext, Processor
 from collector.config import ConfigError, Section
 from collector.signals import Signal
@@ -117,7 +118,8 @@ class GenAICost(Processor):
         self.tolerance = mismatch_tolerance
         self.openlit_compat = "openlit" in compat
         self.unpriced_interval = unpriced_interval
-        self._unpriced_logged: dict[tuple[str | None, str | None], float] = {}
+        self._unpriced_logged: dict[tuple[str | None, str], float] = {}
+        self._unpriced_models = CardinalityLimit(MODEL_LABELS)  # models counted (and logged) apart
         self._shared: dict[tuple, tuple[list[tuple[str, object]], bytes]] = {}
         self.auto_update = auto_update  # UpdatePrices settings when the live price updater is on
         self._updater = None
@@ -181,8 +183,8 @@ class GenAICost(Processor):
         return result
 
     def _note_unpriced(self, call: GenAICall, reason: str) -> None:
-        key = (call.provider, call.model)
-        self.telemetry.add_labeled("unpriced_calls", (("provider", call.provider or ""), ("model", call.model or "")))
+        key = (call.provider, self._unpriced_models(call.model or ""))
+        self.telemetry.add_labeled("unpriced_calls", (("provider", call.provider or ""), ("model", key[1])))
         now = time.monotonic()
         if now - self._unpriced_logged.get(key, -self.unpriced_interval) >= self.unpriced_interval:
             self._unpriced_logged[key] = now

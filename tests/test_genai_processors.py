@@ -15,6 +15,8 @@ from collector import attributes
 from collector.batch import TelemetryBatch
 from collector.signals import Signal
 from pricing_catalog.catalog import PriceCatalog
+from processors import genai_cost
+from processors.genai_attribution import GenAIAttribution
 from processors.genai_cost import GenAICost
 from processors.genai_normalize import GenAINormalize
 from tests.genai_helpers import context, run, span_attributes
@@ -143,6 +145,23 @@ def test_an_unpriced_call_keeps_nothing_alive_once_it_is_done():
         del batch
     gc.collect()
     assert [ref() for ref in calls] == [None, None, None]
+
+
+def test_unpriced_models_past_the_label_limit_are_counted_together(monkeypatch):
+    monkeypatch.setattr(genai_cost, "MODEL_LABELS", 2)  # 1000 in production
+    telemetry_context = context()
+    batch = batch_of(*({**OPENAI_CALL, "gen_ai.request.model": f"req-{i}-model"} for i in range(5)))
+    run(batch, cost=GenAICost(PriceCatalog(), telemetry_context))
+    assert telemetry_context.telemetry.labeled("unpriced_calls") == {
+        (("provider", "openai"), ("model", "req-0-model")): 1, (("provider", "openai"), ("model", "req-1-model")): 1,
+        (("provider", "openai"), ("model", "__other__")): 3}
+
+
+def test_attribution_values_past_max_cardinality_become_other():
+    attribution = GenAIAttribution({"customer": [("span", "customer.id")]}, {}, max_cardinality=2)
+    batch = run(batch_of(*({**OPENAI_CALL, "customer.id": f"c{i % 3}"} for i in range(5))))
+    attribution.process(batch)
+    assert [call.attribution["customer"] for call in batch.genai] == ["c0", "c1", "__other__", "c0", "c1"]
 
 
 def test_prefer_reported_and_openlit_compat():

@@ -3,7 +3,8 @@
 Cost and token counters grow with the calls the ledger commits, so retries never count twice:
 ``gen_ai_client_cost_total{provider,model,customer,feature,currency}`` and
 ``gen_ai_client_token_usage_total{provider,model,customer,feature,token_type}``. Label values of the
-attribution dimensions are capped by ``genai_attribution.max_cardinality``.
+attribution dimensions are capped by ``genai_attribution.max_cardinality``, model names at
+``cardinality.MODEL_LABELS`` (later ones count under ``__other__``).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from collections.abc import Iterator
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from collector.cardinality import MODEL_LABELS, CardinalityLimit
 from collector.storage.ledger import Ledger
 from collector.storage.rows import CallColumns
 from collector.telemetry import SelfTelemetry
@@ -37,12 +39,14 @@ class CostCounters:
         self.cost: dict[tuple, int] = defaultdict(int)
         self.tokens: dict[tuple, int] = defaultdict(int)
         self.calls: dict[tuple, int] = defaultdict(int)
+        self.models = CardinalityLimit(MODEL_LABELS)
 
     def on_commit(self, ledger: Ledger, columns: CallColumns, added: list[int]) -> None:
         data = columns.columns
         with self.lock:
             for i in added:
-                labels = tuple(data[name][i] or "" if name in data else "" for name in COST_LABELS)
+                provider, model, *rest = (data[name][i] or "" if name in data else "" for name in COST_LABELS)
+                labels = (provider, self.models(model), *rest)
                 self.calls[labels] += 1
                 self.cost[labels] += data["cost_pico"][i] or 0
                 for column, kind in TOKEN_KINDS:
