@@ -1,14 +1,16 @@
-"""``python -m bench [scenario ...] [--seconds S] [--json FILE]``: throughput and CPU per span.
+"""``python -m bench [scenario ...] [--seconds S] [--ledger-calls N] [--json FILE]``: throughput and CPU per span.
 
 Scenarios: ``floor`` (parse + serialise in-process, no server) and collector
 scenarios driven over loopback by ``bench.loadgen`` in its own process, with
 ``bench.sink`` as the downstream backend. Collector CPU time is read from the
-collector process only (user + system) over the timed window.
+collector process only (user + system) over the timed window. ``--ledger-calls`` starts the
+scenarios that write the ledger on a file already holding that many calls (the last 90 days).
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import subprocess
 import sys
@@ -19,9 +21,11 @@ from pathlib import Path
 
 import psutil
 
-from bench.workload import build_requests
+from bench.ledger import SYNTHETIC_SPAN_DAYS, load_synthetic_calls
+from bench.workload import build_requests, variant_price_file
 from collector.process import free_port, wait_healthy
 from collector.signals import Signal
+from collector.storage.ledger import Ledger
 
 GENAI = ["genai_normalize", "genai_cost"]
 FULL = [*GENAI, "genai_attribution", "genai_budget", "batch"]
@@ -57,7 +61,7 @@ def floor(seconds: float) -> dict:
 
 
 def collector_config(scenario: dict, grpc_port: int, http_port: int, sink_port: int, health_port: int,
-                     workdir: Path) -> str:
+                     workdir: Path, price_file: Path | None = None) -> str:
     processors = scenario["pipeline"]["processors"]
     return f"""
 receivers:
@@ -71,7 +75,7 @@ exporters:
   duckdb: {{path: "{workdir}/costs.duckdb"}}
 processors:
   genai_normalize: {{}}
-  genai_cost: {{}}
+  genai_cost: {{{f'price_files: ["{price_file}"]' if price_file else ''}}}
   genai_attribution:
     customer: [resource.tenant.id]
   genai_budget:
@@ -92,14 +96,31 @@ service:
 """
 
 
+def preload_ledger(path: Path, calls: int) -> float:
+    """Fill the ledger file the collector will open with ``calls`` calls of the last 90 days; seconds taken."""
+    started = time.monotonic()
+    ledger = Ledger.open(path)
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    load_synthetic_calls(ledger, calls, now - dt.timedelta(days=SYNTHETIC_SPAN_DAYS))
+    ledger.close()
+    return time.monotonic() - started
+
+
 def run_collector_scenario(name: str, args: argparse.Namespace) -> dict:
     scenario = SCENARIOS[name]
     ports = {k: free_port() for k in ("grpc", "http", "sink", "health")}
     with tempfile.TemporaryDirectory(prefix=f"bench-{name}-") as tmp:
         workdir = Path(tmp)
         config = workdir / "collector.yaml"
+        price_file = workdir / "variants.yaml" if args.models > 1 else None
+        if price_file:
+            price_file.write_text(variant_price_file(args.models))
         config.write_text(collector_config(scenario, ports["grpc"], ports["http"], ports["sink"], ports["health"],
-                                           workdir))
+                                           workdir, price_file))
+        preloaded = args.ledger_calls if "duckdb" in scenario["pipeline"]["exporters"] else 0
+        if preloaded:
+            print(f"{name}: loading {preloaded:,} calls into the ledger "
+                  f"({preload_ledger(workdir / 'costs.duckdb', preloaded):.0f} s)", flush=True)
         sink = subprocess.Popen([sys.executable, "-m", "bench.sink", str(ports["sink"])], stdout=subprocess.PIPE,
                                 text=True)
         sink.stdout.readline()
@@ -138,7 +159,7 @@ def run_collector_scenario(name: str, args: argparse.Namespace) -> dict:
         "spans_per_s": spans / summary["elapsed_s"],
         "cpu_us_per_span": 1e6 * cpu / spans if spans else None,
         "p50_ms": summary["p50_ms"], "p99_ms": summary["p99_ms"], "errors": summary["errors"],
-        "peak_rss_mb": peak_rss[0] / 2**20, "sink_requests": received.get("requests"),
+        "peak_rss_mb": peak_rss[0] / 2**20, "sink_requests": received.get("requests"), "ledger_calls": preloaded,
         "collector_exit": collector.returncode,
     }
 
@@ -152,6 +173,8 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=8, help="requests in flight")
     parser.add_argument("--models", type=int, default=1,
                         help="distinct model names and customers, e.g. 1, 4, 16 (cache and rollup pressure)")
+    parser.add_argument("--ledger-calls", type=int, default=0,
+                        help="calls already in the ledger when a scenario with the duckdb exporter starts")
     parser.add_argument("--json", type=Path, help="also write results to this file")
     args = parser.parse_args()
     results = {}
@@ -172,7 +195,8 @@ def main() -> None:
         print(f"{name:<24} {value:.2f}")
     if args.json:
         args.json.write_text(json.dumps({"scenarios": results, "ratios": ratios,
-                                         "models_and_customers": args.models}, indent=2))
+                                         "models_and_customers": args.models, "ledger_calls": args.ledger_calls},
+                                        indent=2))
 
 
 if __name__ == "__main__":

@@ -68,18 +68,28 @@ def bench_append(directory: Path, rows_per_transaction: int, rounds: int) -> dic
             "transaction_us_per_call": 1e6 * write / written}
 
 
-def bench_report(directory: Path, calls: int) -> dict:
-    ledger = Ledger.open(directory / "report.duckdb")
-    started = time.perf_counter()
+SYNTHETIC_SPAN_DAYS = 90
+
+
+def load_synthetic_calls(ledger: Ledger, calls: int, start: dt.datetime) -> None:
+    """``calls`` synthetic calls spread evenly over the 90 days from ``start`` (20 models, 200 customers,
+    10 services), generated inside DuckDB and rolled up."""
+    span_us = SYNTHETIC_SPAN_DAYS * 86_400_000_000
     ledger.con.execute(f"""
         INSERT INTO llm_calls (start_time, trace_id, span_id, service, provider, model, operation, tier, currency,
                                status, input_tokens, output_tokens, cost, customer, "user", feature, team)
-        SELECT TIMESTAMP '2026-01-01' + to_microseconds((i::HUGEINT * 7776000000000 // {calls})::BIGINT),
+        SELECT $1::TIMESTAMP + to_microseconds((i::HUGEINT * {span_us} // {calls})::BIGINT),
                md5(i::VARCHAR), lpad(i::VARCHAR, 16, '0'), 'svc-' || (i % 10), 'openai', 'model-' || (i % 20),
                'chat', 'standard', 'USD', 'priced', 1000, 100, 0.0035, 'customer-' || (i % 200),
                'user-' || (i % 1000), 'feature-' || (i % 15), 'team-' || (i % 5)
-        FROM range({calls}) t(i)""")
+        FROM range({calls}) t(i)""", [start])
     ledger.roll_up()
+
+
+def bench_report(directory: Path, calls: int) -> dict:
+    ledger = Ledger.open(directory / "report.duckdb")
+    started = time.perf_counter()
+    load_synthetic_calls(ledger, calls, dt.datetime(2026, 1, 1))
     load = time.perf_counter() - started
     queries = LedgerQueries(ledger.con, ledger.dimensions)
     timings = {}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 import time
 from pathlib import Path
@@ -13,6 +14,7 @@ from collector.receivers import otlp_json
 from collector.signals import Signal
 
 SAMPLES = Path(__file__).parent.parent / "tests" / "fixtures" / "dialects"
+MODEL_KEYS = ("gen_ai.request.model", "gen_ai.response.model")
 
 
 def genai_templates() -> list[tuple[bytes, bytes, bytes]]:
@@ -26,6 +28,20 @@ def genai_templates() -> list[tuple[bytes, bytes, bytes]]:
                     templates.append((rs.resource.SerializeToString(), ss.scope.SerializeToString(),
                                       span.SerializeToString()))
     return templates
+
+
+def model_variant(model: str, variant: int) -> str:
+    return f"{model}-v{variant}"
+
+
+def variant_price_file(models: int) -> str:
+    """Price-book YAML aliasing each model variant ``build_requests(models=...)`` makes to the model it was
+    made from, so the variants are priced (and each is a price resolution of its own)."""
+    names = sorted({kv.value.string_value for _, _, span in genai_templates()
+                    for kv in trace_pb2.Span.FromString(span).attributes if kv.key in MODEL_KEYS})
+    aliases = [f"  - {{match: {{model: {json.dumps(model_variant(name, v))}}}, model: {json.dumps(name)}}}"
+               for name in names for v in range(models)]
+    return "\n".join(["aliases:", *aliases]) + "\n"
 
 
 def plain_span(rng: random.Random) -> trace_pb2.Span:
@@ -46,7 +62,8 @@ def build_requests(count: int, spans_per_request: int = 512, genai_share: float 
                    models: int = 1, start_ns: int | None = None) -> list[bytes]:
     """``count`` serialised requests, each of ``spans_per_request`` spans with unique ids, starting at
     ``start_ns`` (default: now) one microsecond apart, as live traffic would. ``models`` > 1 spreads the
-    calls over that many model names and customers (cache and rollup pressure)."""
+    calls over that many variants of each model name (``variant_price_file`` prices them) and that many
+    customers (cache and rollup pressure)."""
     rng = random.Random(seed)
     start_ns = time.time_ns() if start_ns is None else start_ns
     templates = genai_templates()
@@ -73,8 +90,8 @@ def build_requests(count: int, spans_per_request: int = 512, genai_share: float 
             for attr in span.attributes:
                 if attr.key in ("gen_ai.response.id", "ai.response.id"):  # every call is its own
                     attr.value.string_value += f"-{serial}"
-                elif models > 1 and attr.key in ("gen_ai.request.model", "gen_ai.response.model"):
-                    attr.value.string_value += f"-v{serial % models}"
+                elif models > 1 and attr.key in MODEL_KEYS:
+                    attr.value.string_value = model_variant(attr.value.string_value, serial % models)
             if scope_bytes not in scopes:
                 scopes[scope_bytes] = resource_spans.scope_spans.add()
                 scopes[scope_bytes].scope.ParseFromString(scope_bytes)

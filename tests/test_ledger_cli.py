@@ -14,6 +14,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
+from bench.ledger import load_synthetic_calls
 from collector.batch import TelemetryBatch
 from collector.storage.ledger import Ledger
 from collector.storage.queries import CostQuery, LedgerQueries
@@ -173,6 +174,17 @@ def test_calls_past_the_watermark_count_until_a_roll_up_moves_them_into_the_roll
         "SELECT count(*) FROM (SELECT DISTINCT * EXCLUDE (calls, unpriced_calls, input_tokens, output_tokens, "
         "cache_read_tokens, cache_write_tokens, reasoning_tokens, cost) FROM cost_daily)").fetchone()[0]
     assert ledger.roll_up() == 0  # nothing written since
+    ledger.close()
+
+
+def test_the_benchmark_ledger_spreads_its_calls_over_90_days_and_rolls_them_up(tmp_path):
+    ledger = Ledger.open(tmp_path / "synthetic.duckdb")
+    load_synthetic_calls(ledger, 9000, dt.datetime(2026, 1, 1))
+    assert ledger.con.execute("SELECT count(*), count(DISTINCT start_time::DATE), min(start_time), "
+                              "max(start_time) < '2026-04-01' FROM llm_calls").fetchone() == \
+        (9000, 90, dt.datetime(2026, 1, 1), True)
+    state = ledger.consistency()
+    assert state["consistent"] and state["rollup_calls"] == 9000 and ledger.roll_up() == 0  # all rolled up
     ledger.close()
 
 
