@@ -52,6 +52,11 @@ def from_pico(pico: int) -> Decimal:
     return Decimal(pico).scaleb(-12)
 
 
+def to_double(pico: int) -> float:
+    """An attribute value: currency units as a double, rounded to 10 decimal places."""
+    return round(pico / PICO, 10)
+
+
 class Breakdown(NamedTuple):
     """A cost and its parts, in integer pico-units of one currency."""
 

@@ -33,7 +33,7 @@ from collector.config import Section
 from collector.signals import Signal
 from collector.storage.ledger import Ledger
 from collector.storage.rows import CallColumns
-from pricing_catalog.compiled import PICO
+from pricing_catalog.compiled import to_double
 from processors.budget_alerts import Webhook, log_record
 from processors.budgets import (
     MATCH_KEYS_FIXED,
@@ -49,10 +49,7 @@ from processors.genai_normalize import index_batch
 
 _LOG = log.get("processor.genai_budget")
 PREFIX = "gen_ai.budget."
-
-
-def _double(pico: int) -> float:
-    return round(pico / PICO, 10)
+_SPENT, _REMAINING, _UTILIZATION, _STATUS = (PREFIX + name for name in ("spent", "remaining", "utilization", "status"))
 
 
 class GenAIBudget(Processor):
@@ -244,10 +241,11 @@ class GenAIBudget(Processor):
                 self._fixed.clear()
             fixed = self._fixed[key] = b"".join(attributes.encode(k, v) for k, v in (
                 (PREFIX + "id", budget.id), (PREFIX + "period", budget.period),
-                (PREFIX + "limit", _double(budget.limit_pico)), (PREFIX + "ids", list(ids))))
-        return fixed + b"".join(attributes.encode(k, v) for k, v in (
-            (PREFIX + "spent", _double(spent)), (PREFIX + "remaining", _double(budget.limit_pico - spent)),
-            (PREFIX + "utilization", round(utilization, 6)), (PREFIX + "status", status)))
+                (PREFIX + "limit", to_double(budget.limit_pico)), (PREFIX + "ids", list(ids))))
+        encode = attributes.encode
+        return b"".join((fixed, encode(_SPENT, to_double(spent)),
+                         encode(_REMAINING, to_double(budget.limit_pico - spent)),
+                         encode(_UTILIZATION, round(utilization, 6)), encode(_STATUS, status)))
 
     async def shutdown(self, timeout: float) -> None:
         if self.tasks:

@@ -20,7 +20,7 @@ from collector.component import BuildContext, Processor
 from collector.config import ConfigError, Section
 from collector.signals import Signal
 from pricing_catalog.catalog import PriceCatalog, PriceMatch
-from pricing_catalog.compiled import PICO, Breakdown, PricingError, from_pico, round_pico, to_pico
+from pricing_catalog.compiled import Breakdown, PricingError, from_pico, round_pico, to_double, to_pico
 from processors.dialects import COST_PREFIX, OUTPUT_KEYS, GenAICall
 from processors.genai_normalize import index_batch
 
@@ -94,11 +94,6 @@ def price_usage(catalog: PriceCatalog, provider: str | None, model: str, start_n
             result.status, result.source = "priced", "provider"
             result.amount_pico = round_pico(reported_pico * rate) if rate is not None else reported_pico
     return result
-
-
-def to_double(pico: int) -> float:
-    """An attribute value: currency units as a double, rounded to 10 decimal places."""
-    return round(pico / PICO, 10)
 
 
 class GenAICost(Processor):
