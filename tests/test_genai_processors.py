@@ -12,8 +12,10 @@ import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from collector import attributes
+from collector.api import metrics
 from collector.batch import TelemetryBatch
 from collector.signals import Signal
+from collector.storage.rows import CallColumns
 from pricing_catalog.catalog import PriceCatalog
 from processors import genai_cost
 from processors.genai_attribution import GenAIAttribution
@@ -155,6 +157,18 @@ def test_unpriced_models_past_the_label_limit_are_counted_together(monkeypatch):
     assert telemetry_context.telemetry.labeled("unpriced_calls") == {
         (("provider", "openai"), ("model", "req-0-model")): 1, (("provider", "openai"), ("model", "req-1-model")): 1,
         (("provider", "openai"), ("model", "__other__")): 3}
+
+
+def test_cost_counters_count_models_past_the_label_limit_together(monkeypatch):
+    monkeypatch.setattr(metrics, "MODEL_LABELS", 2)  # 1000 in production
+    batch = run(batch_of(*({**OPENAI_CALL, "gen_ai.request.model": model}
+                           for model in ("gpt-4o", "gpt-4o-mini", "o4-mini", "gpt-4.1"))))
+    columns = CallColumns(("customer", "feature"))
+    columns.add(batch)
+    counters = metrics.CostCounters()
+    counters.on_commit(None, columns, list(range(columns.rows)))
+    assert sorted(labels[1] for labels in counters.calls) == ["__other__", "gpt-4o", "gpt-4o-mini"]
+    assert sum(counters.calls.values()) == 4
 
 
 def test_attribution_values_past_max_cardinality_become_other():
