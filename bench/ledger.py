@@ -25,16 +25,15 @@ from collector.storage.queries import CostQuery, LedgerQueries
 from collector.storage.rows import CallColumns
 from collector.telemetry import SelfTelemetry
 from pricing_catalog.catalog import PriceCatalog
-from processors.genai_attribution import GenAIAttribution
-from processors.genai_cost import GenAICost
+from processors.genai_attribution import AttributionConfig, GenAIAttribution
+from processors.genai_cost import CostConfig, GenAICost
 from processors.genai_normalize import GenAINormalize
 
 
 def processed_batches(requests: int) -> list[TelemetryBatch]:
     normalize = GenAINormalize()
-    cost = GenAICost(PriceCatalog(), BuildContext("genai_cost", SelfTelemetry(), Path(".")))
-    attribution = GenAIAttribution({"customer": [("resource", "service.name")], "user": [], "feature": [],
-                                    "team": []}, {}, 1000)
+    cost = GenAICost(CostConfig(), BuildContext("genai_cost", SelfTelemetry(), Path(".")), PriceCatalog())
+    attribution = GenAIAttribution(AttributionConfig(customer=("resource.service.name",)))
     batches = []
     for wire in build_requests(requests):
         batch = TelemetryBatch.from_wire(Signal.TRACES, wire)

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import hmac
 import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
+from typing import Annotated
 
-from collector.component import BuildContext
-from collector.config import Section
+from collector.schema import ExistingFile, Invalid, MinLength
 
 TENANT_HEADER = "tenant"  # the authenticated tenant, as genai_attribution reads it: header.tenant
 
@@ -29,33 +29,36 @@ def find_token(presented: str, known: Mapping[str, str]) -> str | None:
     return found
 
 
+TOKEN_TOO_SHORT = "at least 16 characters (is the environment variable set?)"
+Token = Annotated[str, MinLength(16, TOKEN_TOO_SHORT)]
+
+
+@dataclass(frozen=True)
+class BearerToken:
+    token: Token
+    tenant: str
+
+
+@dataclass(frozen=True)
 class BearerAuth:
     """``auth: {bearer_tokens: [{token: ..., tenant: acme}, ...]}`` of a receiver."""
 
-    def __init__(self, tokens: dict[str, str]):
-        self.tokens = tokens
+    bearer_tokens: tuple[BearerToken, ...] | None = None
 
-    @classmethod
-    def from_section(cls, section: Section) -> BearerAuth | None:
-        if not section.keys():
-            section.finish()
-            return None
-        entries = section.raw("bearer_tokens", [])
-        if not isinstance(entries, list) or not entries:
-            raise section.error("bearer_tokens", "a list of {token, tenant}")
-        tokens = {}
-        for index, entry in enumerate(entries):
-            item = Section(section.doc, (*section.path, "bearer_tokens", index), entry)
-            token = item.str("token")
-            if len(token) < 16:
-                raise item.error("token", "at least 16 characters (is the environment variable set?)")
-            tokens[token] = item.str("tenant")
-            item.finish()
-        section.finish()
-        return cls(tokens)
+    def check(self) -> None:
+        if self.bearer_tokens is not None and not self.bearer_tokens:
+            raise Invalid("bearer_tokens", "a list of {token, tenant}")
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.bearer_tokens)
+
+    @functools.cached_property
+    def tenants(self) -> dict[str, str]:
+        return {t.token: t.tenant for t in self.bearer_tokens or ()}
 
     def tenant(self, headers: Mapping[str, str]) -> str | None:
-        return find_token(bearer(headers), self.tokens)
+        return find_token(bearer(headers), self.tenants)
 
 
 def request_headers(raw: Mapping[str, str], tenant: str | None) -> dict[str, str]:
@@ -69,20 +72,11 @@ def request_headers(raw: Mapping[str, str], tenant: str | None) -> dict[str, str
 
 @dataclass(frozen=True)
 class ServerTls:
-    cert_file: Path
-    key_file: Path
-    client_ca_file: Path | None
+    """``tls`` of a server; ``client_ca_file`` makes clients present a certificate it signed (mTLS)."""
 
-    @classmethod
-    def from_section(cls, section: Section, context: BuildContext) -> ServerTls | None:
-        if not section.keys():
-            section.finish()
-            return None
-        tls = cls(context.existing_file(section, "cert_file", required=True),
-                  context.existing_file(section, "key_file", required=True),
-                  context.existing_file(section, "client_ca_file"))
-        section.finish()
-        return tls
+    cert_file: ExistingFile
+    key_file: ExistingFile
+    client_ca_file: ExistingFile | None = None
 
     def ssl_context(self) -> ssl.SSLContext:
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)

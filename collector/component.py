@@ -1,8 +1,8 @@
 """The component contracts: receivers, processors, exporters and extensions.
 
-A component is built from its config section by ``from_config(section, context)``
-without touching the network, so ``validate`` can build a whole service; it binds
-ports and starts tasks only in ``start()``.
+A component declares its typed config (``config_class``, a dataclass read by :mod:`collector.schema`)
+and is built from it by ``Type(config, context)`` without touching the network, so ``validate`` can
+build a whole service; it binds ports and starts tasks only in ``start()``.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar, Protocol
 
+from collector import schema
 from collector.batch import TelemetryBatch
 from collector.config import Section
 from collector.signals import Signal
@@ -29,16 +30,6 @@ class BuildContext:
         """A path from the config, relative to the config file's folder."""
         candidate = Path(path).expanduser()
         return candidate if candidate.is_absolute() else self.config_dir / candidate
-
-    def existing_file(self, section: Section, key: str, required: bool = False) -> Path | None:
-        """``section[key]`` as a file that must exist (certificates, keys); None when absent and optional."""
-        value = section.str(key) if required else section.str(key, None)
-        if value is None:
-            return None
-        resolved = self.resolve(value)
-        if not resolved.is_file():
-            raise section.error(key, f"file not found: {resolved}")
-        return resolved
 
 
 class Refused(Exception):
@@ -61,10 +52,12 @@ class Consumer(Protocol):
 
 class Component:
     signals: ClassVar[frozenset[Signal]] = ALL_SIGNALS
+    config_class: ClassVar[type]  # the dataclass of its settings, with their defaults
 
     @classmethod
     def from_config(cls, section: Section, context: BuildContext) -> Component:
-        raise NotImplementedError
+        """Read the section as ``config_class`` and build the component: ``cls(config, context)``."""
+        return cls(schema.read(cls.config_class, section, context), context)  # type: ignore[call-arg]
 
     async def start(self) -> None:
         """Bind ports, start tasks."""
@@ -77,7 +70,14 @@ class Component:
 
 
 class Processor(Component):
-    """Works synchronously and in place on each batch (a function of the batch)."""
+    """Works synchronously and in place on each batch (a function of the batch).
+
+    ``mutates_data``: whether ``process`` changes the batch (as the OpenTelemetry Collector's
+    ``Capabilities.MutatesData``). The pipeline re-encodes a batch, and copies it for fan-out, only
+    when a processor that mutates has run or will run on it.
+    """
+
+    mutates_data: ClassVar[bool] = True
 
     def process(self, batch: TelemetryBatch) -> None:
         raise NotImplementedError

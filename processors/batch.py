@@ -9,11 +9,19 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
+from typing import Annotated
 
 from collector.batch import TelemetryBatch
 from collector.component import BufferingProcessor, BuildContext, Consumer
-from collector.config import Section
+from collector.schema import AtLeast, Duration
 from collector.signals import top_level
+
+
+@dataclass(frozen=True)
+class BatchConfig:
+    send_batch_size: Annotated[int, AtLeast(1)] = 8192  # items
+    timeout: Duration = 0.2
+    metadata_keys: tuple[str, ...] = ()  # request headers that keep batches apart
 
 
 @dataclass
@@ -88,23 +96,17 @@ class _Batcher:
 
 
 class BatchProcessor(BufferingProcessor):
-    """Config: ``send_batch_size`` (items, default 8192), ``timeout`` (default 200ms),
-    ``metadata_keys`` (request headers that keep batches apart, default none)."""
+    """Merges requests into batches of ``send_batch_size`` items or ``timeout``, kept apart by the
+    ``metadata_keys`` headers. The merged batch is a new one: the requests it took are not changed."""
 
-    def __init__(self, send_batch_size: int = 8192, timeout: float = 0.2, metadata_keys: tuple[str, ...] = ()):
-        self.send_batch_size = send_batch_size
-        self.timeout = timeout
-        self.metadata_keys = metadata_keys
+    config_class = BatchConfig
+
+    def __init__(self, config: BatchConfig, context: BuildContext):
+        self.send_batch_size = config.send_batch_size
+        self.timeout = config.timeout
+        self.metadata_keys = tuple(k.lower() for k in config.metadata_keys)
         self.batchers: list[_Batcher] = []
         self.closed = False
-
-    @classmethod
-    def from_config(cls, section: Section, context: BuildContext) -> BatchProcessor:
-        return cls(
-            send_batch_size=section.int("send_batch_size", 8192, minimum=1),
-            timeout=section.duration("timeout", 0.2),
-            metadata_keys=tuple(k.lower() for k in section.str_list("metadata_keys", [])),
-        )
 
     def bind(self, downstream: Consumer) -> Consumer:
         batcher = _Batcher(self, downstream)

@@ -23,7 +23,8 @@ under ``K``). Values beyond ``max_cardinality`` distinct ones per dimension beco
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Annotated, Any
 
 from collector import attributes
 from collector.attributes import value_of
@@ -31,7 +32,7 @@ from collector.auth import TENANT_HEADER
 from collector.batch import TelemetryBatch
 from collector.cardinality import CardinalityLimit
 from collector.component import BuildContext, Processor
-from collector.config import Section
+from collector.schema import AtLeast, Invalid
 from collector.signals import Signal
 from processors import dialects
 from processors.dialects import GenAICall
@@ -49,46 +50,57 @@ def parse_source(text: str) -> tuple[str, str]:
     return kind, key.lower() if kind == "header" else key
 
 
-class GenAIAttribution(Processor):
-    """Config: one list of sources per dimension (``customer``, ``user``, ``feature``, ``team``),
-    ``dimensions`` (extra ones), ``default`` ({dimension: value}), ``max_cardinality`` (default 1000),
-    ``trust_client_attribution`` (default true)."""
+@dataclass(frozen=True)
+class AttributionConfig:
+    """One list of sources per dimension, first match wins; ``dimensions`` declares extra ones."""
 
-    signals = frozenset({Signal.TRACES})
+    customer: tuple[str, ...] = ()
+    user: tuple[str, ...] = ()
+    feature: tuple[str, ...] = ()
+    team: tuple[str, ...] = ()
+    dimensions: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    default: dict[str, str] = field(default_factory=dict)  # dimension → value when no source has one
+    max_cardinality: Annotated[int, AtLeast(1)] = 1000
+    trust_client_attribution: bool = True  # false: the customer is always the authenticated tenant
 
-    def __init__(self, sources: dict[str, list[tuple[str, str]]], defaults: dict[str, str], max_cardinality: int):
-        self.sources = sources
-        self.attribution_dimensions = tuple(sources)  # become ledger columns (Service.attribution_dimensions)
-        self.defaults = defaults
-        self.capped = {dimension: CardinalityLimit(max_cardinality) for dimension in sources}
-        span_keys = {key for chain in sources.values() for kind, key in chain if kind in ("span", "baggage")}
-        dialects.request_span_keys(span_keys)  # the span reader indexes them in its one scan
+    def check(self) -> None:
+        for name in self.dimensions:
+            if name in STANDARD_DIMENSIONS or not name.isidentifier():
+                raise Invalid(("dimensions", name), f"{name!r} cannot be an extra dimension",
+                              "use a new identifier-like name (customer, user, feature, team exist)")
+        for path, chain in [((d,), getattr(self, d)) for d in STANDARD_DIMENSIONS] + [
+                (("dimensions", d), chain) for d, chain in self.dimensions.items()]:
+            for text in chain:
+                try:
+                    parse_source(text)
+                except ValueError as exc:
+                    raise Invalid(path, str(exc)) from None
+        for dimension in self.default:
+            if dimension not in self.sources():
+                raise Invalid("default", f"{dimension!r} is not a dimension",
+                              f"dimensions: {', '.join(self.sources())}")
 
-    @classmethod
-    def from_config(cls, section: Section, context: BuildContext) -> GenAIAttribution:
-        chains: dict[str, list[str]] = {d: section.str_list(d, []) for d in STANDARD_DIMENSIONS}
-        extra = section.section("dimensions")
-        for name in extra:
-            if name in chains or not name.isidentifier():
-                raise extra.error(name, f"{name!r} cannot be an extra dimension",
-                                  "use a new identifier-like name (customer, user, feature, team exist)")
-            chains[name] = extra.str_list(name)
-        extra.finish()
-        sources: dict[str, list[tuple[str, str]]] = {}
-        for dimension, chain in chains.items():
-            try:
-                sources[dimension] = [parse_source(text) for text in chain]
-            except ValueError as exc:
-                raise section.error(dimension, str(exc)) from None
-        if not section.bool("trust_client_attribution", True):
+    def sources(self) -> dict[str, list[tuple[str, str]]]:
+        """Dimension → its (kind, key) sources, in order."""
+        chains = {d: getattr(self, d) for d in STANDARD_DIMENSIONS} | self.dimensions
+        sources = {dimension: [parse_source(text) for text in chain] for dimension, chain in chains.items()}
+        if not self.trust_client_attribution:
             # the customer is the tenant the receiver authenticated, whatever the spans claim
             sources["customer"] = [("header", TENANT_HEADER)]
-        defaults = section.str_map("default")
-        for dimension in defaults:
-            if dimension not in sources:
-                raise section.error("default", f"{dimension!r} is not a dimension",
-                                    f"dimensions: {', '.join(sources)}")
-        return cls(sources, defaults, section.int("max_cardinality", 1000, minimum=1))
+        return sources
+
+
+class GenAIAttribution(Processor):
+    signals = frozenset({Signal.TRACES})
+    config_class = AttributionConfig
+
+    def __init__(self, config: AttributionConfig, context: BuildContext | None = None):
+        self.sources = config.sources()
+        self.attribution_dimensions = tuple(self.sources)  # become ledger columns (Service.attribution_dimensions)
+        self.defaults = config.default
+        self.capped = {dimension: CardinalityLimit(config.max_cardinality) for dimension in self.sources}
+        span_keys = {key for chain in self.sources.values() for kind, key in chain if kind in ("span", "baggage")}
+        dialects.request_span_keys(span_keys)  # the span reader indexes them in its one scan
 
     def process(self, batch: TelemetryBatch) -> None:
         if batch.genai is None:

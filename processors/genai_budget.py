@@ -23,13 +23,14 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
-from typing import Any
+from dataclasses import dataclass
+from typing import Annotated, Any
 
 from collector import attributes, log
 from collector.attributes import value_of
 from collector.batch import TelemetryBatch
 from collector.component import BuildContext, Processor
-from collector.config import Section
+from collector.schema import AtLeast, Duration, Invalid, Parse
 from collector.signals import Signal
 from collector.storage.ledger import Ledger
 from collector.storage.rows import CallColumns
@@ -52,55 +53,72 @@ PREFIX = "gen_ai.budget."
 _SPENT, _REMAINING, _UTILIZATION, _STATUS = (PREFIX + name for name in ("spent", "remaining", "utilization", "status"))
 
 
+def _timezone(name: Any) -> dt.tzinfo:
+    try:
+        return zone_named(str(name))
+    except BudgetError as exc:
+        raise Invalid((), exc.message) from None
+
+
+def _budgets(items: Any) -> tuple[Budget, ...]:
+    """The budget list of the config (match keys are checked against the dimensions in bind_service)."""
+    if not isinstance(items, list):
+        raise ValueError("a list of budgets, each with id, match, limit, period")
+    budgets: list[Budget] = []
+    for index, item in enumerate(items):
+        try:
+            budget = parse_budget(item, None)
+        except BudgetError as exc:
+            raise Invalid((index, *exc.key.split(".")) if exc.key else (index,), exc.message) from None
+        if any(b.id == budget.id for b in budgets):
+            raise Invalid((index, "id"), f"duplicate budget id {budget.id!r}")
+        budgets.append(budget)
+    return tuple(budgets)
+
+
+@dataclass(frozen=True)
+class WebhookConfig:
+    url: str = ""  # none: no webhook
+    secret: str = ""  # signs each body (HMAC-SHA256)
+    timeout: Duration = 5.0
+    attempts: Annotated[int, AtLeast(1)] = 5
+    initial_interval: Duration = 1.0
+
+    def check(self) -> None:
+        if self.url and not self.url.startswith(("http://", "https://")):
+            raise Invalid("url", f"{self.url!r} is not an http(s) URL")
+
+
+@dataclass(frozen=True)
+class AlertsConfig:
+    webhook: WebhookConfig = WebhookConfig()
+
+
+@dataclass(frozen=True)
+class BudgetConfig:
+    timezone: Annotated[dt.tzinfo, Parse(_timezone)] = dt.UTC  # calendar periods start at midnight here
+    budgets: Annotated[tuple[Budget, ...], Parse(_budgets)] = ()
+    alerts: AlertsConfig = AlertsConfig()
+
+
 class GenAIBudget(Processor):
     signals = frozenset({Signal.TRACES})
+    config_class = BudgetConfig
 
-    def __init__(self, context: BuildContext, zone: dt.tzinfo, budgets: list[tuple[Budget, tuple]],
-                 webhook: Webhook | None, clock=None):
+    def __init__(self, config: BudgetConfig, context: BuildContext, clock=None):
         self.component_id = context.component_id
         self.telemetry = context.telemetry
-        self.book = BudgetLedger(zone, clock)
+        self.book = BudgetLedger(config.timezone, clock)
         self._fixed: dict[tuple, bytes] = {}  # encoded attributes that depend on the budgets only
-        self.configured = budgets  # (budget, config path) — validated against the dimensions in bind_service
-        self.webhook = webhook
+        self.configured = config.budgets  # validated against the dimensions in bind_service
+        hook = config.alerts.webhook
+        self.webhook = Webhook(hook.url, hook.secret, hook.timeout, hook.attempts, hook.initial_interval) \
+            if hook.url else None
         self.exporter = None
         self.service = None
         self.match_keys: tuple[str, ...] = MATCH_KEYS_FIXED
         self.loop: asyncio.AbstractEventLoop | None = None
         self.tasks: set[asyncio.Task] = set()
-
-    @classmethod
-    def from_config(cls, section: Section, context: BuildContext) -> GenAIBudget:
-        try:
-            zone = zone_named(section.str("timezone", "UTC"))
-        except BudgetError as exc:
-            raise section.error("timezone", exc.message) from None
-        budgets = []
-        seen = set()
-        for index, item in enumerate(section.raw("budgets", [])):
-            path = (*section.path, "budgets", index)
-            try:
-                budget = parse_budget(item, None)
-            except BudgetError as exc:
-                raise section.doc.error((*path, *exc.key.split(".")) if exc.key else path, exc.message) from None
-            if budget.id in seen:
-                raise section.doc.error((*path, "id"), f"duplicate budget id {budget.id!r}")
-            seen.add(budget.id)
-            budgets.append((budget, path))
-        alerts = section.section("alerts")
-        hook = alerts.section("webhook")
-        webhook = None
-        if hook.has("url") and hook.str("url"):
-            webhook = Webhook(hook.str("url"), hook.str("secret", ""), hook.duration("timeout", 5.0),
-                              hook.int("attempts", 5, minimum=1), hook.duration("initial_interval", 1.0))
-            if not webhook.url.startswith(("http://", "https://")):
-                raise hook.error("url", f"{webhook.url!r} is not an http(s) URL")
-        else:
-            for key in ("url", "secret", "timeout", "attempts", "initial_interval"):
-                hook.raw(key, None)
-        hook.finish()
-        alerts.finish()
-        return cls(context, zone, budgets, webhook)
 
     def bind_service(self, service) -> None:
         from collector.exporters.duckdb import ledger_of
@@ -108,11 +126,11 @@ class GenAIBudget(Processor):
         self.exporter.listeners.append(self._on_commit)
         self.service = service
         self.match_keys = (*MATCH_KEYS_FIXED, *service.attribution_dimensions())
-        for budget, path in self.configured:
+        for index, budget in enumerate(self.configured):
             for key, _ in budget.match:
                 if key not in self.match_keys:
-                    raise service.document.error((*path, "match", key), "not a dimension",
-                                                 f"use {', '.join(self.match_keys)}")
+                    raise service.document.error(("processors", self.component_id, "budgets", index, "match", key),
+                                                 "not a dimension", f"use {', '.join(self.match_keys)}")
 
     # state -----------------------------------------------------------------------------------------------
 
@@ -126,7 +144,7 @@ class GenAIBudget(Processor):
         try:
             stored = [parse_budget(json.loads(spec), self.match_keys, source="api")
                       for (spec,) in con.execute("SELECT spec FROM budgets ORDER BY id").fetchall()]
-            for budget in [b for b, _ in self.configured] + stored:
+            for budget in [*self.configured, *stored]:
                 self.book.set_budget(budget, self.ledger_spend(con, budget))
             for budget_id, period_start, threshold in con.execute(
                     "SELECT budget_id, period_start, threshold FROM budget_alerts").fetchall():

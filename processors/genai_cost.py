@@ -12,12 +12,14 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Literal
 
-from collector import attributes, log
+from collector import attributes, log, schema
 from collector.batch import TelemetryBatch
 from collector.cardinality import MODEL_LABELS, CardinalityLimit
 from collector.component import BuildContext, Processor
 from collector.config import ConfigError, Section
+from collector.schema import Duration, ExistingFile, Invalid
 from collector.signals import Signal
 from pricing_catalog.catalog import PriceCatalog, PriceMatch
 from pricing_catalog.compiled import Breakdown, PricingError, from_pico, round_pico, to_double, to_pico
@@ -96,58 +98,67 @@ def price_usage(catalog: PriceCatalog, provider: str | None, model: str, start_n
     return result
 
 
+@dataclass(frozen=True)
+class AutoUpdateConfig:
+    """genai-prices' live updater: fetches new price data every ``interval`` (from ``url`` if set)."""
+
+    enabled: bool = False
+    interval: Duration = 3600.0
+    url: str | None = None
+
+
+COMPAT_MODES = ("openlit",)  # openlit: also write gen_ai.usage.cost
+
+
+@dataclass(frozen=True)
+class CostConfig:
+    price_files: tuple[ExistingFile, ...] = ()  # price-book YAML files, later ones win
+    prefer: Literal["local", "reported"] = "local"
+    mismatch_tolerance: float = 0.01
+    compat: tuple[str, ...] = ()
+    unpriced_interval: Duration = 3600.0
+    auto_update: AutoUpdateConfig = AutoUpdateConfig()
+
+    def check(self) -> None:
+        for name in self.compat:
+            if name not in COMPAT_MODES:
+                raise Invalid("compat", f"unknown compat mode {name!r}", f"supported: {', '.join(COMPAT_MODES)}")
+
+
 class GenAICost(Processor):
-    """Config: ``price_files`` (price-book YAML files, later ones win), ``prefer`` (``local`` or
-    ``reported``), ``mismatch_tolerance`` (default 0.01), ``compat`` (``[openlit]`` also writes
-    ``gen_ai.usage.cost``), ``unpriced_interval`` (default 1h)."""
-
     signals = frozenset({Signal.TRACES})
+    config_class = CostConfig
 
-    def __init__(self, catalog: PriceCatalog, context: BuildContext, prefer: str = "local",
-                 mismatch_tolerance: float = 0.01, compat: tuple[str, ...] = (), unpriced_interval: float = 3600,
-                 auto_update: dict | None = None):
-        self.catalog = catalog
+    def __init__(self, config: CostConfig, context: BuildContext, catalog: PriceCatalog | None = None):
+        self.catalog = catalog if catalog is not None else PriceCatalog.from_files(list(config.price_files))
         self.component_id = context.component_id
         self.telemetry = context.telemetry
-        self.prefer = prefer
-        self.tolerance = mismatch_tolerance
-        self.openlit_compat = "openlit" in compat
-        self.unpriced_interval = unpriced_interval
+        self.prefer = config.prefer
+        self.tolerance = config.mismatch_tolerance
+        self.openlit_compat = "openlit" in config.compat
+        self.unpriced_interval = config.unpriced_interval
         self._unpriced_logged: dict[tuple[str | None, str], float] = {}
         self._unpriced_models = CardinalityLimit(MODEL_LABELS)  # models counted (and logged) apart
         self._shared: dict[tuple, tuple[list[tuple[str, object]], bytes]] = {}
-        self.auto_update = auto_update  # UpdatePrices settings when the live price updater is on
+        self.auto_update = config.auto_update
         self._updater = None
 
     @classmethod
     def from_config(cls, section: Section, context: BuildContext) -> GenAICost:
-        files = [context.resolve(p) for p in section.str_list("price_files", [])]
-        for index, path in enumerate(files):
-            if not path.is_file():
-                raise section.doc.error((*section.path, "price_files", index), f"price file not found: {path}")
+        config = schema.read(CostConfig, section, context)
         try:
-            catalog = PriceCatalog.from_files(files)
+            catalog = PriceCatalog.from_files(list(config.price_files))
         except ConfigError as exc:
             raise section.error("price_files", f"bad price file: {exc}") from None
-        compat = tuple(section.str_list("compat", []))
-        for name in compat:
-            if name != "openlit":
-                raise section.error("compat", f"unknown compat mode {name!r}", "supported: openlit")
-        update = section.section("auto_update")
-        auto_update = {"update_interval": update.duration("interval", 3600.0),
-                       **({"url": update.str("url")} if update.has("url") else {})} \
-            if update.bool("enabled", False) else None
-        update.finish()
-        return cls(catalog, context, prefer=section.str("prefer", "local", choices=("local", "reported")),
-                   mismatch_tolerance=section.float("mismatch_tolerance", 0.01), compat=compat,
-                   unpriced_interval=section.duration("unpriced_interval", 3600.0), auto_update=auto_update)
+        return cls(config, context, catalog)
 
     async def start(self) -> None:
-        if self.auto_update is not None:
+        if self.auto_update.enabled:
             from genai_prices import UpdatePrices
-            self._updater = UpdatePrices(**self.auto_update)
+            url = {"url": self.auto_update.url} if self.auto_update.url else {}
+            self._updater = UpdatePrices(update_interval=self.auto_update.interval, **url)
             self._updater.start()
-            _LOG.info("live price updates on", extra={"interval_s": self.auto_update["update_interval"]})
+            _LOG.info("live price updates on", extra={"interval_s": self.auto_update.interval})
 
     async def shutdown(self, timeout: float) -> None:
         if self._updater is not None:

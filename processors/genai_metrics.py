@@ -13,6 +13,7 @@ import asyncio
 import bisect
 import time
 from collections import defaultdict
+from dataclasses import dataclass
 
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 from opentelemetry.proto.metrics.v1 import metrics_pb2
@@ -20,7 +21,7 @@ from opentelemetry.proto.metrics.v1 import metrics_pb2
 from collector import __version__, attributes, log
 from collector.batch import TelemetryBatch
 from collector.component import BuildContext, Processor
-from collector.config import Section
+from collector.schema import Duration
 from collector.signals import Signal
 from pricing_catalog.compiled import PICO
 from processors.genai_normalize import index_batch
@@ -45,27 +46,26 @@ class _Histogram:
         self.total += value
 
 
+@dataclass(frozen=True)
+class MetricsConfig:
+    interval: Duration = 10.0
+    dimensions: tuple[str, ...] = ("customer", "feature")  # attribution dimensions kept as metric attributes
+
+
 class GenAIMetrics(Processor):
-    """Config: ``interval`` (default 10s), ``dimensions`` (attribution dimensions to keep as attributes,
-    default customer, feature)."""
-
     signals = frozenset({Signal.TRACES})
+    config_class = MetricsConfig
+    mutates_data = False  # it reads the priced calls; its metrics go to the metrics pipelines
 
-    def __init__(self, context: BuildContext, interval: float = 10.0,
-                 dimensions: tuple[str, ...] = ("customer", "feature")):
+    def __init__(self, config: MetricsConfig, context: BuildContext):
         self.component_id = context.component_id
-        self.interval = interval
-        self.kept = dimensions  # attribution dimensions kept as metric attributes
+        self.interval = config.interval
+        self.kept = config.dimensions
         self.cost: dict[tuple, int] = defaultdict(int)  # pico-units per attribute set
         self.tokens: dict[tuple, _Histogram] = defaultdict(_Histogram)
         self.start_ns = time.time_ns()
         self.service = None
         self.task: asyncio.Task | None = None
-
-    @classmethod
-    def from_config(cls, section: Section, context: BuildContext) -> GenAIMetrics:
-        return cls(context, section.duration("interval", 10.0),
-                   tuple(section.str_list("dimensions", ["customer", "feature"])))
 
     def bind_service(self, service) -> None:
         self.service = service

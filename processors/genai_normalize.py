@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import time
 from collections import deque
+from dataclasses import dataclass, field
+from typing import Annotated
 
 from collector import attributes
 from collector.batch import TelemetryBatch
 from collector.component import BuildContext, Processor
-from collector.config import Section
+from collector.schema import AtLeast, Duration, Invalid
 from collector.signals import Signal
 from processors import dialects
 from processors.dialects import GenAICall
@@ -85,37 +87,47 @@ class RecentKeys:
         return key in self.first
 
 
-class GenAINormalize(Processor):
-    """Config: ``keep_original`` (default true), ``custom_mappings`` ({source key: canonical key}),
-    ``dedupe`` ({enabled: true, window: 10m, max_entries: 100000}): the response ids, and the parents of
-priced spans, remembered to recognise a call reported twice."""
+@dataclass(frozen=True)
+class DedupeConfig:
+    """The response ids, and the parents of priced spans, remembered to recognise a call reported twice."""
 
-    signals = frozenset({Signal.TRACES})
+    enabled: bool = True
+    window: Duration = 600.0
+    max_entries: Annotated[int, AtLeast(1)] = 100_000
 
-    def __init__(self, keep_original: bool = True, custom_mappings: dict[str, str] | None = None,
-                 dedupe_window: float | None = 600.0, dedupe_max_entries: int = 100_000):
-        self.keep_original = keep_original
-        custom: dict[str, tuple[str, ...]] = {}
-        for source, target in (custom_mappings or {}).items():
-            field = CANONICAL_FIELDS[target]
-            custom[field] = (*custom.get(field, ()), source)
-        self.reader = dialects.SpanReader(custom)
-        self.responses = RecentKeys(dedupe_window, dedupe_max_entries) if dedupe_window else None
-        self.parents = RecentKeys(dedupe_window, dedupe_max_entries) if dedupe_window else None
 
-    @classmethod
-    def from_config(cls, section: Section, context: BuildContext) -> GenAINormalize:
-        mappings = section.str_map("custom_mappings")
-        for source, target in mappings.items():
+@dataclass(frozen=True)
+class NormalizeConfig:
+    keep_original: bool = True
+    custom_mappings: dict[str, str] = field(default_factory=dict)  # source key → canonical key
+    dedupe: DedupeConfig = DedupeConfig()
+
+    def check(self) -> None:
+        for source, target in self.custom_mappings.items():
             if target not in CANONICAL_FIELDS:
-                raise section.error("custom_mappings", f"{source}: {target!r} is not a canonical attribute",
-                                    f"map to one of: {', '.join(CANONICAL_FIELDS)}")
-        dedupe = section.section("dedupe")
-        enabled = dedupe.bool("enabled", True)
-        window = dedupe.duration("window", 600.0)
-        max_entries = dedupe.int("max_entries", 100_000, minimum=1)
-        dedupe.finish()
-        return cls(section.bool("keep_original", True), mappings, window if enabled else None, max_entries)
+                raise Invalid("custom_mappings", f"{source}: {target!r} is not a canonical attribute",
+                              f"map to one of: {', '.join(CANONICAL_FIELDS)}")
+
+    def custom_sources(self) -> dict[str, tuple[str, ...]]:
+        """Canonical field → the custom source keys that feed it, in the order given."""
+        custom: dict[str, tuple[str, ...]] = {}
+        for source, target in self.custom_mappings.items():
+            name = CANONICAL_FIELDS[target]
+            custom[name] = (*custom.get(name, ()), source)
+        return custom
+
+
+class GenAINormalize(Processor):
+    signals = frozenset({Signal.TRACES})
+    config_class = NormalizeConfig
+
+    def __init__(self, config: NormalizeConfig = NormalizeConfig(), context: BuildContext | None = None):
+        self.keep_original = config.keep_original
+        self.reader = dialects.SpanReader(config.custom_sources())
+        dedupe = config.dedupe
+        enabled = dedupe.enabled and dedupe.window
+        self.responses = RecentKeys(dedupe.window, dedupe.max_entries) if enabled else None
+        self.parents = RecentKeys(dedupe.window, dedupe.max_entries) if enabled else None
 
     def process(self, batch: TelemetryBatch) -> None:
         calls = index_batch(batch, self.reader)
@@ -147,9 +159,9 @@ priced spans, remembered to recognise a call reported twice."""
         sent = call.sent
         changes = [(dialects.DIALECT, call.dialect)]
         fields = _IDENTITY + _USAGE if call.billable or call.skip_reason == "duplicate" else _IDENTITY
-        for field, key in fields:
-            value = getattr(call, field)
-            if value is None or (value == 0 and field in _OPTIONAL_COUNTS and key not in call.index):
+        for name, key in fields:
+            value = getattr(call, name)
+            if value is None or (value == 0 and name in _OPTIONAL_COUNTS and key not in call.index):
                 continue
             if key in sent and sent[key] == value and type(sent[key]) is type(value):
                 continue

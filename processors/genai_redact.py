@@ -9,10 +9,11 @@ equal prompts can still be counted without being read.
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
+from typing import Literal
 
 from collector.batch import TelemetryBatch
 from collector.component import BuildContext, Processor
-from collector.config import Section
 from collector.signals import Signal
 
 DEFAULT_KEYS = (
@@ -42,25 +43,23 @@ class KeyPatterns:
         return key not in self.allow and (key in self.exact or (bool(self.prefixes) and key.startswith(self.prefixes)))
 
 
+@dataclass(frozen=True)
+class RedactConfig:
+    mode: Literal["remove", "hash"] = "remove"
+    keys: tuple[str, ...] = DEFAULT_KEYS  # the content attributes of the GenAI conventions and of the dialects
+    allow: tuple[str, ...] = ()
+    events: tuple[str, ...] = DEFAULT_EVENTS  # span event names removed whole
+
+
 class GenAIRedact(Processor):
-    """Config: ``mode`` (``remove`` or ``hash``, default remove), ``keys`` (default: the content attributes of
-    the GenAI conventions and of OpenLLMetry, OpenInference, Vercel AI and Langfuse), ``allow``, ``events``
-    (span event names removed whole; default the GenAI content events)."""
-
     signals = frozenset({Signal.TRACES})
+    config_class = RedactConfig
 
-    def __init__(self, mode: str = "remove", keys: tuple[str, ...] = DEFAULT_KEYS, allow: tuple[str, ...] = (),
-                 events: tuple[str, ...] = DEFAULT_EVENTS):
-        self.mode = mode
-        self.patterns = KeyPatterns(keys, allow)
-        self.events = frozenset(events)
+    def __init__(self, config: RedactConfig = RedactConfig(), context: BuildContext | None = None):
+        self.mode = config.mode
+        self.patterns = KeyPatterns(config.keys, config.allow)
+        self.events = frozenset(config.events)
         self._plans: dict[tuple[str, ...], tuple[int, ...]] = {}
-
-    @classmethod
-    def from_config(cls, section: Section, context: BuildContext) -> GenAIRedact:
-        return cls(section.str("mode", "remove", choices=("remove", "hash")),
-                   tuple(section.str_list("keys", list(DEFAULT_KEYS))), tuple(section.str_list("allow", [])),
-                   tuple(section.str_list("events", list(DEFAULT_EVENTS))))
 
     def _positions(self, keys: tuple[str, ...]) -> tuple[int, ...]:
         """Which attributes of a span with these keys hold content; cached per key shape."""

@@ -17,11 +17,13 @@ import gc
 import os
 import resource
 import time
+from dataclasses import dataclass
+from typing import Annotated
 
 from collector import log
 from collector.batch import TelemetryBatch
 from collector.component import BuildContext, Processor, Refused
-from collector.config import Section
+from collector.schema import AtLeast, Duration, Invalid
 
 _LOG = log.get("processor.memory_limiter")
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
@@ -47,30 +49,36 @@ def rss_bytes() -> int:
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
-class MemoryLimiter(Processor):
-    """Config: ``limit_mib`` (hard), ``spike_limit_mib`` (soft = limit − spike, default 20% of the limit),
-    ``check_interval`` (default 1s)."""
+@dataclass(frozen=True)
+class MemoryLimiterConfig:
+    limit_mib: Annotated[int, AtLeast(32)]  # the hard limit
+    spike_limit_mib: Annotated[int, AtLeast(0)] | None = None  # soft limit = limit − spike; default 20% of it
+    check_interval: Duration = 1.0
 
-    def __init__(self, context: BuildContext, limit_mib: int, spike_limit_mib: int, check_interval: float = 1.0,
-                 measure=rss_bytes):
+    @property
+    def spike_mib(self) -> int:
+        return self.limit_mib // 5 if self.spike_limit_mib is None else self.spike_limit_mib
+
+    def check(self) -> None:
+        if self.spike_mib >= self.limit_mib:
+            raise Invalid("spike_limit_mib", f"must be below limit_mib ({self.limit_mib})")
+
+
+class MemoryLimiter(Processor):
+    config_class = MemoryLimiterConfig
+    mutates_data = False
+
+    def __init__(self, config: MemoryLimiterConfig, context: BuildContext, measure=rss_bytes):
         self.component_id = context.component_id
         self.telemetry = context.telemetry
-        self.hard = limit_mib * 2**20
-        self.soft = (limit_mib - spike_limit_mib) * 2**20
-        self.interval = check_interval
+        self.hard = config.limit_mib * 2**20
+        self.soft = (config.limit_mib - config.spike_mib) * 2**20
+        self.interval = config.check_interval
         self.measure = measure
         self.refusing = False
         self.checked = 0.0
         self.task: asyncio.Task | None = None
         self.telemetry.gauge(self.component_id, "rss_bytes", measure)
-
-    @classmethod
-    def from_config(cls, section: Section, context: BuildContext) -> MemoryLimiter:
-        limit = section.int("limit_mib", minimum=32)
-        spike = section.int("spike_limit_mib", limit // 5, minimum=0)
-        if spike >= limit:
-            raise section.error("spike_limit_mib", f"must be below limit_mib ({limit})")
-        return cls(context, limit, spike, section.duration("check_interval", 1.0))
 
     def check(self) -> None:
         self.checked = time.monotonic()

@@ -11,7 +11,7 @@ from collector.receivers import otlp_json
 from collector.signals import Signal
 from collector.telemetry import SelfTelemetry
 from pricing_catalog.catalog import PriceCatalog
-from processors.genai_cost import GenAICost
+from processors.genai_cost import CostConfig, GenAICost
 from processors.genai_normalize import GenAINormalize
 
 SAMPLES = Path(__file__).parent / "fixtures" / "dialects"
@@ -29,7 +29,7 @@ def load_sample(name: str) -> TelemetryBatch:
 def run(batch: TelemetryBatch, normalize: GenAINormalize | None = None, cost: GenAICost | None = None,
         catalog: PriceCatalog | None = None) -> TelemetryBatch:
     (normalize or GenAINormalize()).process(batch)
-    (cost or GenAICost(catalog or PriceCatalog(), context())).process(batch)
+    (cost or GenAICost(CostConfig(), context(), catalog or PriceCatalog())).process(batch)
     batch.invalidate()  # as the pipeline does after its processors: queued attributes are appended
     return batch
 

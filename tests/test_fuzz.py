@@ -25,12 +25,12 @@ from collector.receivers.otlp_http import RequestRejected, decompress
 from collector.service import build_service
 from collector.signals import Signal
 from pricing_catalog.catalog import PriceCatalog
-from processors.genai_cost import GenAICost
+from processors.genai_cost import CostConfig, GenAICost
 from processors.genai_normalize import GenAINormalize
 from tests.genai_helpers import SAMPLES, context
 
 pytestmark = pytest.mark.fuzz
-NORMALIZE, COST = GenAINormalize(), GenAICost(PriceCatalog(), context())
+NORMALIZE, COST = GenAINormalize(), GenAICost(CostConfig(), context(), PriceCatalog())
 
 
 def run(batch: TelemetryBatch) -> None:

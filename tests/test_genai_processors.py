@@ -18,9 +18,9 @@ from collector.signals import Signal
 from collector.storage.rows import CallColumns
 from pricing_catalog.catalog import PriceCatalog
 from processors import genai_cost
-from processors.genai_attribution import GenAIAttribution
-from processors.genai_cost import GenAICost
-from processors.genai_normalize import GenAINormalize
+from processors.genai_attribution import AttributionConfig, GenAIAttribution
+from processors.genai_cost import CostConfig, GenAICost
+from processors.genai_normalize import GenAINormalize, NormalizeConfig
 from tests.genai_helpers import context, run, span_attributes
 
 JAN_2026 = 1767225600 * 10**9
@@ -65,10 +65,10 @@ def test_a_client_retry_of_the_same_span_is_not_a_duplicate():
 
 
 def test_custom_mappings_read_a_homegrown_dialect():
-    normalize = GenAINormalize(custom_mappings={"acme.llm.vendor": "gen_ai.provider.name",
-                                                "acme.llm.model": "gen_ai.request.model",
-                                                "acme.tokens.in": "gen_ai.usage.input_tokens",
-                                                "acme.tokens.out": "gen_ai.usage.output_tokens"})
+    normalize = GenAINormalize(NormalizeConfig(custom_mappings={"acme.llm.vendor": "gen_ai.provider.name",
+                                                                "acme.llm.model": "gen_ai.request.model",
+                                                                "acme.tokens.in": "gen_ai.usage.input_tokens",
+                                                                "acme.tokens.out": "gen_ai.usage.output_tokens"}))
     batch = run(batch_of({"acme.llm.vendor": "OpenAI", "acme.llm.model": "gpt-4o", "acme.tokens.in": 1000,
                           "acme.tokens.out": 100}), normalize)
     attrs = span_attributes(batch)["span0"]
@@ -80,7 +80,7 @@ def test_custom_mappings_read_a_homegrown_dialect():
 def test_keep_original_false_drops_dialect_names():
     batch = run(batch_of({"gen_ai.system": "OpenAI", "llm.request.type": "chat", "gen_ai.request.model": "gpt-4o",
                           "gen_ai.usage.prompt_tokens": 1000, "gen_ai.usage.completion_tokens": 100,
-                          "server.address": "api.openai.com"}), GenAINormalize(keep_original=False))
+                          "server.address": "api.openai.com"}), GenAINormalize(NormalizeConfig(keep_original=False)))
     attrs = span_attributes(batch)["span0"]
     assert "gen_ai.usage.prompt_tokens" not in attrs and "gen_ai.system" not in attrs
     assert attrs["gen_ai.usage.input_tokens"] == 1000 and attrs["server.address"] == "api.openai.com"
@@ -119,7 +119,7 @@ def test_reasoning_larger_than_output_is_added():
 
 def test_statuses_for_missing_negative_and_unknown(caplog):
     telemetry_context = context()
-    cost = GenAICost(PriceCatalog(), telemetry_context)
+    cost = GenAICost(CostConfig(), telemetry_context, PriceCatalog())
     batch = batch_of({"gen_ai.provider.name": "openai", "gen_ai.request.model": "gpt-4o"},
                      {**OPENAI_CALL, "gen_ai.usage.input_tokens": -5},
                      {**OPENAI_CALL, "gen_ai.request.model": "gpt-unknown-9"},
@@ -138,7 +138,7 @@ def test_statuses_for_missing_negative_and_unknown(caplog):
 def test_an_unpriced_call_keeps_nothing_alive_once_it_is_done():
     """Pricing a model with no price must not hold on to the call: a cached LookupError raised again for
     every unpriced call once kept each caller's frames, and so every request, alive (1.5 GB in 20 s)."""
-    cost = GenAICost(PriceCatalog(), context())
+    cost = GenAICost(CostConfig(), context(), PriceCatalog())
     calls = []
     for _ in range(3):
         batch = run(batch_of({**OPENAI_CALL, "gen_ai.request.model": "gpt-unknown-9"}), cost=cost)
@@ -153,7 +153,7 @@ def test_unpriced_models_past_the_label_limit_are_counted_together(monkeypatch):
     monkeypatch.setattr(genai_cost, "MODEL_LABELS", 2)  # 1000 in production
     telemetry_context = context()
     batch = batch_of(*({**OPENAI_CALL, "gen_ai.request.model": f"req-{i}-model"} for i in range(5)))
-    run(batch, cost=GenAICost(PriceCatalog(), telemetry_context))
+    run(batch, cost=GenAICost(CostConfig(), telemetry_context, PriceCatalog()))
     assert telemetry_context.telemetry.labeled("unpriced_calls") == {
         (("provider", "openai"), ("model", "req-0-model")): 1, (("provider", "openai"), ("model", "req-1-model")): 1,
         (("provider", "openai"), ("model", "__other__")): 3}
@@ -172,14 +172,14 @@ def test_cost_counters_count_models_past_the_label_limit_together(monkeypatch):
 
 
 def test_attribution_values_past_max_cardinality_become_other():
-    attribution = GenAIAttribution({"customer": [("span", "customer.id")]}, {}, max_cardinality=2)
+    attribution = GenAIAttribution(AttributionConfig(customer=("span.customer.id",), max_cardinality=2))
     batch = run(batch_of(*({**OPENAI_CALL, "customer.id": f"c{i % 3}"} for i in range(5))))
     attribution.process(batch)
     assert [call.attribution["customer"] for call in batch.genai] == ["c0", "c1", "__other__", "c0", "c1"]
 
 
 def test_prefer_reported_and_openlit_compat():
-    cost = GenAICost(PriceCatalog(), context(), prefer="reported", compat=("openlit",))
+    cost = GenAICost(CostConfig(prefer="reported", compat=("openlit",)), context(), PriceCatalog())
     batch = run(batch_of({**OPENAI_CALL, "operation.cost": 0.004}), cost=cost)
     attrs = span_attributes(batch)["span0"]
     assert attrs["gen_ai.usage.cost.amount"] == 0.004

@@ -19,7 +19,7 @@ from collector.batch import TelemetryBatch
 from collector.storage.ledger import Ledger
 from collector.storage.queries import CostQuery, LedgerQueries
 from collector.storage.rows import CallColumns
-from processors.genai_attribution import GenAIAttribution
+from processors.genai_attribution import AttributionConfig, GenAIAttribution
 from tests.genai_helpers import load_sample, run
 from tests.test_dialects import CASES
 from tests.test_ledger import emit, ledger_config, tracer
@@ -31,8 +31,8 @@ def cli(*args: str) -> subprocess.CompletedProcess:
 
 def sample_batch(name: str, customer: str) -> TelemetryBatch:
     batch = run(load_sample(name))
-    attribution = GenAIAttribution({"customer": [("span", "nope")], "user": [], "feature": [], "team": []},
-                                   {"customer": customer}, 100)
+    attribution = GenAIAttribution(AttributionConfig(customer=("span.nope",), default={"customer": customer},
+                                                     max_cardinality=100))
     attribution.process(batch)
     batch.invalidate()
     return batch
@@ -137,10 +137,10 @@ def test_prune(ledger_file):
 
 
 def test_retention_policy_prunes_old_calls_and_hourly_rollups(ledger_file):
-    from collector.exporters.duckdb import DuckDBExporter
+    from collector.exporters.duckdb import DuckDBConfig, DuckDBExporter, RetentionConfig
     from tests.genai_helpers import context
-    exporter = DuckDBExporter(context("duckdb"), ledger_file,
-                              retention={"llm_calls": 86_400.0, "cost_hourly": 86_400.0, "cost_daily": None})
+    exporter = DuckDBExporter(DuckDBConfig(str(ledger_file), retention=RetentionConfig(86_400.0, 86_400.0, None)),
+                              context("duckdb"))
     exporter.ledger = Ledger.open(ledger_file)  # the samples are from 2026-01-01: older than a day
     exporter._apply_retention()
     counts = [exporter.ledger.con.execute(f"SELECT count(*) FROM {t}").fetchone()[0]

@@ -14,7 +14,7 @@ from pricing_catalog import overrides
 from pricing_catalog.catalog import PriceCatalog
 from pricing_catalog.compiled import from_pico
 from processors import dialects
-from processors.genai_cost import GenAICost
+from processors.genai_cost import CostConfig, GenAICost
 from tests.genai_helpers import context, load_sample, run, span_attributes
 
 EXAMPLE = Path(__file__).parent.parent / "config" / "examples" / "prices.yaml"
@@ -161,7 +161,7 @@ def test_live_price_update_changes_prices_and_snapshot_id():
     from genai_prices import data_snapshot
 
     catalog = PriceCatalog()
-    cost = GenAICost(catalog, context())
+    cost = GenAICost(CostConfig(), context(), catalog)
     before = run(load_sample("02"), cost=cost).genai[0].cost
     providers = copy.deepcopy(data_snapshot.get_snapshot().providers)
     gpt4o = next(m for p in providers if p.id == "openai" for m in p.models if m.id == "gpt-4o")

@@ -12,8 +12,8 @@ from collector import attributes
 from collector.batch import TelemetryBatch
 from collector.component import Refused
 from collector.signals import Signal
-from processors.genai_redact import GenAIRedact
-from processors.memory_limiter import MemoryLimiter
+from processors.genai_redact import GenAIRedact, RedactConfig
+from processors.memory_limiter import MemoryLimiter, MemoryLimiterConfig
 from tests.genai_helpers import context, run, span_attributes
 from tests.test_genai_processors import OPENAI_CALL, batch_of
 from tests.test_receiver_errors import good_request
@@ -54,7 +54,7 @@ def test_redaction_after_pricing_keeps_the_index_right():
 
 def test_hash_mode_and_allow_list():
     batch = with_content()
-    GenAIRedact(mode="hash", allow=("gen_ai.prompt.0.role",)).process(batch)
+    GenAIRedact(RedactConfig(mode="hash", allow=("gen_ai.prompt.0.role",))).process(batch)
     attrs = span_attributes(batch)["span0"]
     assert attrs["gen_ai.prompt.0.content"].startswith("sha256:") and "secret" not in attrs["gen_ai.prompt.0.content"]
     assert attrs["gen_ai.prompt.0.role"] == "user"
@@ -63,7 +63,8 @@ def test_hash_mode_and_allow_list():
 
 def test_memory_limiter_refuses_above_the_soft_limit():
     used = [100 * 2**20]
-    limiter = MemoryLimiter(context("memory_limiter"), limit_mib=200, spike_limit_mib=50, measure=lambda: used[0])
+    limiter = MemoryLimiter(MemoryLimiterConfig(limit_mib=200, spike_limit_mib=50), context("memory_limiter"),
+                            measure=lambda: used[0])
     limiter.check()
     limiter.process(batch_of(OPENAI_CALL))
     used[0] = 160 * 2**20

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
@@ -15,9 +17,9 @@ from collector.api.metrics import CostCounters, PrometheusView
 from collector.api.routes import CostRoutes, error_response, json_response
 from collector.auth import ServerTls, bearer, find_token
 from collector.component import BuildContext, Extension
-from collector.config import Section, parse_endpoint
 from collector.exporters.duckdb import DuckDBExporter, ledger_of
 from collector.http_server import serve
+from collector.schema import Endpoint, Invalid, MinLength
 from collector.storage.diagnostics import budget_diagnostics, ledger_diagnostics
 from collector.storage.queries import LedgerQueries
 
@@ -56,43 +58,47 @@ async def json_errors(request: web.Request, handler) -> web.StreamResponse:
 STATIC = Path(__file__).parent / "static"
 
 
-class CostApi(Extension):
-    """Config: ``endpoint`` (default 127.0.0.1:8888), ``trace_url_template`` (the dashboard links trace ids
-    to your trace UI, e.g. ``http://jaeger:16686/trace/{trace_id}``), ``auth`` (``read_tokens``,
-    ``admin_tokens``), ``public`` (reads without a token), ``tls`` (``cert_file``, ``key_file``,
-    ``client_ca_file``)."""
+Tokens = Annotated[tuple[str, ...], MinLength(16, "a token needs at least 16 characters "
+                                                   "(is the environment variable set?)")]
 
-    def __init__(self, context: BuildContext, endpoint: tuple[str, int], trace_url_template: str = "",
-                 tokens: dict[str, str] | None = None, public: bool = False, tls: ServerTls | None = None):
+
+@dataclass(frozen=True)
+class ApiAuth:
+    read_tokens: Tokens = ()
+    admin_tokens: Tokens = ()
+
+
+@dataclass(frozen=True)
+class CostApiConfig:
+    endpoint: Endpoint = ("127.0.0.1", 8888)
+    trace_url_template: str = ""  # links trace ids to your trace UI: http://jaeger:16686/trace/{trace_id}
+    auth: ApiAuth = ApiAuth()
+    public: bool = False  # reads without a token
+    tls: ServerTls | None = None
+
+    def check(self) -> None:
+        if self.trace_url_template and "{trace_id}" not in self.trace_url_template:
+            raise Invalid("trace_url_template", "must contain {trace_id}",
+                          "e.g. http://127.0.0.1:16686/trace/{trace_id}")
+
+
+class CostApi(Extension):
+    config_class = CostApiConfig
+
+    def __init__(self, config: CostApiConfig, context: BuildContext):
         self.component_id = context.component_id
         self.telemetry = context.telemetry
         self.costs = CostCounters()
-        self.host, self.port = endpoint
-        self.trace_url_template = trace_url_template
-        self.tokens = tokens or {}  # token → "read" | "admin"
-        self.public = public
-        self.tls = tls
+        self.host, self.port = config.endpoint
+        self.trace_url_template = config.trace_url_template
+        # token → "read" | "admin"
+        self.tokens = {**dict.fromkeys(config.auth.read_tokens, "read"),
+                       **dict.fromkeys(config.auth.admin_tokens, "admin")}
+        self.public = config.public
+        self.tls = config.tls
         self.ledger: DuckDBExporter | None = None
         self.budgets = None
         self.runner: web.AppRunner | None = None
-
-    @classmethod
-    def from_config(cls, section: Section, context: BuildContext) -> CostApi:
-        template = section.str("trace_url_template", "")
-        if template and "{trace_id}" not in template:
-            raise section.error("trace_url_template", "must contain {trace_id}",
-                                "e.g. http://127.0.0.1:16686/trace/{trace_id}")
-        auth = section.section("auth")
-        tokens = {}
-        for role in ("read", "admin"):
-            for index, token in enumerate(auth.str_list(f"{role}_tokens", [])):
-                if len(token) < 16:
-                    raise auth.doc.error((*auth.path, f"{role}_tokens", index),
-                                         "a token needs at least 16 characters (is the environment variable set?)")
-                tokens[token] = role
-        auth.finish()
-        return cls(context, section.endpoint("endpoint", parse_endpoint("127.0.0.1:8888")), template, tokens,
-                   section.bool("public", False), ServerTls.from_section(section.section("tls"), context))
 
     def bind_service(self, service) -> None:
         self.ledger = ledger_of(service, f"extension {self.component_id}")

@@ -2,25 +2,28 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Literal
+
 from collector import log
 from collector.batch import TelemetryBatch
 from collector.component import BuildContext, Exporter
-from collector.config import Section
 from collector.signals import Signal, top_level
 
 
-class DebugExporter(Exporter):
-    """Config: ``verbosity``: ``basic`` (one line per batch, default) or ``detailed`` (one per item)."""
+@dataclass(frozen=True)
+class DebugConfig:
+    verbosity: Literal["basic", "normal", "detailed"] = "basic"  # detailed: one line per span too
 
-    def __init__(self, context: BuildContext, verbosity: str = "basic"):
+
+class DebugExporter(Exporter):
+    config_class = DebugConfig
+
+    def __init__(self, config: DebugConfig, context: BuildContext):
         self.component_id = context.component_id
         self.telemetry = context.telemetry
-        self.verbosity = verbosity
+        self.verbosity = config.verbosity
         self.log = log.get(f"exporter.{context.component_id}")
-
-    @classmethod
-    def from_config(cls, section: Section, context: BuildContext) -> DebugExporter:
-        return cls(context, section.str("verbosity", "basic", choices=("basic", "normal", "detailed")))
 
     def submit(self, batch: TelemetryBatch) -> None:
         signal = batch.signal.spec.name

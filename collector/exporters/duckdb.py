@@ -14,15 +14,18 @@ import datetime as dt
 import queue
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated, Any
 
 import duckdb
 
 from collector import log
 from collector.batch import TelemetryBatch
 from collector.component import BuildContext, Exporter, Refused
-from collector.config import ConfigError, Section, parse_duration
+from collector.config import ConfigError, parse_duration
 from collector.http_server import StartupError
+from collector.schema import AtLeast, Duration, Parse
 from collector.signals import Signal
 from collector.storage.ledger import STANDARD_DIMENSIONS, Ledger, LedgerError
 from collector.storage.rows import CallColumns
@@ -33,35 +36,50 @@ RETENTION_CHECK_INTERVAL = 3600.0
 ROLLUP_INTERVAL = 10.0  # add the calls written since to the rollups (reads add those not rolled up yet)
 
 
-def _retention(section: Section, key: str, default: str) -> float | None:
-    value = section.raw(key, default)
+def keep_for(value: Any) -> float | None:
+    """A retention: seconds to keep, or None for ``forever``."""
     if str(value).strip().lower() in ("forever", "0", "none"):
         return None
     try:
         return parse_duration(value)
     except ValueError as exc:
-        raise section.error(key, f"{exc}; or 'forever'") from None
+        raise ValueError(f"{exc}; or 'forever'") from None
+
+
+Retention = Annotated[float | None, Parse(keep_for)]
+
+
+@dataclass(frozen=True)
+class RetentionConfig:
+    calls: Retention = 90 * 86400.0
+    hourly: Retention = 400 * 86400.0
+    daily: Retention = None  # forever
+
+
+@dataclass(frozen=True)
+class DuckDBConfig:
+    path: str = "data/costs.duckdb"  # relative to the working directory
+    flush_interval: Duration = 0.1
+    max_rows: Annotated[int, AtLeast(1)] = 50_000  # per transaction
+    retention: RetentionConfig = RetentionConfig()
+    threads: Annotated[int, AtLeast(1)] = 1  # DuckDB worker threads: the pipeline needs the other cores
 
 
 class DuckDBExporter(Exporter):
-    """Config: ``path`` (default ``data/costs.duckdb``, relative to the working directory), ``flush_interval``
-    (default 100ms), ``max_rows`` per transaction (default 50000), ``retention`` (``calls: 90d``,
-    ``hourly: 400d``, ``daily: forever``), ``threads`` (DuckDB worker threads, default 1: the pipeline
-    needs the other cores)."""
-
     signals = frozenset({Signal.TRACES})
+    config_class = DuckDBConfig
     durable = True
+    max_pending = 200  # batches waiting for the writer thread before the pipeline is told to back off
 
-    def __init__(self, context: BuildContext, path: Path, flush_interval: float = 0.1, max_rows: int = 50_000,
-                 retention: dict[str, float | None] | None = None, max_pending: int = 200, threads: int = 1):
+    def __init__(self, config: DuckDBConfig, context: BuildContext):
         self.component_id = context.component_id
         self.telemetry = context.telemetry
-        self.path = path
-        self.flush_interval = flush_interval
-        self.max_rows = max_rows
-        self.retention = retention or {}
-        self.max_pending = max_pending
-        self.threads = threads
+        self.path = Path(config.path).expanduser()
+        self.flush_interval = config.flush_interval
+        self.max_rows = config.max_rows
+        keep = config.retention
+        self.retention = {"llm_calls": keep.calls, "cost_hourly": keep.hourly, "cost_daily": keep.daily}
+        self.threads = config.threads
         self.dimensions: tuple[str, ...] = STANDARD_DIMENSIONS
         self.inbox: queue.Queue = queue.Queue()
         self.ledger: Ledger | None = None
@@ -72,18 +90,6 @@ class DuckDBExporter(Exporter):
         self.last_error: str | None = None
         self.listeners: list = []  # called in the writer thread after each commit: (ledger, columns, added rows)
         self.telemetry.gauge(self.component_id, "queue_size", self.inbox.qsize)
-
-    @classmethod
-    def from_config(cls, section: Section, context: BuildContext) -> DuckDBExporter:
-        retention = section.section("retention")
-        policy = {"llm_calls": _retention(retention, "calls", "90d"),
-                  "cost_hourly": _retention(retention, "hourly", "400d"),
-                  "cost_daily": _retention(retention, "daily", "forever")}
-        retention.finish()
-        return cls(context, Path(section.str("path", "data/costs.duckdb")).expanduser(),
-                   flush_interval=section.duration("flush_interval", 0.1),
-                   max_rows=section.int("max_rows", 50_000, minimum=1), retention=policy,
-                   threads=section.int("threads", 1, minimum=1))
 
     def bind_service(self, service) -> None:
         self.dimensions = service.attribution_dimensions()

@@ -11,14 +11,14 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from dataclasses import dataclass
-from pathlib import Path
+from dataclasses import dataclass, field
+from typing import Annotated, Literal
 
 from collector import log
 from collector.batch import TelemetryBatch
 from collector.component import BuildContext, Exporter, Refused
-from collector.config import Section
 from collector.exporters.disk_queue import DiskQueue
+from collector.schema import AtLeast, Duration, ExistingFile, Invalid, Size
 
 
 class RetryableError(Exception):
@@ -33,25 +33,14 @@ class PermanentError(Exception):
 
 @dataclass(frozen=True)
 class RetrySettings:
+    """``retry_on_failure``."""
+
     enabled: bool = True
-    initial_interval: float = 5.0
-    max_interval: float = 30.0
-    max_elapsed_time: float = 300.0
+    initial_interval: Duration = 5.0
+    max_interval: Duration = 30.0
+    max_elapsed_time: Duration = 300.0  # 0: never give up
     multiplier: float = 1.5
     randomization_factor: float = 0.5
-
-    @classmethod
-    def from_section(cls, section: Section) -> RetrySettings:
-        settings = cls(
-            enabled=section.bool("enabled", True),
-            initial_interval=section.duration("initial_interval", cls.initial_interval),
-            max_interval=section.duration("max_interval", cls.max_interval),
-            max_elapsed_time=section.duration("max_elapsed_time", cls.max_elapsed_time),
-            multiplier=section.float("multiplier", cls.multiplier),
-            randomization_factor=section.float("randomization_factor", cls.randomization_factor),
-        )
-        section.finish()
-        return settings
 
     def delays(self):
         """Jittered backoff delays, growing to ``max_interval``."""
@@ -64,43 +53,40 @@ class RetrySettings:
 
 @dataclass(frozen=True)
 class TlsSettings:
+    """``tls`` of a client: the CA to trust, a client certificate, or plaintext (``insecure``)."""
+
     insecure: bool = False
-    ca_file: Path | None = None
-    cert_file: Path | None = None
-    key_file: Path | None = None
+    ca_file: ExistingFile | None = None
+    cert_file: ExistingFile | None = None
+    key_file: ExistingFile | None = None
     insecure_skip_verify: bool = False
 
-    @classmethod
-    def from_section(cls, section: Section, context: BuildContext) -> TlsSettings:
-        def path(key: str) -> Path | None:
-            return context.existing_file(section, key)
-
-        settings = cls(insecure=section.bool("insecure", False), ca_file=path("ca_file"),
-                       cert_file=path("cert_file"), key_file=path("key_file"),
-                       insecure_skip_verify=section.bool("insecure_skip_verify", False))
-        if bool(settings.cert_file) != bool(settings.key_file):
-            raise section.error(None, "cert_file and key_file must be set together")
-        section.finish()
-        return settings
+    def check(self) -> None:
+        if bool(self.cert_file) != bool(self.key_file):
+            raise Invalid((), "cert_file and key_file must be set together")
 
 
 @dataclass(frozen=True)
-class ConnectionSettings:
-    endpoint: str
-    headers: dict[str, str]
-    tls: TlsSettings
-    compression: str
-    timeout: float
+class QueueSettings:
+    """``sending_queue``: in memory, or on disk in the ``storage`` folder (survives restarts)."""
 
-    @classmethod
-    def from_section(cls, section: Section, context: BuildContext) -> ConnectionSettings:
-        return cls(
-            endpoint=section.str("endpoint"),
-            headers={k.lower(): v for k, v in section.str_map("headers").items()},
-            tls=TlsSettings.from_section(section.section("tls"), context),
-            compression=section.str("compression", "gzip", choices=("gzip", "none")),
-            timeout=section.duration("timeout", 5.0),
-        )
+    queue_size: Annotated[int, AtLeast(1)] = 1000  # batches
+    num_consumers: Annotated[int, AtLeast(1)] = 10
+    storage: str | None = None
+    max_size: Size = 1024**3  # of the disk queue
+
+
+@dataclass(frozen=True)
+class NetworkExporterConfig:
+    """What every network exporter is configured with."""
+
+    endpoint: str
+    headers: dict[str, str] = field(default_factory=dict)
+    tls: TlsSettings = TlsSettings()
+    compression: Literal["gzip", "none"] = "gzip"
+    timeout: Duration = 5.0
+    sending_queue: QueueSettings = QueueSettings()
+    retry_on_failure: RetrySettings = RetrySettings()
 
 
 class QueuedExporter(Exporter):
@@ -110,16 +96,19 @@ class QueuedExporter(Exporter):
     may override :meth:`connect` / :meth:`close`.
     """
 
-    def __init__(self, context: BuildContext, queue_size: int = 1000, num_consumers: int = 10,
-                 retry: RetrySettings = RetrySettings(), storage: Path | None = None,
-                 max_size: int = 1024**3):
+    def __init__(self, config: NetworkExporterConfig, context: BuildContext):
         self.component_id = context.component_id
-        self.disk = DiskQueue(storage, max_size) if storage is not None else None
+        self.config = config
+        self.headers = {k.lower(): v for k, v in config.headers.items()}
+        queue = config.sending_queue
+        storage = context.resolve(queue.storage) / f"{context.component_id.replace('/', '_')}.sqlite" \
+            if queue.storage else None
+        self.disk = DiskQueue(storage, queue.max_size) if storage is not None else None
         self.durable = self.disk is not None  # acknowledged only once on disk
         self.telemetry = context.telemetry
-        self.queue_size = queue_size
-        self.num_consumers = num_consumers
-        self.retry = retry
+        self.queue_size = queue.queue_size
+        self.num_consumers = queue.num_consumers
+        self.retry = config.retry_on_failure
         self.log = log.get(f"exporter.{context.component_id}")
         self.queue: asyncio.Queue[TelemetryBatch] | None = None
         self.consumers: list[asyncio.Task] = []
@@ -133,19 +122,6 @@ class QueuedExporter(Exporter):
         if self.disk is not None:
             return self.disk.count
         return self.queue.qsize() if self.queue else 0
-
-    @staticmethod
-    def read_queue_settings(section: Section, context: BuildContext) -> dict:
-        queue = section.section("sending_queue")
-        storage = queue.str("storage", None)
-        settings = {"queue_size": queue.int("queue_size", 1000, minimum=1),
-                    "num_consumers": queue.int("num_consumers", 10, minimum=1),
-                    "retry": RetrySettings.from_section(section.section("retry_on_failure")),
-                    "storage": context.resolve(storage) / f"{context.component_id.replace('/', '_')}.sqlite"
-                    if storage else None,
-                    "max_size": queue.size("max_size", 1024**3)}
-        queue.finish()
-        return settings
 
     async def connect(self) -> None:
         """Open clients and channels."""

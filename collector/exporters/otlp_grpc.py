@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import grpc
 from google.rpc import error_details_pb2, status_pb2
 
 from collector.batch import TelemetryBatch
 from collector.component import BuildContext
-from collector.config import Section, parse_endpoint
-from collector.exporters.network import ConnectionSettings, PermanentError, QueuedExporter, RetryableError
+from collector.config import parse_endpoint
+from collector.exporters.network import NetworkExporterConfig, PermanentError, QueuedExporter, RetryableError
+from collector.schema import Invalid
 from collector.signals import Signal
 
 # OTLP/gRPC: these codes are retryable; RESOURCE_EXHAUSTED only when the server sends RetryInfo.
@@ -29,39 +32,39 @@ def retry_delay(error: grpc.aio.AioRpcError) -> float | None:
     return None
 
 
-class OtlpGrpcExporter(QueuedExporter):
-    """Config: ``endpoint`` (host:port), ``headers``, ``tls``, ``compression``, ``timeout``,
-    ``sending_queue``, ``retry_on_failure``."""
+@dataclass(frozen=True)
+class OtlpGrpcConfig(NetworkExporterConfig):
+    """``endpoint`` is host:port (an ``http://`` prefix means plaintext, ``https://`` TLS)."""
 
-    def __init__(self, context: BuildContext, connection: ConnectionSettings, **queue_settings):
-        super().__init__(context, **queue_settings)
-        self.connection = connection
+    def check(self) -> None:
+        try:
+            parse_endpoint(self.endpoint)
+        except ValueError as exc:
+            raise Invalid("endpoint", str(exc)) from None
+
+
+class OtlpGrpcExporter(QueuedExporter):
+    config_class = OtlpGrpcConfig
+
+    def __init__(self, config: OtlpGrpcConfig, context: BuildContext):
+        super().__init__(config, context)
         self.channel: grpc.aio.Channel | None = None
         self.methods: dict[Signal, grpc.aio.UnaryUnaryMultiCallable] = {}
-        self.metadata = tuple(connection.headers.items())
-
-    @classmethod
-    def from_config(cls, section: Section, context: BuildContext) -> OtlpGrpcExporter:
-        connection = ConnectionSettings.from_section(section, context)
-        try:
-            parse_endpoint(connection.endpoint)
-        except ValueError as exc:
-            raise section.error("endpoint", str(exc)) from None
-        return cls(context, connection, **cls.read_queue_settings(section, context))
+        self.metadata = tuple(self.headers.items())
 
     def _use_tls(self) -> bool:
-        endpoint = self.connection.endpoint
+        endpoint = self.config.endpoint
         if endpoint.startswith("https://"):
             return True
-        return not endpoint.startswith("http://") and not self.connection.tls.insecure
+        return not endpoint.startswith("http://") and not self.config.tls.insecure
 
     async def connect(self) -> None:
-        host, port = parse_endpoint(self.connection.endpoint)
+        host, port = parse_endpoint(self.config.endpoint)
         target = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-        compression = grpc.Compression.Gzip if self.connection.compression == "gzip" else grpc.Compression.NoCompression
+        compression = grpc.Compression.Gzip if self.config.compression == "gzip" else grpc.Compression.NoCompression
         options = [("grpc.max_send_message_length", -1), ("grpc.max_receive_message_length", -1)]
         if self._use_tls():
-            tls = self.connection.tls
+            tls = self.config.tls
             credentials = grpc.ssl_channel_credentials(
                 root_certificates=tls.ca_file.read_bytes() if tls.ca_file else None,
                 private_key=tls.key_file.read_bytes() if tls.key_file else None,
@@ -80,7 +83,7 @@ class OtlpGrpcExporter(QueuedExporter):
     async def send(self, batch: TelemetryBatch) -> None:
         try:
             response = await self.methods[batch.signal](batch.serialized(), metadata=self.metadata,
-                                                        timeout=self.connection.timeout)
+                                                        timeout=self.config.timeout)
         except grpc.aio.AioRpcError as error:
             code = error.code()
             delay = retry_delay(error)

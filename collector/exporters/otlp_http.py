@@ -6,13 +6,14 @@ import email.utils
 import gzip
 import ssl
 import time
+from dataclasses import dataclass
 
 import aiohttp
 
 from collector.batch import TelemetryBatch
 from collector.component import BuildContext
-from collector.config import Section
-from collector.exporters.network import ConnectionSettings, PermanentError, QueuedExporter, RetryableError
+from collector.exporters.network import NetworkExporterConfig, PermanentError, QueuedExporter, RetryableError
+from collector.schema import Invalid
 from collector.signals import Signal
 
 _RETRYABLE_STATUS = {429, 502, 503, 504}
@@ -30,33 +31,36 @@ def parse_retry_after(value: str | None) -> float | None:
         return None
 
 
-class OtlpHttpExporter(QueuedExporter):
-    """Config: ``endpoint`` (base URL; ``/v1/<signal>`` is appended), ``traces_endpoint``,
-    ``metrics_endpoint``, ``logs_endpoint`` (full URLs), ``headers``, ``tls``, ``compression``,
-    ``timeout``, ``sending_queue``, ``retry_on_failure``."""
+@dataclass(frozen=True)
+class OtlpHttpConfig(NetworkExporterConfig):
+    """``endpoint`` is a base URL (``/v1/<signal>`` is appended); the ``<signal>_endpoint`` keys are full
+    URLs that replace it for one signal."""
 
-    def __init__(self, context: BuildContext, connection: ConnectionSettings, urls: dict[Signal, str],
-                 **queue_settings):
-        super().__init__(context, **queue_settings)
-        self.connection = connection
-        self.urls = urls
+    traces_endpoint: str | None = None
+    metrics_endpoint: str | None = None
+    logs_endpoint: str | None = None
+
+    def urls(self) -> dict[Signal, str]:
+        return {signal: getattr(self, f"{signal.spec.name}_endpoint")
+                or self.endpoint.rstrip("/") + signal.spec.http_path for signal in Signal}
+
+    def check(self) -> None:
+        for signal, url in self.urls().items():
+            if not url.startswith(("http://", "https://")):
+                key = f"{signal.spec.name}_endpoint"
+                raise Invalid(key if getattr(self, key) else "endpoint", f"{url!r} is not an http:// or https:// URL")
+
+
+class OtlpHttpExporter(QueuedExporter):
+    config_class = OtlpHttpConfig
+
+    def __init__(self, config: OtlpHttpConfig, context: BuildContext):
+        super().__init__(config, context)
+        self.urls = config.urls()
         self.session: aiohttp.ClientSession | None = None
 
-    @classmethod
-    def from_config(cls, section: Section, context: BuildContext) -> OtlpHttpExporter:
-        connection = ConnectionSettings.from_section(section, context)
-        urls = {}
-        for signal in Signal:
-            key = f"{signal.spec.name}_endpoint"
-            url = section.str(key, connection.endpoint.rstrip("/") + signal.spec.http_path)
-            if not url.startswith(("http://", "https://")):
-                raise section.error(key if section.has(key) else "endpoint",
-                                    f"{url!r} is not an http:// or https:// URL")
-            urls[signal] = url
-        return cls(context, connection, urls, **cls.read_queue_settings(section, context))
-
     def _ssl_context(self) -> ssl.SSLContext | bool:
-        tls = self.connection.tls
+        tls = self.config.tls
         context = ssl.create_default_context(cafile=str(tls.ca_file) if tls.ca_file else None)
         if tls.cert_file and tls.key_file:
             context.load_cert_chain(str(tls.cert_file), str(tls.key_file))
@@ -67,7 +71,7 @@ class OtlpHttpExporter(QueuedExporter):
 
     async def connect(self) -> None:
         self.session = aiohttp.ClientSession(
-            timeout=aiohttp.ClientTimeout(total=self.connection.timeout),
+            timeout=aiohttp.ClientTimeout(total=self.config.timeout),
             connector=aiohttp.TCPConnector(ssl=self._ssl_context(), limit=self.num_consumers),
         )
 
@@ -78,8 +82,8 @@ class OtlpHttpExporter(QueuedExporter):
     async def send(self, batch: TelemetryBatch) -> None:
         assert self.session is not None
         body = batch.serialized()
-        headers = {**self.connection.headers, "Content-Type": "application/x-protobuf"}
-        if self.connection.compression == "gzip":
+        headers = {**self.headers, "Content-Type": "application/x-protobuf"}
+        if self.config.compression == "gzip":
             body = gzip.compress(body, compresslevel=6)
             headers["Content-Encoding"] = "gzip"
         try:

@@ -4,29 +4,32 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import dataclass
 
 from aiohttp import web
 
 from collector.component import BuildContext, Extension
-from collector.config import Section, parse_endpoint
 from collector.http_server import serve
+from collector.schema import Endpoint
+
+
+@dataclass(frozen=True)
+class HealthCheckConfig:
+    endpoint: Endpoint = ("127.0.0.1", 13133)
+    path: str = "/"
 
 
 class HealthCheck(Extension):
-    """Config: ``endpoint`` (default 127.0.0.1:13133), ``path`` (default ``/``)."""
+    config_class = HealthCheckConfig
 
-    def __init__(self, context: BuildContext, endpoint: tuple[str, int], path: str):
+    def __init__(self, config: HealthCheckConfig, context: BuildContext):
         self.component_id = context.component_id
         self.telemetry = context.telemetry
-        self.host, self.port = endpoint
-        self.path = path
+        self.host, self.port = config.endpoint
+        self.path = config.path
         self.service = None
         self.runner: web.AppRunner | None = None
         self.started_at = time.time()
-
-    @classmethod
-    def from_config(cls, section: Section, context: BuildContext) -> HealthCheck:
-        return cls(context, section.endpoint("endpoint", parse_endpoint("127.0.0.1:13133")), section.str("path", "/"))
 
     def bind_service(self, service: object) -> None:
         self.service = service

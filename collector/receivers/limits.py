@@ -8,9 +8,10 @@ prescribes. Nesting depth is bounded by the decoders: protobuf's recursion limit
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Annotated
 
 from collector.batch import TelemetryBatch
-from collector.config import Section
+from collector.schema import AtLeast, Size
 from collector.signals import Signal
 
 
@@ -20,17 +21,9 @@ class TooManyItems(ValueError):
 
 @dataclass(frozen=True)
 class Limits:
-    max_spans_per_request: int = 100_000
-    max_attributes_per_span: int = 1_000
-    max_attribute_value_bytes: int = 1024**2
-
-    @classmethod
-    def from_section(cls, section: Section) -> Limits:
-        limits = cls(section.int("max_spans_per_request", cls.max_spans_per_request, minimum=1),
-                     section.int("max_attributes_per_span", cls.max_attributes_per_span, minimum=1),
-                     section.size("max_attribute_value_bytes", cls.max_attribute_value_bytes))
-        section.finish()
-        return limits
+    max_spans_per_request: Annotated[int, AtLeast(1)] = 100_000
+    max_attributes_per_span: Annotated[int, AtLeast(1)] = 1_000
+    max_attribute_value_bytes: Size = 1024**2
 
     def apply(self, batch: TelemetryBatch) -> tuple[int, str]:
         """Drop the spans over the limits; returns (spans dropped, why). Raises TooManyItems."""

@@ -3,49 +3,71 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Annotated
 
 from google.protobuf.message import Message
 
 from collector import log
-from collector.auth import BearerAuth, request_headers
+from collector.auth import BearerAuth, ServerTls, request_headers
 from collector.batch import TelemetryBatch
 from collector.component import BuildContext, Consumer, Receiver, Refused
-from collector.config import Section
 from collector.receivers.limits import Limits
+from collector.schema import AtLeast, Endpoint, Invalid, Size
 from collector.signals import Signal
 
-DEFAULT_GRPC_ENDPOINT = "127.0.0.1:4317"
-DEFAULT_HTTP_ENDPOINT = "127.0.0.1:4318"
 _LOG = log.get("receiver.otlp")
 
 
-class OtlpReceiver(Receiver):
-    def __init__(self, context: BuildContext, auth: BearerAuth | None = None, limits: Limits | None = None):
-        self.component_id = context.component_id
-        self.limits = limits or Limits()
-        self.context = context
-        self.auth = auth
-        self.telemetry = context.telemetry
-        self.consumers: dict[Signal, Consumer] = {}
-        self.servers: list = []
+@dataclass(frozen=True)
+class GrpcProtocol:
+    endpoint: Endpoint = ("127.0.0.1", 4317)
+    max_recv_msg_size_mib: Annotated[int, AtLeast(1)] = 4
+    tls: ServerTls | None = None
 
-    @classmethod
-    def from_config(cls, section: Section, context: BuildContext) -> OtlpReceiver:
+
+@dataclass(frozen=True)
+class HttpProtocol:
+    endpoint: Endpoint = ("127.0.0.1", 4318)
+    max_request_body_size: Size = 20 * 1024 * 1024  # decompressed
+    tls: ServerTls | None = None
+
+
+@dataclass(frozen=True)
+class Protocols:
+    grpc: GrpcProtocol | None = None
+    http: HttpProtocol | None = None
+
+
+@dataclass(frozen=True)
+class OtlpReceiverConfig:
+    protocols: Protocols = Protocols()
+    auth: BearerAuth = field(default_factory=BearerAuth)
+    limits: Limits = field(default_factory=Limits)
+
+    def check(self) -> None:
+        if self.protocols.grpc is None and self.protocols.http is None:
+            raise Invalid("protocols", "enable at least one protocol",
+                          "add protocols: {grpc: {endpoint: 127.0.0.1:4317}, http: {endpoint: 127.0.0.1:4318}}")
+
+
+class OtlpReceiver(Receiver):
+    config_class = OtlpReceiverConfig
+
+    def __init__(self, config: OtlpReceiverConfig, context: BuildContext):
         from collector.receivers.otlp_grpc import GrpcServer
         from collector.receivers.otlp_http import HttpServer
 
-        receiver = cls(context, BearerAuth.from_section(section.section("auth")),
-                       Limits.from_section(section.section("limits")))
-        protocols = section.section("protocols")
-        if not protocols.keys():
-            raise protocols.error(None, "enable at least one protocol",
-                                  "add protocols: {grpc: {endpoint: 127.0.0.1:4317}, http: {endpoint: 127.0.0.1:4318}}")
-        if protocols.has("grpc"):
-            receiver.servers.append(GrpcServer.from_config(protocols.section("grpc"), receiver))
-        if protocols.has("http"):
-            receiver.servers.append(HttpServer.from_config(protocols.section("http"), receiver))
-        protocols.finish()
-        return receiver
+        self.component_id = context.component_id
+        self.limits = config.limits
+        self.auth = config.auth if config.auth.enabled else None
+        self.telemetry = context.telemetry
+        self.consumers: dict[Signal, Consumer] = {}
+        self.servers: list = []
+        if config.protocols.grpc is not None:
+            self.servers.append(GrpcServer(self, config.protocols.grpc))
+        if config.protocols.http is not None:
+            self.servers.append(HttpServer(self, config.protocols.http))
 
     def authenticate(self, raw_headers: Mapping[str, str]) -> dict[str, str] | None:
         """The headers a batch carries, or None when auth is on and the request has no valid token."""

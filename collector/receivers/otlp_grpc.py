@@ -7,13 +7,11 @@ from google.protobuf import duration_pb2
 from google.protobuf.message import DecodeError
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 
-from collector.auth import ServerTls
 from collector.batch import TelemetryBatch
 from collector.component import Refused
-from collector.config import Section, parse_endpoint
 from collector.http_server import StartupError
 from collector.receivers.limits import TooManyItems
-from collector.receivers.otlp import DEFAULT_GRPC_ENDPOINT, OtlpReceiver
+from collector.receivers.otlp import GrpcProtocol, OtlpReceiver
 from collector.signals import Signal
 
 
@@ -27,21 +25,12 @@ def retry_info_metadata(code: int, message: str, retry_after: float) -> tuple[tu
 
 
 class GrpcServer:
-    def __init__(self, receiver: OtlpReceiver, endpoint: tuple[str, int], max_message_bytes: int,
-                 tls: ServerTls | None = None):
+    def __init__(self, receiver: OtlpReceiver, config: GrpcProtocol):
         self.receiver = receiver
-        self.tls = tls
-        self.host, self.port = endpoint
-        self.max_message_bytes = max_message_bytes
+        self.tls = config.tls
+        self.host, self.port = config.endpoint
+        self.max_message_bytes = config.max_recv_msg_size_mib * 1024 * 1024
         self.server: grpc.aio.Server | None = None
-
-    @classmethod
-    def from_config(cls, section: Section, receiver: OtlpReceiver) -> GrpcServer:
-        server = cls(receiver, section.endpoint("endpoint", parse_endpoint(DEFAULT_GRPC_ENDPOINT)),
-                     section.int("max_recv_msg_size_mib", 4, minimum=1) * 1024 * 1024,
-                     ServerTls.from_section(section.section("tls"), receiver.context))
-        section.finish()
-        return server
 
     def _handler(self, signal: Signal):
         receiver = self.receiver

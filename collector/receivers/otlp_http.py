@@ -15,14 +15,12 @@ from aiohttp import web
 from google.protobuf.message import DecodeError
 from google.rpc import code_pb2, status_pb2
 
-from collector.auth import ServerTls
 from collector.batch import TelemetryBatch
 from collector.component import Refused
-from collector.config import Section, parse_endpoint
 from collector.http_server import serve
 from collector.receivers import otlp_json
 from collector.receivers.limits import TooManyItems
-from collector.receivers.otlp import DEFAULT_HTTP_ENDPOINT, OtlpReceiver
+from collector.receivers.otlp import HttpProtocol, OtlpReceiver
 from collector.signals import Signal
 
 PROTOBUF = "application/x-protobuf"
@@ -76,21 +74,12 @@ def decompress(body: bytes, encoding: str, limit: int) -> bytes:
 
 
 class HttpServer:
-    def __init__(self, receiver: OtlpReceiver, endpoint: tuple[str, int], max_body_bytes: int,
-                 tls: ServerTls | None = None):
+    def __init__(self, receiver: OtlpReceiver, config: HttpProtocol):
         self.receiver = receiver
-        self.tls = tls
-        self.host, self.port = endpoint
-        self.max_body_bytes = max_body_bytes
+        self.tls = config.tls
+        self.host, self.port = config.endpoint
+        self.max_body_bytes = config.max_request_body_size
         self.runner: web.AppRunner | None = None
-
-    @classmethod
-    def from_config(cls, section: Section, receiver: OtlpReceiver) -> HttpServer:
-        server = cls(receiver, section.endpoint("endpoint", parse_endpoint(DEFAULT_HTTP_ENDPOINT)),
-                     section.size("max_request_body_size", 20 * 1024 * 1024),
-                     ServerTls.from_section(section.section("tls"), receiver.context))
-        section.finish()
-        return server
 
     def _handler(self, signal: Signal):
         async def export(request: web.Request) -> web.Response:
