@@ -265,9 +265,13 @@ class Section:
 
     def float(self, key: str, default: Any = _REQUIRED) -> Any:
         def convert(v: Any) -> float:
-            if isinstance(v, bool):
+            try:
+                number = float(v) if not isinstance(v, bool) else None
+            except (TypeError, ValueError):
+                number = None
+            if number is None or number != number:
                 raise ValueError(f"{v!r} is not a number")
-            return float(v)
+            return number
 
         return self._typed(key, default, convert)
 

@@ -87,7 +87,7 @@ def read(cls: type[T], section: Section, context: FileResolver) -> T:
     """Read ``section`` as ``cls`` (a dataclass); raises ConfigError at the file, line and key at fault."""
     values: dict[str, Any] = {}
     for field, hint in _fields(cls):
-        key = field.metadata.get("key", field.name)
+        key = field.name
         # ``grpc:`` with no value enables a nested block with its defaults, as in the OpenTelemetry Collector
         empty_block = section.has(key) and section.data[key] is None and dataclasses.is_dataclass(_optional(hint))
         if not section.has(key) or (section.data[key] is None and not empty_block):
@@ -215,3 +215,15 @@ def _existing(context: FileResolver, section: Section, path: Path_, value: str) 
     if not resolved.is_file():
         raise section.doc.error((*section.path, *path), f"file not found: {resolved}")
     return resolved
+
+
+def key_paths(cls: type) -> list[str]:
+    """Every key a config class reads, dotted (``protocols.grpc.endpoint``); lists and maps are leaves."""
+    paths = []
+    for field, hint in _fields(cls):
+        inner = _optional(hint) or hint
+        if dataclasses.is_dataclass(inner):
+            paths += [f"{field.name}.{sub}" for sub in key_paths(inner)]
+        else:
+            paths.append(field.name)
+    return paths

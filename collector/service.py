@@ -23,7 +23,9 @@ from collector.signals import Signal
 from collector.telemetry import SelfTelemetry
 
 _LOG = log.get("service")
-_TOP_LEVEL = ("receivers", "processors", "exporters", "extensions", "connectors", "service")
+_TOP_LEVEL = ("receivers", "processors", "exporters", "extensions", "service")
+_UNSUPPORTED = {"connectors": "connectors are not supported: the genai_metrics processor turns priced spans into "
+                              "metrics for the metrics pipelines"}
 
 
 def split_id(component_id: str) -> tuple[str, str]:
@@ -109,7 +111,7 @@ class _Builder:
             raise document.error((), "the config must be a mapping with receivers, exporters and service")
         for key in root:
             if key not in _TOP_LEVEL:
-                raise document.error((key,), "unknown top-level key", suggest(key, _TOP_LEVEL)
+                raise document.error((key,), "unknown top-level key", _UNSUPPORTED.get(key) or suggest(key, _TOP_LEVEL)
                                      or f"top-level keys are {', '.join(_TOP_LEVEL)}")
         for kind in registry.KINDS:
             if not isinstance(root.get(kind) or {}, dict):
