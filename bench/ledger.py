@@ -19,6 +19,7 @@ from pathlib import Path
 from bench.workload import build_requests
 from collector.batch import TelemetryBatch
 from collector.component import BuildContext
+from collector.pipeline import Fanout, ProcessorRun
 from collector.signals import Signal
 from collector.storage.ledger import Ledger
 from collector.storage.queries import CostQuery, LedgerQueries
@@ -27,6 +28,7 @@ from collector.telemetry import SelfTelemetry
 from pricing_catalog.catalog import PriceCatalog
 from processors.genai_attribution import AttributionConfig, GenAIAttribution
 from processors.genai_cost import CostConfig, GenAICost
+from processors.genai_index import indexer_for
 from processors.genai_normalize import GenAINormalize
 
 
@@ -34,12 +36,11 @@ def processed_batches(requests: int) -> list[TelemetryBatch]:
     normalize = GenAINormalize()
     cost = GenAICost(CostConfig(), BuildContext("genai_cost", SelfTelemetry(), Path(".")), PriceCatalog())
     attribution = GenAIAttribution(AttributionConfig(customer=("resource.service.name",)))
+    run = ProcessorRun([normalize, cost, attribution], Fanout([]), indexer_for([normalize, cost, attribution]))
     batches = []
     for wire in build_requests(requests):
         batch = TelemetryBatch.from_wire(Signal.TRACES, wire)
-        for processor in (normalize, cost, attribution):
-            processor.process(batch)
-        batch.invalidate()
+        run.run(batch)
         batches.append(batch)
     return batches
 

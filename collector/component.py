@@ -7,6 +7,7 @@ build a whole service; it binds ports and starts tasks only in ``start()``.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar, Protocol
@@ -46,6 +47,8 @@ class Refused(Exception):
 
 
 class Consumer(Protocol):
+    mutates_data: bool  # whether consuming changes the batch handed in (its message or GenAI index)
+
     async def consume(self, batch: TelemetryBatch) -> None:
         """Accept the batch or raise Refused. Returning means the data is safely queued."""
 
@@ -72,12 +75,20 @@ class Component:
 class Processor(Component):
     """Works synchronously and in place on each batch (a function of the batch).
 
-    ``mutates_data``: whether ``process`` changes the batch (as the OpenTelemetry Collector's
-    ``Capabilities.MutatesData``). The pipeline re-encodes a batch, and copies it for fan-out, only
-    when a processor that mutates has run or will run on it.
+    Declared capabilities, read by the pipeline:
+
+    - ``mutates_data``: ``process`` changes the message (as the OpenTelemetry Collector's
+      ``Capabilities.MutatesData``). The pipeline re-encodes a batch, and copies it for fan-out, only
+      where a processor that mutates runs on it.
+    - ``reads_genai``: ``process`` works from ``batch.genai``, the index of GenAI calls, which the
+      pipeline builds once before the first such processor; ``span_keys`` (span attributes read from
+      the calls) and ``source_mappings`` (canonical field → extra source keys) shape that index.
     """
 
     mutates_data: ClassVar[bool] = True
+    reads_genai: ClassVar[bool] = False
+    span_keys: frozenset[str] = frozenset()
+    source_mappings: Mapping[str, tuple[str, ...]] = {}
 
     def process(self, batch: TelemetryBatch) -> None:
         raise NotImplementedError

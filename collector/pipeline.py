@@ -1,12 +1,18 @@
-"""Pipelines: a chain of consumers from a receiver through processors to exporters."""
+"""Pipelines: a chain of consumers from a receiver through processors to exporters.
+
+Where a batch is copied and re-encoded is decided here, from what the processors declare
+(``Processor.mutates_data``, ``reads_genai``), as the OpenTelemetry Collector's fan-out does.
+"""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 from collector.batch import TelemetryBatch
 from collector.component import BufferingProcessor, Consumer, Exporter, Processor, Refused
+
+Indexer = Callable[[TelemetryBatch], list]  # a pipeline's GenAI index of a batch (processors.genai_index)
 
 
 class Fanout:
@@ -16,6 +22,8 @@ class Fanout:
 
     Exporters share the batch (they never mutate it), so nothing is copied.
     """
+
+    mutates_data = False
 
     def __init__(self, exporters: Sequence[tuple[str, Exporter]]):
         self.exporters = list(exporters)
@@ -33,48 +41,72 @@ class Fanout:
 
 
 class ProcessorRun:
-    """Runs synchronous in-place processors, then passes the batch on."""
+    """Runs synchronous in-place processors, then passes the batch on.
 
-    def __init__(self, processors: Sequence[Processor], downstream: Consumer):
+    The GenAI index is built before the first processor that reads it; the batch is re-encoded
+    (its received bytes forgotten, the attributes queued on its calls appended) only when a
+    processor that mutates data ran, so a read-only run forwards the bytes as they were received.
+    """
+
+    def __init__(self, processors: Sequence[Processor], downstream: Consumer, index: Indexer | None = None):
         self.processors = list(processors)
         self.downstream = downstream
+        self.index = index
+        self.changes_message = any(p.mutates_data for p in self.processors)
+        self.mutates_data = self.changes_message or any(p.reads_genai for p in self.processors)
+
+    def run(self, batch: TelemetryBatch) -> None:
+        for processor in self.processors:
+            if processor.reads_genai and batch.genai is None:
+                batch.genai = self.index(batch)
+            processor.process(batch)
+        if self.changes_message:
+            batch.invalidate()
 
     async def consume(self, batch: TelemetryBatch) -> None:
-        for processor in self.processors:
-            processor.process(batch)
-        batch.invalidate()  # processors work in place: the received bytes are stale now
+        self.run(batch)
         if batch.item_count:
             await self.downstream.consume(batch)
 
 
 class PipelineSet:
-    """Feeds one receiver's batches of a signal to every pipeline that lists the receiver.
+    """Feeds one batch to several pipelines (a receiver's, or the collector's own telemetry).
 
-    When several pipelines take the same batch, all but the last get a copy,
-    because their processors mutate it.
+    As the OpenTelemetry Collector's fan-out: pipelines that do not mutate data share the original;
+    the others each get a copy, except the last of them when no pipeline shares the original. The
+    copies are made before any pipeline runs.
     """
 
     def __init__(self, pipelines: Sequence[Consumer]):
         self.pipelines = list(pipelines)
+        mutating = [p for p in self.pipelines if p.mutates_data]
+        shares_original = len(mutating) < len(self.pipelines)
+        self.copies = [p.mutates_data and (shares_original or p is not mutating[-1]) for p in self.pipelines]
+        self.mutates_data = bool(mutating) and not shares_original
+
+    def batches(self, batch: TelemetryBatch) -> Iterator[tuple[Consumer, TelemetryBatch]]:
+        """Each pipeline with the batch it is to consume."""
+        own = [batch.copy() if copy else batch for copy in self.copies]
+        return zip(self.pipelines, own, strict=True)
 
     async def consume(self, batch: TelemetryBatch) -> None:
-        last = len(self.pipelines) - 1
-        for index, pipeline in enumerate(self.pipelines):
-            await pipeline.consume(batch if index == last else batch.copy())
+        for pipeline, own in self.batches(batch):
+            await pipeline.consume(own)
 
 
-def chain(processors: Sequence[Processor | BufferingProcessor], exporters: Fanout) -> Consumer:
+def chain(processors: Sequence[Processor | BufferingProcessor], exporters: Fanout,
+          index: Indexer | None = None) -> Consumer:
     """Build the consumer chain of one pipeline, back to front."""
     head: Consumer = exporters
     pending: list[Processor] = []
     for processor in reversed(processors):
         if isinstance(processor, BufferingProcessor):
             if pending:
-                head = ProcessorRun(list(reversed(pending)), head)
+                head = ProcessorRun(list(reversed(pending)), head, index)
                 pending = []
             head = processor.bind(head)
         else:
             pending.append(processor)
     if pending:
-        head = ProcessorRun(list(reversed(pending)), head)
+        head = ProcessorRun(list(reversed(pending)), head, index)
     return head

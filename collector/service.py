@@ -21,6 +21,7 @@ from collector.config import Document, Section, suggest
 from collector.pipeline import Fanout, PipelineSet, chain
 from collector.signals import Signal
 from collector.telemetry import SelfTelemetry
+from processors.genai_index import indexer_for
 
 _LOG = log.get("service")
 _TOP_LEVEL = ("receivers", "processors", "exporters", "extensions", "service")
@@ -44,14 +45,15 @@ class Service:
     pipelines: dict[str, Signal] = field(default_factory=dict)
     log_level: str = "info"
     running: bool = False
-    heads: dict[Signal, list] = field(default_factory=dict)  # the first consumer of every pipeline, per signal
+    own_telemetry: dict[Signal, PipelineSet] = field(default_factory=dict)  # every pipeline, per signal
 
     async def emit(self, batch: TelemetryBatch) -> None:
-        """Feed telemetry the collector makes itself (budget alerts) to every pipeline of its signal."""
-        heads = self.heads.get(batch.signal, [])
-        for index, head in enumerate(heads):
+        """Feed telemetry the collector makes itself (budget alerts) to every pipeline of its signal; one
+        pipeline refusing it does not keep it from the others."""
+        pipelines = self.own_telemetry.get(batch.signal)
+        for pipeline, own in pipelines.batches(batch) if pipelines else ():
             try:
-                await head.consume(batch if index == len(heads) - 1 else batch.copy())
+                await pipeline.consume(own)
             except Refused as exc:
                 _LOG.warning("own telemetry refused", extra={"signal": batch.signal.spec.name, "reason": str(exc)})
 
@@ -176,6 +178,7 @@ class _Builder:
             raise doc.error(("service", "pipelines"), "no pipelines defined",
                             "add service.pipelines.traces with receivers and exporters")
         consumers: dict[tuple[str, Signal], list] = {}
+        heads: dict[Signal, list] = {}  # the first consumer of every pipeline, per signal
         for pipeline_id in pipelines:
             signal_name, _ = split_id(pipeline_id)
             try:
@@ -198,13 +201,14 @@ class _Builder:
                 if exporter_id not in svc.exporters:
                     svc.exporters[exporter_id] = self.build("exporters", exporter_id)
             fanout = Fanout([(eid, svc.exporters[eid]) for eid in exporter_ids])
-            head = chain(processors, fanout)
-            svc.heads.setdefault(signal, []).append(head)
+            head = chain(processors, fanout, indexer_for(processors))
+            heads.setdefault(signal, []).append(head)
             for receiver_id in receiver_ids:
                 consumers.setdefault((receiver_id, signal), []).append(head)
             svc.pipelines[pipeline_id] = signal
         pipelines.finish()
         service_section.finish()
+        svc.own_telemetry = {signal: PipelineSet(signal_heads) for signal, signal_heads in heads.items()}
 
         for (receiver_id, signal), heads in consumers.items():
             if receiver_id not in svc.receivers:

@@ -33,7 +33,9 @@ class _Pending:
 
 
 class _Batcher:
-    """The batching stage of one pipeline."""
+    """The batching stage of one pipeline. Downstream gets merged batches: those taken in are not changed."""
+
+    mutates_data = False
 
     def __init__(self, processor: BatchProcessor, downstream: Consumer):
         self.processor = processor

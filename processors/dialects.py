@@ -361,24 +361,16 @@ _NOT_GENAI = _Shape("", {}, (), False)
 _SHAPE_CACHE_LIMIT = 20_000
 
 
-_REQUESTED_KEYS: set[str] = set()
-
-
-def request_span_keys(keys: set[str]) -> None:
-    """Processors that read other span attributes (attribution) ask for them here, when they are built,
-    so the span reader indexes them during its one scan."""
-    _REQUESTED_KEYS.update(keys)
-
-
 class SpanReader:
-    """Reads spans as GenAI calls; ``custom`` maps extra source keys to canonical fields (read first).
+    """Reads spans as GenAI calls; ``custom`` maps canonical fields to extra source keys (read first), and
+    ``extra_keys`` are other span attributes the processors read from calls (attribution's ``span.K``).
 
     A span's attribute keys are read once; everything that follows from the keys alone (is it a GenAI
     span, which dialect, which attribute feeds which field) is cached per (scope, keys), so for the
     shapes an instrumentation emits again and again only the needed values are read.
     """
 
-    def __init__(self, custom: Mapping[str, tuple[str, ...]] | None = None):
+    def __init__(self, custom: Mapping[str, tuple[str, ...]] | None = None, extra_keys: Collection[str] = ()):
         custom = custom or {}
         # key → (field, priority)
         self.slots: dict[str, tuple[str, int]] = {}
@@ -386,17 +378,10 @@ class SpanReader:
             for priority, key in enumerate((*custom.get(field, ()), *keys)):
                 if key not in self.slots or priority < self.slots[key][1]:
                     self.slots[key] = (field, priority)
-        self.custom_keys = frozenset(k for keys in custom.values() for k in keys)
-        self.evidence = GENAI_EVIDENCE | self.custom_keys
+        custom_keys = frozenset(k for keys in custom.values() for k in keys)
+        self.evidence = GENAI_EVIDENCE | custom_keys
+        self.known = KNOWN_KEYS | custom_keys | OUTPUT_KEYS | frozenset(extra_keys)  # keys indexed on GenAI spans
         self.shapes: dict[tuple[str, tuple[str, ...]], _Shape] = {}
-        self._known: frozenset[str] | None = None
-
-    @property
-    def known(self) -> frozenset[str]:
-        """Keys indexed on GenAI spans; fixed at the first read, after every processor was built."""
-        if self._known is None:
-            self._known = KNOWN_KEYS | self.custom_keys | OUTPUT_KEYS | frozenset(_REQUESTED_KEYS)
-        return self._known
 
     def _shape(self, scope: str, keys: tuple[str, ...]) -> _Shape:
         index = {key: position for position, key in enumerate(keys) if key in self.known}

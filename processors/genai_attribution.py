@@ -34,9 +34,7 @@ from collector.cardinality import CardinalityLimit
 from collector.component import BuildContext, Processor
 from collector.schema import AtLeast, Invalid
 from collector.signals import Signal
-from processors import dialects
 from processors.dialects import GenAICall
-from processors.genai_normalize import index_batch
 
 STANDARD_DIMENSIONS = ("customer", "user", "feature", "team")
 ATTRIBUTE_PREFIX = "gen_ai.attribution."
@@ -93,18 +91,18 @@ class AttributionConfig:
 class GenAIAttribution(Processor):
     signals = frozenset({Signal.TRACES})
     config_class = AttributionConfig
+    reads_genai = True
 
     def __init__(self, config: AttributionConfig, context: BuildContext | None = None):
         self.sources = config.sources()
         self.attribution_dimensions = tuple(self.sources)  # become ledger columns (Service.attribution_dimensions)
         self.defaults = config.default
         self.capped = {dimension: CardinalityLimit(config.max_cardinality) for dimension in self.sources}
-        span_keys = {key for chain in self.sources.values() for kind, key in chain if kind in ("span", "baggage")}
-        dialects.request_span_keys(span_keys)  # the span reader indexes them in its one scan
+        # the pipeline's span reader indexes them in its one scan
+        self.span_keys = frozenset(key for chain in self.sources.values() for kind, key in chain
+                                   if kind in ("span", "baggage"))
 
     def process(self, batch: TelemetryBatch) -> None:
-        if batch.genai is None:
-            batch.genai = index_batch(batch)
         resources: dict[int, dict[str, Any]] = {}
         for call in batch.genai:
             if not call.billable:

@@ -46,7 +46,6 @@ from processors.budgets import (
     spend_in_ledger,
     zone_named,
 )
-from processors.genai_normalize import index_batch
 
 _LOG = log.get("processor.genai_budget")
 PREFIX = "gen_ai.budget."
@@ -104,6 +103,7 @@ class BudgetConfig:
 class GenAIBudget(Processor):
     signals = frozenset({Signal.TRACES})
     config_class = BudgetConfig
+    reads_genai = True
 
     def __init__(self, config: BudgetConfig, context: BuildContext, clock=None):
         self.component_id = context.component_id
@@ -221,8 +221,6 @@ class GenAIBudget(Processor):
     def process(self, batch: TelemetryBatch) -> None:
         if not self.book.budgets:
             return
-        if batch.genai is None:
-            batch.genai = index_batch(batch)
         statuses = self.book.statuses()  # one clock read and one lock per batch
         services: dict[int, Any] = {}
         matched: dict[tuple, list] = {}  # dimension values → the statuses of the budgets they match

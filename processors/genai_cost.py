@@ -24,7 +24,6 @@ from collector.signals import Signal
 from pricing_catalog.catalog import PriceCatalog, PriceMatch
 from pricing_catalog.compiled import Breakdown, PricingError, from_pico, round_pico, to_double, to_pico
 from processors.dialects import COST_PREFIX, OUTPUT_KEYS, GenAICall
-from processors.genai_normalize import index_batch
 
 _LOG = log.get("processor.genai_cost")
 COST = COST_PREFIX
@@ -128,6 +127,7 @@ class CostConfig:
 class GenAICost(Processor):
     signals = frozenset({Signal.TRACES})
     config_class = CostConfig
+    reads_genai = True
 
     def __init__(self, config: CostConfig, context: BuildContext, catalog: PriceCatalog | None = None):
         self.catalog = catalog if catalog is not None else PriceCatalog.from_files(list(config.price_files))
@@ -168,8 +168,6 @@ class GenAICost(Processor):
         if self.catalog.refresh():  # genai-prices' live updater (auto_update) brought new prices
             self._shared.clear()
             _LOG.info("price data updated", extra={"snapshot": self.catalog.snapshot_id})
-        if batch.genai is None:
-            batch.genai = index_batch(batch)
         for call in batch.genai:
             if call.billable:
                 call.cost = result = self.price(call)

@@ -24,7 +24,6 @@ from collector.component import BuildContext, Processor
 from collector.schema import Duration
 from collector.signals import Signal
 from pricing_catalog.compiled import PICO
-from processors.genai_normalize import index_batch
 
 _LOG = log.get("processor.genai_metrics")
 # gen_ai.client.token.usage explicit bucket boundaries from the GenAI semantic conventions
@@ -55,6 +54,7 @@ class MetricsConfig:
 class GenAIMetrics(Processor):
     signals = frozenset({Signal.TRACES})
     config_class = MetricsConfig
+    reads_genai = True
     mutates_data = False  # it reads the priced calls; its metrics go to the metrics pipelines
 
     def __init__(self, config: MetricsConfig, context: BuildContext):
@@ -71,8 +71,6 @@ class GenAIMetrics(Processor):
         self.service = service
 
     def process(self, batch: TelemetryBatch) -> None:
-        if batch.genai is None:
-            batch.genai = index_batch(batch)
         for call in batch.genai:
             cost = call.cost
             if not call.billable or cost is None:
@@ -138,7 +136,7 @@ class GenAIMetrics(Processor):
                 _LOG.exception("emitting GenAI metrics failed")
 
     async def start(self) -> None:
-        if not self.service.heads.get(Signal.METRICS):
+        if Signal.METRICS not in self.service.own_telemetry:
             _LOG.warning("genai_metrics has no metrics pipeline to feed", extra={"processor": self.component_id})
         self.task = asyncio.create_task(self._run())
 

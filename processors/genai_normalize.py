@@ -46,24 +46,6 @@ _DIALECT_ONLY_KEYS = frozenset(key for field, keys in dialects.SOURCES.items() i
                                for key in keys) - frozenset(CANONICAL_FIELDS)
 
 
-DEFAULT_READER = dialects.SpanReader()
-
-
-def index_batch(batch: TelemetryBatch, reader: dialects.SpanReader = DEFAULT_READER) -> list[GenAICall]:
-    """Read every GenAI span of a traces batch (one attribute scan per span)."""
-    calls = []
-    read = reader.read
-    for resource_spans in batch.message.resource_spans:
-        resource = resource_spans.resource
-        for scope_spans in resource_spans.scope_spans:
-            scope = scope_spans.scope.name
-            for span in scope_spans.spans:
-                call = read(span, scope, resource)
-                if call is not None:
-                    calls.append(call)
-    return calls
-
-
 class RecentKeys:
     """Keys seen in the last ``window`` seconds (at most ``max_entries``), each with the first value given."""
 
@@ -120,22 +102,22 @@ class NormalizeConfig:
 class GenAINormalize(Processor):
     signals = frozenset({Signal.TRACES})
     config_class = NormalizeConfig
+    reads_genai = True
 
     def __init__(self, config: NormalizeConfig = NormalizeConfig(), context: BuildContext | None = None):
         self.keep_original = config.keep_original
-        self.reader = dialects.SpanReader(config.custom_sources())
+        self.source_mappings = config.custom_sources()  # the pipeline's span reader reads them first
         dedupe = config.dedupe
         enabled = dedupe.enabled and dedupe.window
         self.responses = RecentKeys(dedupe.window, dedupe.max_entries) if enabled else None
         self.parents = RecentKeys(dedupe.window, dedupe.max_entries) if enabled else None
 
     def process(self, batch: TelemetryBatch) -> None:
-        calls = index_batch(batch, self.reader)
+        calls = batch.genai
         if self.responses is not None:
             self._mark_duplicates(calls)
         for call in calls:
             self._write(call)
-        batch.genai = calls
 
     def _mark_duplicates(self, calls: list[GenAICall]) -> None:
         """One provider call reported by two spans (an instrumentation and the SDK's own) is priced once:

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from collector.batch import TelemetryBatch
-from collector.component import BuildContext
+from collector.component import BuildContext, Processor
 from collector.exporters.debug import _plain
+from collector.pipeline import Fanout, ProcessorRun
 from collector.receivers import otlp_json
 from collector.signals import Signal
 from collector.telemetry import SelfTelemetry
 from pricing_catalog.catalog import PriceCatalog
 from processors.genai_cost import CostConfig, GenAICost
+from processors.genai_index import indexer_for
 from processors.genai_normalize import GenAINormalize
 
 SAMPLES = Path(__file__).parent / "fixtures" / "dialects"
@@ -27,10 +30,12 @@ def load_sample(name: str) -> TelemetryBatch:
 
 
 def run(batch: TelemetryBatch, normalize: GenAINormalize | None = None, cost: GenAICost | None = None,
-        catalog: PriceCatalog | None = None) -> TelemetryBatch:
-    (normalize or GenAINormalize()).process(batch)
-    (cost or GenAICost(CostConfig(), context(), catalog or PriceCatalog())).process(batch)
-    batch.invalidate()  # as the pipeline does after its processors: queued attributes are appended
+        catalog: PriceCatalog | None = None, also: Sequence[Processor] = ()) -> TelemetryBatch:
+    """One pass of the batch through a pipeline of genai_normalize, genai_cost and ``also``."""
+    processors = [normalize or GenAINormalize(), cost or GenAICost(CostConfig(), context(), catalog or PriceCatalog()),
+                  *also]
+    batch.genai = None  # a new pass reads the spans afresh
+    ProcessorRun(processors, Fanout([]), indexer_for(processors)).run(batch)
     return batch
 
 

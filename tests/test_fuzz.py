@@ -28,15 +28,14 @@ from pricing_catalog.catalog import PriceCatalog
 from processors.genai_cost import CostConfig, GenAICost
 from processors.genai_normalize import GenAINormalize
 from tests.genai_helpers import SAMPLES, context
+from tests.genai_helpers import run as genai_run
 
 pytestmark = pytest.mark.fuzz
 NORMALIZE, COST = GenAINormalize(), GenAICost(CostConfig(), context(), PriceCatalog())
 
 
 def run(batch: TelemetryBatch) -> None:
-    NORMALIZE.process(batch)
-    COST.process(batch)
-    batch.invalidate()
+    genai_run(batch, NORMALIZE, COST)
 
 
 def fuzz(examples: int) -> settings:

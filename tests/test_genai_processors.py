@@ -173,8 +173,7 @@ def test_cost_counters_count_models_past_the_label_limit_together(monkeypatch):
 
 def test_attribution_values_past_max_cardinality_become_other():
     attribution = GenAIAttribution(AttributionConfig(customer=("span.customer.id",), max_cardinality=2))
-    batch = run(batch_of(*({**OPENAI_CALL, "customer.id": f"c{i % 3}"} for i in range(5))))
-    attribution.process(batch)
+    batch = run(batch_of(*({**OPENAI_CALL, "customer.id": f"c{i % 3}"} for i in range(5))), also=[attribution])
     assert [call.attribution["customer"] for call in batch.genai] == ["c0", "c1", "__other__", "c0", "c1"]
 
 

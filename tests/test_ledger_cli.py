@@ -30,12 +30,9 @@ def cli(*args: str) -> subprocess.CompletedProcess:
 
 
 def sample_batch(name: str, customer: str) -> TelemetryBatch:
-    batch = run(load_sample(name))
     attribution = GenAIAttribution(AttributionConfig(customer=("span.nope",), default={"customer": customer},
                                                      max_cardinality=100))
-    attribution.process(batch)
-    batch.invalidate()
-    return batch
+    return run(load_sample(name), also=[attribution])
 
 
 @pytest.fixture
