@@ -19,6 +19,10 @@ from typing import Any
 
 import yaml
 
+from collector.errors import ConfigError
+
+__all__ = ["ConfigError", "Document", "Section", "load_yaml_file", "parse_yaml"]
+
 Path_ = tuple[str | int, ...]
 
 _ENV_REF = re.compile(r"\$\$|\$\{env:([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -26,22 +30,6 @@ _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h|d)")
 _DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 _SIZE_UNITS = {"": 1, "b": 1, "kib": 1024, "mib": 1024**2, "gib": 1024**3, "kb": 1000, "mb": 1000**2, "gb": 1000**3}
 _REQUIRED = object()
-
-
-class ConfigError(Exception):
-    """A configuration problem, located in its source file."""
-
-    def __init__(self, message: str, *, source: str = "", line: int | None = None, key: str = "",
-                 hint: str = ""):
-        self.message, self.source, self.line, self.key, self.hint = message, source, line, key, hint
-        super().__init__(str(self))
-
-    def __str__(self) -> str:
-        where = self.source + (f":{self.line}" if self.line else "")
-        text = f"{where}: " if where else ""
-        text += f"{self.key}: " if self.key else ""
-        text += self.message
-        return text + (f"\n  hint: {self.hint}" if self.hint else "")
 
 
 @dataclass

@@ -7,9 +7,7 @@ import ssl
 
 from aiohttp import web
 
-
-class StartupError(Exception):
-    """The collector cannot start (a port in use, a file it cannot open)."""
+from collector.errors import StartupError
 
 
 async def serve(app: web.Application, host: str, port: int, owner: str, ssl_context: ssl.SSLContext | None = None,

@@ -17,20 +17,12 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from collector.errors import BudgetError
 from pricing_catalog.compiled import from_pico, to_pico
 
 PERIODS = ("daily", "weekly", "monthly", "total")
 MATCH_KEYS_FIXED = ("provider", "model", "service")
 _ROLLING = re.compile(r"rolling (\d+)([hd])")
-
-
-class BudgetError(ValueError):
-    """A budget definition is wrong; ``key`` names the field."""
-
-    def __init__(self, key: str, message: str):
-        super().__init__(f"{key}: {message}" if key else message)
-        self.key = key
-        self.message = message
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,7 @@ from collector import attributes, log
 from collector.attributes import value_of
 from collector.batch import TelemetryBatch
 from collector.component import BuildContext, Processor
+from collector.errors import BudgetError, Conflict, NotFound, ReadOnly
 from collector.schema import AtLeast, Duration, Invalid, Parse
 from collector.signals import Signal
 from collector.storage.ledger import Ledger
@@ -40,7 +41,6 @@ from processors.budgets import (
     MATCH_KEYS_FIXED,
     Alert,
     Budget,
-    BudgetError,
     BudgetLedger,
     parse_budget,
     spend_in_ledger,
@@ -185,15 +185,18 @@ class GenAIBudget(Processor):
     # budgets through the API -----------------------------------------------------------------------------
 
     def save(self, data: dict[str, Any], replace: str | None = None) -> Budget:
-        """Create (or, with ``replace``, update) an API-managed budget; raises BudgetError / KeyError."""
+        """Create (or, with ``replace``, update) an API-managed budget; raises BudgetError, ReadOnly (a budget
+        of the config file), Conflict (it exists) or NotFound (nothing to replace)."""
         budget = parse_budget(data, self.match_keys, source="api")
         existing = self.book.budgets.get(replace or budget.id)
         if existing is not None and existing.source == "config":
-            raise PermissionError(f"budget {existing.id} is defined in the config file: change it there")
+            raise ReadOnly(f"budget {existing.id} is defined in the config file: change it there")
         if replace is None and existing is not None:
-            raise FileExistsError(f"budget {budget.id} exists: PUT /api/v1/budgets/{budget.id} to change it")
-        if replace is not None and (existing is None or budget.id != replace):
-            raise KeyError(replace) if existing is None else BudgetError("id", "cannot be changed")
+            raise Conflict(f"budget {budget.id} exists: PUT /api/v1/budgets/{budget.id} to change it")
+        if replace is not None and existing is None:
+            raise NotFound(f"no budget {replace!r}")
+        if replace is not None and budget.id != replace:
+            raise BudgetError("id", "cannot be changed")
         con = self.exporter.reader()
         try:
             con.execute("INSERT OR REPLACE INTO budgets VALUES (?, ?, now())",
@@ -206,9 +209,9 @@ class GenAIBudget(Processor):
     def delete(self, budget_id: str) -> None:
         existing = self.book.budgets.get(budget_id)
         if existing is None:
-            raise KeyError(budget_id)
+            raise NotFound(f"no budget {budget_id!r}")
         if existing.source == "config":
-            raise PermissionError(f"budget {budget_id} is defined in the config file: remove it there")
+            raise ReadOnly(f"budget {budget_id} is defined in the config file: remove it there")
         con = self.exporter.reader()
         try:
             con.execute("DELETE FROM budgets WHERE id = ?", [budget_id])

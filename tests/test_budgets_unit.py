@@ -7,8 +7,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from collector.errors import BudgetError
 from pricing_catalog.compiled import to_pico
-from processors.budgets import BudgetError, BudgetLedger, parse_budget, period_bounds
+from processors.budgets import BudgetLedger, parse_budget, period_bounds
 
 BERLIN = ZoneInfo("Europe/Berlin")
 UTC = dt.UTC

@@ -15,8 +15,8 @@ from typing import Any
 from aiohttp import web
 
 from collector.api.routes import error_response, json_response
+from collector.errors import NotFound, QueryError
 from pricing_catalog.compiled import to_pico
-from processors.budgets import BudgetError
 from processors.genai_budget import GenAIBudget
 
 
@@ -38,7 +38,7 @@ class BudgetRoutes:
     async def get(self, request: web.Request) -> web.Response:
         budget_id = request.match_info["id"]
         if budget_id not in self.processor.book.budgets:
-            return error_response(404, "not_found", f"no budget {budget_id!r}")
+            raise NotFound(f"no budget {budget_id!r}")
         return json_response(self.processor.book.status(budget_id).as_dict())
 
     async def create(self, request: web.Request) -> web.Response:
@@ -54,26 +54,11 @@ class BudgetRoutes:
             return error_response(400, "bad_json", f"the body is not JSON: {exc}")
         if replace is not None and isinstance(data, dict):
             data.setdefault("id", replace)
-        try:
-            budget = await asyncio.to_thread(self.processor.save, data, replace)
-        except BudgetError as exc:
-            return error_response(400, "invalid_budget", str(exc))
-        except PermissionError as exc:
-            return error_response(403, "read_only", str(exc))
-        except FileExistsError as exc:
-            return error_response(409, "exists", str(exc))
-        except KeyError:
-            return error_response(404, "not_found", f"no budget {replace!r}")
+        budget = await asyncio.to_thread(self.processor.save, data, replace)
         return json_response(self.processor.book.status(budget.id).as_dict(), 200 if replace else 201)
 
     async def delete(self, request: web.Request) -> web.Response:
-        budget_id = request.match_info["id"]
-        try:
-            await asyncio.to_thread(self.processor.delete, budget_id)
-        except KeyError:
-            return error_response(404, "not_found", f"no budget {budget_id!r}")
-        except PermissionError as exc:
-            return error_response(403, "read_only", str(exc))
+        await asyncio.to_thread(self.processor.delete, request.match_info["id"])
         return web.Response(status=204)
 
     async def check(self, request: web.Request) -> web.Response:
@@ -87,13 +72,13 @@ class BudgetRoutes:
                 except InvalidOperation:
                     amount = Decimal(-1)
                 if not amount.is_finite() or amount < 0:
-                    return error_response(400, "bad_parameter", f"estimated_cost: {value!r} is not an amount >= 0")
+                    raise QueryError("estimated_cost", f"{value!r} is not an amount >= 0")
                 estimate = to_pico(amount)
             elif key in self.processor.match_keys:
                 values[key] = value
             else:
-                return error_response(400, "bad_parameter", f"{key}: unknown parameter; use estimated_cost and "
-                                                            f"{', '.join(self.processor.match_keys)}")
+                raise QueryError(key, f"unknown parameter; use estimated_cost and "
+                                      f"{', '.join(self.processor.match_keys)}")
         applying = [status for status in self.processor.book.statuses()
                     if all(key in values for key, _ in status.budget.match) and status.budget.matches(values)]
         for status in sorted(applying, key=lambda s: -s.utilization):

@@ -10,7 +10,8 @@ from typing import Any
 
 from aiohttp import web
 
-from collector.storage.queries import CostQuery, LedgerQueries, QueryError, parse_time, utcnow
+from collector.errors import QueryError
+from collector.storage.queries import CostQuery, LedgerQueries, parse_time, utcnow
 
 Handler = Callable[[web.Request], Awaitable[web.Response]]
 
@@ -69,12 +70,10 @@ class CostRoutes:
         app.router.add_get("/api/v1/calls", self._wrap(self.calls))
         app.router.add_get("/api/v1/unpriced", self._wrap(self.unpriced))
 
-    def _wrap(self, handler: Callable[[web.Request], Any]) -> Handler:
+    @staticmethod
+    def _wrap(handler: Callable[[web.Request], Any]) -> Handler:
         async def wrapped(request: web.Request) -> web.Response:
-            try:
-                return json_response(await handler(request))
-            except QueryError as exc:
-                return error_response(400, "bad_parameter", str(exc))
+            return json_response(await handler(request))
         return wrapped
 
     async def _query(self, method: str, *args: Any) -> Any:

@@ -17,6 +17,7 @@ from collector.api.metrics import CostCounters, PrometheusView
 from collector.api.routes import CostRoutes, error_response, json_response
 from collector.auth import ServerTls, bearer, find_token
 from collector.component import BuildContext, Extension
+from collector.errors import LedgerError, RequestError
 from collector.exporters.duckdb import DuckDBExporter, ledger_of
 from collector.http_server import serve
 from collector.schema import Endpoint, Invalid, MinLength
@@ -47,8 +48,13 @@ def access_control(read_tokens: dict[str, str], public: bool):
 
 @web.middleware
 async def json_errors(request: web.Request, handler) -> web.StreamResponse:
+    """The collector's errors (collector.errors) as ``{"error": {"code", "message"}}`` with their status."""
     try:
         return await handler(request)
+    except RequestError as exc:
+        return error_response(exc.http_status, exc.code, str(exc))
+    except LedgerError as exc:
+        return error_response(exc.http_status, exc.code, str(exc), {"Retry-After": "5"})
     except web.HTTPException as exc:
         if request.path.startswith("/api/"):
             return error_response(exc.status, "not_found" if exc.status == 404 else "http_error", exc.reason)

@@ -24,10 +24,10 @@ from collector import log
 from collector.batch import TelemetryBatch
 from collector.component import BuildContext, Exporter, Refused
 from collector.config import ConfigError, parse_duration
-from collector.http_server import StartupError
+from collector.errors import LedgerError, StartupError
 from collector.schema import AtLeast, Duration, Parse
 from collector.signals import Signal
-from collector.storage.ledger import STANDARD_DIMENSIONS, Ledger, LedgerError
+from collector.storage.ledger import STANDARD_DIMENSIONS, Ledger
 from collector.storage.rows import CallColumns
 
 _LOG = log.get("exporter.duckdb")

@@ -9,7 +9,7 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 
 from collector.batch import TelemetryBatch
 from collector.component import Refused
-from collector.http_server import StartupError
+from collector.errors import StartupError
 from collector.receivers.limits import TooManyItems
 from collector.receivers.otlp import GrpcProtocol, OtlpReceiver
 from collector.signals import Signal

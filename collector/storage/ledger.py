@@ -24,6 +24,8 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from collector.errors import LedgerError
+
 SCHEMA_VERSION = 3  # 2: rollups without a primary key; 3: rollups lag the calls up to rollup_watermark
 STANDARD_DIMENSIONS = ("customer", "user", "feature", "team")
 ROLLUP_KEYS = ("provider", "model", "service")  # + currency + dimensions
@@ -39,10 +41,6 @@ ROLLUP_SUMS = ", ".join(f"sum({c})::{'DECIMAL(38,12)' if c == 'cost' else 'BIGIN
                         for c in ("calls", "unpriced_calls", *TOKEN_COLUMNS, "cost"))
 _WATERMARK_DDL = "CREATE TABLE rollup_watermark (rolled_up_to TIMESTAMP NOT NULL)"  # one row
 _WATERMARK = "(SELECT rolled_up_to FROM rollup_watermark)"
-
-
-class LedgerError(Exception):
-    """The ledger file cannot be used (locked by another process, newer schema, unreadable)."""
 
 
 def _day(value: dt.datetime) -> dt.datetime:
@@ -344,6 +342,14 @@ class Ledger:
             column = "start_time" if table == "llm_calls" else "bucket"
             deleted[table] = self.con.execute(f"DELETE FROM {table} WHERE {column} < ?", [older_than]).fetchone()[0]
         return deleted
+
+    def billable_calls(self, start: dt.datetime, end: dt.datetime) -> list[tuple]:
+        """What ``reprice`` prices again: (trace_id, span_id, start_us, provider, model, tier, source,
+        *TOKEN_COLUMNS, cost, reported_cost) of the priced and unpriced calls in [start, end)."""
+        return self.con.execute(
+            f"SELECT trace_id, span_id, epoch_us(start_time) AS start_us, provider, model, tier, source, "
+            f"{', '.join(TOKEN_COLUMNS)}, cost, reported_cost FROM llm_calls WHERE start_time >= ? "
+            f"AND start_time < ? AND status IN ('priced', 'unpriced')", [start, end]).fetchall()
 
     def apply_prices(self, repriced: pa.Table, start: dt.datetime, end: dt.datetime) -> int:
         """Replace the costs of stored calls (``repriced``: trace_id, span_id, status, source, pricing_provider,

@@ -18,19 +18,11 @@ from typing import Any
 import duckdb
 
 from collector.config import parse_duration
+from collector.errors import QueryError
 from collector.storage.ledger import ROLLUP_KEYS, ROLLUP_SUMS, q, rollup_source
 
 GRANULARITIES = ("hour", "day", "month")
 MAX_CALLS_PAGE = 1000
-
-
-class QueryError(ValueError):
-    """A bad query parameter; ``parameter`` names it."""
-
-    def __init__(self, parameter: str, message: str):
-        super().__init__(f"{parameter}: {message}")
-        self.parameter = parameter
-        self.message = message
 
 
 def utcnow() -> dt.datetime:

@@ -10,17 +10,17 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import signal
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
-from collector.cli_ledger import CommandError, render
+from collector.cli.api_client import ApiClient
+from collector.cli.report import render
+from collector.errors import CommandError
 from collector.process import free_port, wait_healthy
 
 _DEMO_MODULES = ("openai", "anthropic", "opentelemetry.instrumentation.openai_v2",
@@ -53,11 +53,6 @@ service:
     traces: {{receivers: [otlp], processors: [genai_normalize, genai_cost, genai_attribution, genai_budget, batch],
               exporters: [duckdb]}}
 """
-
-
-def _get(url: str) -> dict:
-    with urllib.request.urlopen(url, timeout=5) as reply:
-        return json.loads(reply.read())
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -96,19 +91,19 @@ def cmd_demo(args: argparse.Namespace) -> int:
                                         timeout=120)
                 if result.returncode != 0:
                     raise CommandError(f"the {library} app failed:\n{result.stderr[-2000:]}")
-            api = f"http://127.0.0.1:{ports['api']}"
+            api = ApiClient(f"http://127.0.0.1:{ports['api']}", timeout=5)
             report, seen, stable_since = {}, -1, time.monotonic()
             while time.monotonic() - stable_since < 1.0:  # until the ledger stops growing for a second
-                report = _get(f"{api}/api/v1/costs?from=1h&group_by=customer,model")
+                report = api.get("/api/v1/costs", {"from": "1h", "group_by": "customer,model"})
                 calls = sum(row["calls"] for row in report["series"])
                 if calls != seen:
                     seen, stable_since = calls, time.monotonic()
                 time.sleep(0.1)
-            print("\nWhat the calls cost (genai-collector report --url " + api + " --group-by customer,model):\n")
+            print(f"\nWhat the calls cost (genai-collector report --url {api.url} --group-by customer,model):\n")
             print(render(report, "table"))
-            budget = _get(f"{api}/api/v1/budgets")["budgets"][0]
+            budget = api.get("/api/v1/budgets")["budgets"][0]
             print(f"budget {budget['id']}: {budget['spent']} of {budget['limit']} ({budget['status']})\n")
-            print(f"dashboard:  {api}/")
+            print(f"dashboard:  {api.url}/")
             print("point your own app at this collector:")
             print(f"  export OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:{ports['http']}")
             print("  export OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf")

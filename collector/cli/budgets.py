@@ -5,38 +5,32 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any
 
-from collector.cli_ledger import DEFAULT_DB, DEFAULT_URL, CommandError, open_ledger
-from collector.config import load_yaml_file
-from processors.budgets import BudgetError, Status, parse_budget, period_bounds, spend_in_ledger, zone_named
+from collector.cli.api_client import ApiClient, ApiError
+from collector.cli.common import DEFAULT_DB, DEFAULT_URL, load_component, open_ledger
+from collector.errors import CommandError
+from processors.budgets import Status, parse_budget, period_bounds, spend_in_ledger
 
 
 def _via_api(url: str) -> list[dict[str, Any]]:
     try:
-        with urllib.request.urlopen(f"{url.rstrip('/')}/api/v1/budgets", timeout=10) as reply:
-            return json.loads(reply.read())["budgets"]
-    except urllib.error.HTTPError as exc:
-        if exc.code == 404:
+        return ApiClient(url, timeout=10).get("/api/v1/budgets")["budgets"]
+    except ApiError as exc:
+        if exc.status == 404:
             raise CommandError(f"{url}: the collector has no genai_budget processor") from None
-        raise CommandError(f"{url}: HTTP {exc.code}") from None
-    except (urllib.error.URLError, OSError) as exc:
-        raise CommandError(f"cannot reach the collector API at {url}: {getattr(exc, 'reason', exc)}") from None
+        raise
 
 
 def _from_file(db: Path, config: Path | None) -> list[dict[str, Any]]:
-    """Budgets of the config file and those created through the API, with spend from the ledger file."""
-    section: dict[str, Any] = {}
-    if config is not None:
-        processors = load_yaml_file(config).data.get("processors") or {}
-        section = next((v or {} for k, v in processors.items() if k.split("/")[0] == "genai_budget"), {})
+    """Budgets of the config file (read and validated as ``run`` reads them) and those created through the
+    API, with spend from the ledger file."""
+    processor = load_component(config, "processors", "genai_budget") if config is not None else None
+    zone = processor.book.zone if processor is not None else dt.UTC
     ledger = open_ledger(db, read_only=True)
     try:
-        zone = zone_named(section.get("timezone", "UTC"))
-        budgets = [parse_budget(item, None) for item in section.get("budgets") or []]
+        budgets = list(processor.configured) if processor is not None else []
         budgets += [parse_budget(json.loads(spec), None, source="api")
                     for (spec,) in ledger.con.execute("SELECT spec FROM budgets ORDER BY id").fetchall()]
         now = dt.datetime.now(dt.UTC)
@@ -45,8 +39,6 @@ def _from_file(db: Path, config: Path | None) -> list[dict[str, Any]]:
             start, end = period_bounds(budget.period, now, zone)
             statuses.append(Status(budget, spend_in_ledger(ledger.con, budget, now, zone), start, end).as_dict())
         return statuses
-    except BudgetError as exc:
-        raise CommandError(f"{config}: budget {exc}") from None
     finally:
         ledger.close()
 

@@ -1,4 +1,4 @@
-"""``genai-collector`` command line: run, validate, --version."""
+"""``genai-collector run`` and ``validate``."""
 
 from __future__ import annotations
 
@@ -9,21 +9,12 @@ import signal
 import sys
 
 from collector import __version__, log
-from collector.cli_budgets import add_commands as add_budget_commands
-from collector.cli_demo import add_commands as add_demo_commands
-from collector.cli_doctor import add_commands as add_doctor_commands
-from collector.cli_ledger import CommandError
-from collector.cli_ledger import add_commands as add_ledger_commands
-from collector.cli_pricing import add_commands as add_pricing_commands
-from collector.config import ConfigError, default_config_path, load_yaml_file
-from collector.http_server import StartupError
-from collector.service import Service, build_service
+from collector.cli.common import load_service
+from collector.config import default_config_path
+from collector.errors import StartupError
+from collector.service import Service
 
 _LOG = log.get("cli")
-
-
-def load_service(config: str | None) -> Service:
-    return build_service(load_yaml_file(config or default_config_path()))
 
 
 def tune_gc() -> None:
@@ -68,11 +59,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return 0
 
 
-def parser() -> argparse.ArgumentParser:
-    top = argparse.ArgumentParser(prog="genai-collector", description=__doc__)
-    top.add_argument("--version", action="version", version=f"genai-cost-collector {__version__}")
-    commands = top.add_subparsers(dest="command", required=True)
-
+def add_commands(commands: argparse._SubParsersAction) -> None:
     run = commands.add_parser("run", help="run the collector")
     run.add_argument("--config", help="pipeline YAML (default: the embedded config/collector.yaml)")
     run.add_argument("--shutdown-timeout", type=float, default=20.0,
@@ -82,19 +69,3 @@ def parser() -> argparse.ArgumentParser:
     validate = commands.add_parser("validate", help="check a config file without starting anything")
     validate.add_argument("--config", help="pipeline YAML (default: the embedded config/collector.yaml)")
     validate.set_defaults(handler=cmd_validate)
-
-    add_pricing_commands(commands)
-    add_ledger_commands(commands)
-    add_budget_commands(commands)
-    add_demo_commands(commands)
-    add_doctor_commands(commands)
-    return top
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
-    try:
-        return args.handler(args)
-    except (ConfigError, CommandError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1

@@ -7,7 +7,6 @@ diagnostics endpoints; with a stopped one it reads the ledger file (``--db``).
 from __future__ import annotations
 
 import argparse
-import json
 import socket
 import urllib.error
 import urllib.request
@@ -17,13 +16,16 @@ from typing import Any
 import grpc
 from google.protobuf.internal import api_implementation
 
-from collector.config import ConfigError, default_config_path, load_yaml_file
+from collector.cli.api_client import ApiClient
+from collector.cli.common import load_service
+from collector.config import ConfigError, default_config_path
+from collector.errors import LedgerError
 from collector.exporters.duckdb import DuckDBExporter
 from collector.receivers.otlp import OtlpReceiver
-from collector.service import Service, build_service
+from collector.service import Service
 from collector.signals import Signal
 from collector.storage.diagnostics import ledger_diagnostics
-from collector.storage.ledger import Ledger, LedgerError
+from collector.storage.ledger import Ledger
 
 
 class Report:
@@ -36,14 +38,6 @@ class Report:
         print(f"{state:<4}  {check}" + (f": {detail}" if detail else ""))
         if fix and state != "PASS":
             print(f"      fix: {fix}")
-
-
-def _get(url: str, timeout: float = 3) -> dict | None:
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as reply:
-            return json.loads(reply.read())
-    except (OSError, ValueError):
-        return None
 
 
 def _port_state(host: str, port: int) -> str:
@@ -163,7 +157,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     config_path = args.config or default_config_path()
     service = None
     try:
-        service = build_service(load_yaml_file(config_path))
+        service = load_service(config_path)
         report.line("PASS", "config valid", str(config_path))
     except ConfigError as error:
         report.line("FAIL", "config valid", str(error), "fix the file at the line shown; genai-collector validate")
@@ -172,7 +166,8 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         api = next((e for e in service.extensions.values() if type(e).__name__ == "CostApi"), None)
         if api is not None:
             url = f"http://{api.host if api.host not in ('0.0.0.0', '::') else '127.0.0.1'}:{api.port}"
-    info = _get(f"{url}/api/v1/info") if url else None
+    api = ApiClient(url) if url else None
+    info = api.answers("/api/v1/info") if api else None
     running = info is not None
     if service is not None:
         for name, host, port in _endpoints(service):
@@ -183,7 +178,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
             check_receivers(report, service)
     if running:
         report.line("PASS", "collector running", f"{url} (version {info['version']})")
-        diagnostics = _get(f"{url}/api/v1/diagnostics", timeout=30)
+        diagnostics = api.answers("/api/v1/diagnostics", timeout=30)
         if diagnostics is None:
             report.line("FAIL", "diagnostics", "the API did not answer /api/v1/diagnostics",
                         "give doctor the API token, or run it where the API is reachable")

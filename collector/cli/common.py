@@ -1,0 +1,61 @@
+"""What the commands share: default locations, opening a ledger, reading a component's config, time ranges."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import sys
+from pathlib import Path
+
+from collector import registry
+from collector.component import Component
+from collector.config import default_config_path, load_yaml_file
+from collector.service import Service, build_service
+from collector.storage.ledger import Ledger
+from collector.storage.queries import parse_time, utcnow
+
+DEFAULT_DB = Path("data/costs.duckdb")
+DEFAULT_URL = "http://127.0.0.1:8888"
+
+
+def open_ledger(path: Path, read_only: bool = False) -> Ledger:
+    """The ledger file; LedgerError (with the reason and what to do) when it cannot be opened."""
+    return Ledger.open(path, read_only=read_only)
+
+
+def load_service(config: Path | str | None) -> Service:
+    """The service a config file describes (the embedded default without one), validated and built."""
+    return build_service(load_yaml_file(config or default_config_path()))
+
+
+def load_component(config: Path, kind: str, type_name: str) -> Component | None:
+    """The first component of a type in a config file, built and validated as ``run`` builds it; None if
+    the config has none."""
+    cls = registry.component_class(kind, type_name)
+    return next((c for c in load_service(config).components() if isinstance(c, cls)), None)
+
+
+def progress(done: int, total: int) -> None:
+    """A progress bar on stderr for long work."""
+    width = 30
+    filled = width * done // max(total, 1)
+    sys.stderr.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total}")
+    if done >= total:
+        sys.stderr.write("\n")
+    sys.stderr.flush()
+
+
+def add_time_range(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--from", dest="from_", help="2026-01-01, 2026-01-01T12:00:00Z, now, or 7d (ago)")
+    parser.add_argument("--to", help="exclusive end (default: now)")
+
+
+def time_range(args: argparse.Namespace, default_days: int | None) -> tuple[dt.datetime | None, dt.datetime | None]:
+    """``--from`` / ``--to``; without them the last ``default_days`` days, or no bounds when that is None."""
+    now = utcnow()
+    end = parse_time("--to", args.to, now + dt.timedelta(seconds=1), now) if args.to or default_days else None
+    if args.from_:
+        start = parse_time("--from", args.from_, now, now)
+    else:
+        start = end - dt.timedelta(days=default_days) if default_days else None
+    return start, end

@@ -1,0 +1,28 @@
+"""``genai-collector prune``: delete old calls, and with ``--rollups`` old rollups (collector stopped)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from collector.cli.common import DEFAULT_DB, open_ledger
+from collector.storage.queries import parse_time, utcnow
+
+
+def cmd_prune(args: argparse.Namespace) -> int:
+    ledger = open_ledger(args.db)
+    cutoff = parse_time("--older-than", args.older_than, utcnow())
+    tables = ["llm_calls", *(["cost_hourly", "cost_daily"] if args.rollups else [])]
+    deleted = ledger.prune(cutoff, tables)
+    ledger.close()
+    print(", ".join(f"{table}: {rows} row(s) deleted" for table, rows in deleted.items())
+          + f" (before {cutoff.isoformat()}Z)")
+    return 0
+
+
+def add_commands(commands: argparse._SubParsersAction) -> None:
+    prune = commands.add_parser("prune", help="delete old calls")
+    prune.add_argument("--db", type=Path, default=DEFAULT_DB)
+    prune.add_argument("--older-than", required=True, help="e.g. 90d, or a date")
+    prune.add_argument("--rollups", action="store_true", help="delete hourly and daily rollups too")
+    prune.set_defaults(handler=cmd_prune)
