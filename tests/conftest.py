@@ -1,4 +1,4 @@
-"""Fixtures: free ports, collector subprocesses started from YAML, OTLP sinks."""
+"""Fixtures: free ports, collector configs built from parts, collector subprocesses, OTLP sinks."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from collector.config_builder import ConfigBuilder
 from tests.otlp_sink import OtlpSink
 
 
@@ -32,13 +33,19 @@ def free_port() -> int:
     raise RuntimeError("no free port between 20000 and 32000")
 
 
+def on_ports(ports: dict[str, int], grpc: bool = True, http: bool = True) -> ConfigBuilder:
+    """A collector config on a test's ports: the otlp receiver (gRPC and HTTP) and health_check; add the rest."""
+    return ConfigBuilder().otlp(grpc=ports["grpc"] if grpc else None, http=ports["http"] if http else None) \
+        .health_check(ports["health"])
+
+
 class CollectorProcess:
     """A ``genai-collector run`` subprocess on its own config file and free ports."""
 
-    def __init__(self, workdir: Path, config_text: str, env: dict[str, str] | None = None):
+    def __init__(self, workdir: Path, config: ConfigBuilder | str, env: dict[str, str] | None = None):
         self.workdir = workdir
         self.config = workdir / "collector.yaml"
-        self.config.write_text(config_text)
+        self.config.write_text(config if isinstance(config, str) else config.yaml())
         self.log_path = workdir / "collector.log"
         self.env = {**os.environ, **(env or {})}
         self.proc: subprocess.Popen | None = None
@@ -92,14 +99,21 @@ def ports():
 
 
 @pytest.fixture
+def collector_config(ports):
+    """Factory: a ConfigBuilder on this test's ports (see ``on_ports``)."""
+    return lambda **protocols: on_ports(ports, **protocols)
+
+
+@pytest.fixture
 def collector(tmp_path):
-    """Factory: ``collector(yaml_text, health_port)`` starts a collector; stopped after the test."""
+    """Factory: ``collector(config, health_port)`` starts a collector on a ConfigBuilder (or YAML text);
+    stopped after the test."""
     started: list[CollectorProcess] = []
 
-    def start(config_text: str, health_port: int, env: dict[str, str] | None = None) -> CollectorProcess:
+    def start(config: ConfigBuilder | str, health_port: int, env: dict[str, str] | None = None) -> CollectorProcess:
         workdir = tmp_path / f"collector{len(started)}"
         workdir.mkdir()
-        process = CollectorProcess(workdir, config_text, env)
+        process = CollectorProcess(workdir, config, env)
         started.append(process)
         return process.start(health_port)
 

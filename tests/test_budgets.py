@@ -20,7 +20,9 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
+from collector.config_builder import ConfigBuilder
 from collector.signals import Signal
+from tests.conftest import on_ports
 from tests.test_ledger import GPT4O, GPT4O_COST
 
 SECRET = "s3cret-hook"
@@ -64,35 +66,20 @@ def webhook():
     receiver.stop()
 
 
-def budget_config(ports, db, hook_url: str, attempts: int = 5) -> str:
-    return f"""
-receivers:
-  otlp: {{protocols: {{grpc: {{endpoint: 127.0.0.1:{ports['grpc']}}}}}}}
-processors:
-  genai_normalize: {{}}
-  genai_cost: {{}}
-  genai_attribution: {{customer: [resource.tenant.id]}}
-  genai_budget:
-    timezone: Europe/Berlin
-    budgets:
-      - {{id: acme-daily, match: {{customer: acme}}, limit: 0.035, period: daily, thresholds: [0.5, 0.8, 1.0],
-         hard: true}}
-      - {{id: gpt4o-monthly, match: {{model: "gpt-4o*"}}, limit: 100, period: monthly}}
-    alerts:
-      webhook: {{url: "{hook_url}", secret: "${{env:ALERT_SECRET}}", attempts: {attempts}, initial_interval: 50ms}}
-exporters:
-  duckdb: {{path: "{db}", flush_interval: 20ms}}
-  otlp/backend: {{endpoint: 127.0.0.1:{ports['sink']}, tls: {{insecure: true}}}}
-extensions:
-  health_check: {{endpoint: 127.0.0.1:{ports['health']}}}
-  cost_api: {{endpoint: 127.0.0.1:{ports['api']}}}
-service:
-  extensions: [health_check, cost_api]
-  pipelines:
-    traces: {{receivers: [otlp], processors: [genai_normalize, genai_cost, genai_attribution, genai_budget],
-              exporters: [duckdb, otlp/backend]}}
-    logs: {{receivers: [otlp], exporters: [otlp/backend]}}
-"""
+def budget_config(ports, db, hook_url: str, attempts: int = 5) -> ConfigBuilder:
+    budgets = [{"id": "acme-daily", "match": {"customer": "acme"}, "limit": 0.035, "period": "daily",
+                "thresholds": [0.5, 0.8, 1.0], "hard": True},
+               {"id": "gpt4o-monthly", "match": {"model": "gpt-4o*"}, "limit": 100, "period": "monthly"}]
+    webhook = {"url": hook_url, "secret": "${env:ALERT_SECRET}", "attempts": attempts, "initial_interval": "50ms"}
+    return (on_ports(ports, http=False)
+            .processor("genai_attribution", customer=["resource.tenant.id"])
+            .processor("genai_budget", timezone="Europe/Berlin", budgets=budgets, alerts={"webhook": webhook})
+            .exporter("duckdb", path=str(db), flush_interval="20ms")
+            .exporter("otlp/backend", endpoint=f"127.0.0.1:{ports['sink']}", tls={"insecure": True})
+            .cost_api(ports["api"])
+            .pipeline("traces", processors=["genai_normalize", "genai_cost", "genai_attribution", "genai_budget"],
+                      exporters=["duckdb", "otlp/backend"])
+            .pipeline("logs", exporters=["otlp/backend"]))
 
 
 def send_concurrently(ports, threads: int, spans_each: int, tenant: str = "acme") -> None:

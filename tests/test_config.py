@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from collector.config import ConfigError, expand_env, parse_duration, parse_endpoint, parse_size, parse_yaml
+from collector.config_builder import ConfigBuilder
 from collector.service import build_service
 
 FIXTURES = Path(__file__).parent / "testdata" / "service"
@@ -50,11 +51,7 @@ def test_port_in_use_is_a_clear_startup_error(tmp_path, ports):
         taken.listen()
         port = taken.getsockname()[1]
         config = tmp_path / "c.yaml"
-        config.write_text(f"""
-receivers: {{otlp: {{protocols: {{http: {{endpoint: 127.0.0.1:{port}}}}}}}}}
-exporters: {{debug: {{}}}}
-service: {{pipelines: {{traces: {{receivers: [otlp], exporters: [debug]}}}}}}
-""")
+        config.write_text(ConfigBuilder().otlp(http=port).pipeline("traces", exporters=["debug"]).yaml())
         result = subprocess.run([sys.executable, "-m", "collector", "run", "--config", str(config)],
                                 capture_output=True, text=True, timeout=60)
     assert result.returncode == 1

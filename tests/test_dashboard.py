@@ -36,10 +36,8 @@ def test_dashboard_shows_the_ledger_and_filters_it(ports, collector, browser, tm
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
-    config = ledger_config(ports, tmp_path / "d.duckdb").replace(
-        f"cost_api: {{endpoint: 127.0.0.1:{ports['api']}}}",
-        f"cost_api: {{endpoint: 127.0.0.1:{ports['api']}, "
-        "trace_url_template: 'http://jaeger.example:16686/trace/{trace_id}'}")
+    config = ledger_config(ports, tmp_path / "d.duckdb")
+    config.sections["extensions"]["cost_api"]["trace_url_template"] = "http://jaeger.example:16686/trace/{trace_id}"
     collector(config, ports["health"])
     for tenant, calls in (("acme", 4), ("globex", 2)):
         provider, _ = tracer(ports, tenant)

@@ -9,28 +9,17 @@ from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExport
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
+from collector.config_builder import ConfigBuilder
 from collector.signals import Signal
+from tests.conftest import on_ports
 
 
-def config(ports, retry: str, batch_timeout: str = "50ms") -> str:
-    return f"""
-receivers:
-  otlp: {{protocols: {{grpc: {{endpoint: 127.0.0.1:{ports['grpc']}}}}}}}
-processors:
-  batch: {{send_batch_size: 50, timeout: {batch_timeout}}}
-exporters:
-  otlp/backend:
-    endpoint: 127.0.0.1:{ports['sink']}
-    tls: {{insecure: true}}
-    timeout: 1s
-    retry_on_failure: {retry}
-extensions:
-  health_check: {{endpoint: 127.0.0.1:{ports['health']}}}
-service:
-  extensions: [health_check]
-  pipelines:
-    traces: {{receivers: [otlp], processors: [batch], exporters: [otlp/backend]}}
-"""
+def config(ports, retry: dict, batch_timeout: str = "50ms") -> ConfigBuilder:
+    return (on_ports(ports, http=False)
+            .processor("batch", send_batch_size=50, timeout=batch_timeout)
+            .exporter("otlp/backend", endpoint=f"127.0.0.1:{ports['sink']}", tls={"insecure": True}, timeout="1s",
+                      retry_on_failure=retry)
+            .pipeline("traces", processors=["batch"], exporters=["otlp/backend"]))
 
 
 def send_spans(ports, count: int, prefix: str = "s") -> None:
@@ -44,8 +33,8 @@ def send_spans(ports, count: int, prefix: str = "s") -> None:
 
 
 def test_backend_down_then_up_delivers_everything_once(ports, collector, sink):
-    process = collector(config(ports, "{initial_interval: 100ms, max_interval: 500ms, max_elapsed_time: 60s}"),
-                        ports["health"])
+    retry = {"initial_interval": "100ms", "max_interval": "500ms", "max_elapsed_time": "60s"}
+    process = collector(config(ports, retry), ports["health"])
     send_spans(ports, 120)
     time.sleep(1.0)  # several failed attempts against a closed port
     assert process.health(ports["health"])["components"]["otlp/backend"]["queue_size"] >= 0
@@ -61,7 +50,7 @@ def test_backend_down_then_up_delivers_everything_once(ports, collector, sink):
 def test_permanent_error_is_not_retried(ports, collector, sink):
     sink.fail_with = grpc.StatusCode.INVALID_ARGUMENT
     sink.start_grpc(ports["sink"])
-    process = collector(config(ports, "{initial_interval: 100ms}"), ports["health"])
+    process = collector(config(ports, {"initial_interval": "100ms"}), ports["health"])
     send_spans(ports, 10)
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
@@ -77,7 +66,7 @@ def test_permanent_error_is_not_retried(ports, collector, sink):
 def test_sigterm_drains_batches_and_queues_then_exits_0(ports, collector, sink):
     sink.start_grpc(ports["sink"])
     # a long batch timeout: the spans are still in the batch processor when SIGTERM arrives
-    process = collector(config(ports, "{initial_interval: 100ms}", batch_timeout="1h"), ports["health"])
+    process = collector(config(ports, {"initial_interval": "100ms"}, batch_timeout="1h"), ports["health"])
     provider = TracerProvider()
     provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=f"127.0.0.1:{ports['grpc']}",
                                                                     insecure=True, timeout=30)))

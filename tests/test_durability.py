@@ -14,34 +14,22 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from collector.config_builder import ConfigBuilder
 from collector.signals import Signal
 from collector.storage.ledger import Ledger
+from tests.conftest import on_ports
 from tests.test_ledger import GPT4O
 from tests.test_receiver_errors import good_request
 
 
-def durable_config(ports, tmp_path, max_size: str = "1GiB") -> str:
-    return f"""
-receivers:
-  otlp: {{protocols: {{grpc: {{endpoint: 127.0.0.1:{ports['grpc']}}}}}}}
-processors:
-  genai_normalize: {{}}
-  genai_cost: {{}}
-exporters:
-  duckdb: {{path: "{tmp_path / 'costs.duckdb'}", flush_interval: 20ms}}
-  otlp/backend:
-    endpoint: 127.0.0.1:{ports['sink']}
-    tls: {{insecure: true}}
-    timeout: 1s
-    sending_queue: {{storage: "{tmp_path / 'queue'}", max_size: {max_size}, num_consumers: 4}}
-    retry_on_failure: {{initial_interval: 100ms, max_interval: 500ms, max_elapsed_time: 2s}}
-extensions:
-  health_check: {{endpoint: 127.0.0.1:{ports['health']}}}
-service:
-  extensions: [health_check]
-  pipelines:
-    traces: {{receivers: [otlp], processors: [genai_normalize, genai_cost], exporters: [duckdb, otlp/backend]}}
-"""
+def durable_config(ports, tmp_path, max_size: str = "1GiB", http: bool = False) -> ConfigBuilder:
+    return (on_ports(ports, http=http)
+            .exporter("duckdb", path=str(tmp_path / "costs.duckdb"), flush_interval="20ms")
+            .exporter("otlp/backend", endpoint=f"127.0.0.1:{ports['sink']}", tls={"insecure": True}, timeout="1s",
+                      sending_queue={"storage": str(tmp_path / "queue"), "max_size": max_size, "num_consumers": 4},
+                      retry_on_failure={"initial_interval": "100ms", "max_interval": "500ms",
+                                        "max_elapsed_time": "2s"})
+            .pipeline("traces", processors=["genai_normalize", "genai_cost"], exporters=["duckdb", "otlp/backend"]))
 
 
 def make_spans(count: int, prefix: str) -> list:
@@ -118,10 +106,7 @@ def test_full_disk_queue_is_refused_with_resource_exhausted(ports, collector, tm
 @pytest.mark.parametrize("transport", ["http"])
 def test_full_disk_queue_answers_429_over_http(transport, ports, collector, tmp_path):
     import http.client
-    config = durable_config(ports, tmp_path, max_size="40KiB").replace(
-        f"grpc: {{endpoint: 127.0.0.1:{ports['grpc']}}}",
-        f"grpc: {{endpoint: 127.0.0.1:{ports['grpc']}}}, http: {{endpoint: 127.0.0.1:{ports['http']}}}")
-    collector(config, ports["health"])
+    collector(durable_config(ports, tmp_path, max_size="40KiB", http=True), ports["health"])
     statuses = []
     for _ in range(40):
         conn = http.client.HTTPConnection("127.0.0.1", ports["http"], timeout=5)

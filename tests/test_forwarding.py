@@ -22,36 +22,25 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
+from collector.config_builder import ConfigBuilder
 from collector.receivers import otlp_json
 from collector.signals import Signal
+from tests.conftest import on_ports
 from tests.test_receiver_errors import post
 
 RESOURCE = Resource.create({"service.name": "checkout", "tenant.id": "acme"})
 
 
-def passthrough_config(ports, exporter: str) -> str:
-    return f"""
-receivers:
-  otlp:
-    protocols:
-      grpc: {{endpoint: 127.0.0.1:{ports['grpc']}}}
-      http: {{endpoint: 127.0.0.1:{ports['http']}}}
-processors:
-  batch: {{send_batch_size: 100, timeout: 50ms}}
-exporters:
-  otlp/backend: {{endpoint: 127.0.0.1:{ports['sink_grpc']}, tls: {{insecure: true}},
-                 headers: {{x-api-key: "${{env:BACKEND_KEY}}"}}}}
-  otlphttp/backend: {{endpoint: "http://127.0.0.1:{ports['sink_http']}", compression: gzip}}
-  debug: {{verbosity: basic}}
-extensions:
-  health_check: {{endpoint: 127.0.0.1:{ports['health']}}}
-service:
-  extensions: [health_check]
-  pipelines:
-    traces:  {{receivers: [otlp], processors: [batch], exporters: [{exporter}, debug]}}
-    metrics: {{receivers: [otlp], exporters: [{exporter}]}}
-    logs:    {{receivers: [otlp], processors: [batch], exporters: [{exporter}]}}
-"""
+def passthrough_config(ports, exporter: str) -> ConfigBuilder:
+    return (on_ports(ports)
+            .processor("batch", send_batch_size=100, timeout="50ms")
+            .exporter("otlp/backend", endpoint=f"127.0.0.1:{ports['sink_grpc']}", tls={"insecure": True},
+                      headers={"x-api-key": "${env:BACKEND_KEY}"})
+            .exporter("otlphttp/backend", endpoint=f"http://127.0.0.1:{ports['sink_http']}", compression="gzip")
+            .exporter("debug", verbosity="basic")
+            .pipeline("traces", processors=["batch"], exporters=[exporter, "debug"])
+            .pipeline("metrics", exporters=[exporter])
+            .pipeline("logs", processors=["batch"], exporters=[exporter]))
 
 
 def send_all_signals(transport: str, ports) -> list:

@@ -9,39 +9,24 @@ from pathlib import Path
 
 import pytest
 
+from collector.config_builder import ConfigBuilder
 from collector.demo.fake_provider import FakeProvider
 from collector.exporters.debug import _plain
 from collector.signals import Signal
 from tests.client_matrix import CLIENTS, Client, isolated_python, readme_section
+from tests.conftest import on_ports
 
 ROOT = Path(__file__).parent.parent
 pytestmark = pytest.mark.clients
 
 
-def genai_config(ports, exporter: str | None = None) -> str:
-    """Receivers on ports grpc and http, normalize → cost → batch, and ``exporter`` ("id: {settings}";
-    default: OTLP/gRPC to the sink on port ``sink``)."""
-    exporter = exporter or f"otlp/backend: {{endpoint: 127.0.0.1:{ports['sink']}, tls: {{insecure: true}}}}"
-    return f"""
-receivers:
-  otlp:
-    protocols:
-      grpc: {{endpoint: 127.0.0.1:{ports['grpc']}}}
-      http: {{endpoint: 127.0.0.1:{ports['http']}}}
-processors:
-  genai_normalize: {{}}
-  genai_cost: {{}}
-  batch: {{timeout: 50ms}}
-exporters:
-  {exporter}
-extensions:
-  health_check: {{endpoint: 127.0.0.1:{ports['health']}}}
-service:
-  extensions: [health_check]
-  pipelines:
-    traces: {{receivers: [otlp], processors: [genai_normalize, genai_cost, batch],
-              exporters: [{exporter.split(":", 1)[0]}]}}
-"""
+def genai_config(ports, exporter: tuple[str, dict] | None = None) -> ConfigBuilder:
+    """Receivers on ports grpc and http, normalize → cost → batch, and ``exporter`` (id, settings; default:
+    OTLP/gRPC to the sink on port ``sink``)."""
+    exporter_id, settings = exporter or ("otlp/backend", {"endpoint": f"127.0.0.1:{ports['sink']}",
+                                                          "tls": {"insecure": True}})
+    return (on_ports(ports).processor("batch", timeout="50ms").exporter(exporter_id, **settings)
+            .pipeline("traces", processors=["genai_normalize", "genai_cost", "batch"], exporters=[exporter_id]))
 
 
 @pytest.fixture

@@ -16,42 +16,25 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
+from collector.config_builder import ConfigBuilder
 from collector.storage.ledger import Ledger
+from tests.conftest import on_ports
 
 GPT4O = {"gen_ai.provider.name": "openai", "gen_ai.operation.name": "chat", "gen_ai.request.model": "gpt-4o",
          "gen_ai.usage.input_tokens": 1000, "gen_ai.usage.output_tokens": 100}
 GPT4O_COST = Decimal("0.0035")  # 1000 × $2.50 + 100 × $10 per MTok
 
 
-def ledger_config(ports, db) -> str:
-    return f"""
-receivers:
-  otlp:
-    protocols:
-      grpc: {{endpoint: 127.0.0.1:{ports['grpc']}}}
-      http: {{endpoint: 127.0.0.1:{ports['http']}}}
-processors:
-  genai_normalize: {{}}
-  genai_cost: {{}}
-  genai_attribution:
-    customer: [header.x-customer-id, resource.tenant.id, span.customer.id]
-    user: [span.user.id]
-    feature: [span.feature]
-    team: [resource.team]
-    dimensions: {{project: [span.project]}}
-    default: {{customer: unknown}}
-  batch: {{send_batch_size: 64, timeout: 50ms}}
-exporters:
-  duckdb: {{path: "{db}", flush_interval: 20ms}}
-extensions:
-  health_check: {{endpoint: 127.0.0.1:{ports['health']}}}
-  cost_api: {{endpoint: 127.0.0.1:{ports['api']}}}
-service:
-  extensions: [health_check, cost_api]
-  pipelines:
-    traces: {{receivers: [otlp], processors: [genai_normalize, genai_cost, genai_attribution, batch],
-              exporters: [duckdb]}}
-"""
+def ledger_config(ports, db) -> ConfigBuilder:
+    return (on_ports(ports)
+            .processor("genai_attribution", customer=["header.x-customer-id", "resource.tenant.id", "span.customer.id"],
+                       user=["span.user.id"], feature=["span.feature"], team=["resource.team"],
+                       dimensions={"project": ["span.project"]}, default={"customer": "unknown"})
+            .processor("batch", send_batch_size=64, timeout="50ms")
+            .exporter("duckdb", path=str(db), flush_interval="20ms")
+            .cost_api(ports["api"])
+            .pipeline("traces", processors=["genai_normalize", "genai_cost", "genai_attribution", "batch"],
+                      exporters=["duckdb"]))
 
 
 def tracer(ports, tenant: str = "acme"):
@@ -179,11 +162,8 @@ def test_a_newer_schema_is_refused(tmp_path, db, ports):
     ledger.con.execute("INSERT INTO schema_version VALUES (99, now())")
     ledger.close()
     config = tmp_path / "c.yaml"
-    config.write_text(f"""
-receivers: {{otlp: {{protocols: {{http: {{endpoint: 127.0.0.1:{ports['http']}}}}}}}}}
-exporters: {{duckdb: {{path: "{db}"}}}}
-service: {{pipelines: {{traces: {{receivers: [otlp], exporters: [duckdb]}}}}}}
-""")
+    config.write_text(ConfigBuilder().otlp(http=ports["http"]).exporter("duckdb", path=str(db))
+                      .pipeline("traces", exporters=["duckdb"]).yaml())
     result = subprocess.run([sys.executable, "-m", "collector", "run", "--config", str(config)],
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 1

@@ -74,14 +74,12 @@ scrape_configs:
 
 def test_genai_metrics_feed_the_metrics_pipeline(ports, collector, sink, tmp_path):
     sink.start_grpc(ports["sink"])
-    config = ledger_config(ports, tmp_path / "g.duckdb")
-    config = config.replace("  batch: {send_batch_size: 64, timeout: 50ms}",
-                            "  batch: {send_batch_size: 64, timeout: 50ms}\n  genai_metrics: {interval: 200ms}")
-    config = config.replace("processors: [genai_normalize, genai_cost, genai_attribution, batch]",
-                            "processors: [genai_normalize, genai_cost, genai_attribution, genai_metrics, batch]")
-    config = config.replace("  duckdb: {path:", f"  otlp/backend: {{endpoint: 127.0.0.1:{ports['sink']}, "
-                                                 "tls: {insecure: true}}\n  duckdb: {path:")
-    config += "    metrics: {receivers: [otlp], exporters: [otlp/backend]}\n"
+    config = (ledger_config(ports, tmp_path / "g.duckdb")
+              .processor("genai_metrics", interval="200ms")
+              .exporter("otlp/backend", endpoint=f"127.0.0.1:{ports['sink']}", tls={"insecure": True})
+              .pipeline("traces", processors=["genai_normalize", "genai_cost", "genai_attribution", "genai_metrics",
+                                              "batch"], exporters=["duckdb"])
+              .pipeline("metrics", exporters=["otlp/backend"]))
     process = collector(config, ports["health"])
     provider, _ = tracer(ports)
     emit(provider, 5)

@@ -51,7 +51,7 @@ def phoenix_spans(url: str) -> list[dict]:
 
 
 def test_phoenix_stores_the_forwarded_spans_with_their_cost(phoenix, ports, collector):
-    collector(genai_config(ports, f"otlphttp/phoenix: {{endpoint: {phoenix}}}"), ports["health"])
+    collector(genai_config(ports, ("otlphttp/phoenix", {"endpoint": phoenix})), ports["health"])
     provider = FakeProvider()
     try:
         run_app("openai", provider.url, ports, "http/protobuf")

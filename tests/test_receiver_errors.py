@@ -13,26 +13,15 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 from opentelemetry.proto.trace.v1 import trace_pb2
 
+from collector.config_builder import ConfigBuilder
 from collector.signals import Signal
 
 
-def config(ports, max_body: str = "64KiB", exporter: str = "debug", extra_exporters: str = "") -> str:
-    return f"""
-receivers:
-  otlp:
-    protocols:
-      grpc: {{endpoint: 127.0.0.1:{ports['grpc']}, max_recv_msg_size_mib: 1}}
-      http: {{endpoint: 127.0.0.1:{ports['http']}, max_request_body_size: {max_body}}}
-exporters:
-  debug: {{}}
-{extra_exporters}
-extensions:
-  health_check: {{endpoint: 127.0.0.1:{ports['health']}}}
-service:
-  extensions: [health_check]
-  pipelines:
-    traces: {{receivers: [otlp], exporters: [{exporter}]}}
-"""
+def config(ports, exporter: tuple[str, dict] = ("debug", {})) -> ConfigBuilder:
+    return (ConfigBuilder().otlp(grpc=ports["grpc"], http=ports["http"], grpc_settings={"max_recv_msg_size_mib": 1},
+                                 http_settings={"max_request_body_size": "64KiB"})
+            .health_check(ports["health"]).exporter(exporter[0], **exporter[1])
+            .pipeline("traces", exporters=[exporter[0]]))
 
 
 def good_request(spans: int = 2) -> bytes:
@@ -128,12 +117,11 @@ def test_grpc_malformed_and_oversized(running, ports):
         assert export(good_request(), timeout=5) == b""
 
 
-def pipeline_full_config(ports) -> str:
+def pipeline_full_config(ports) -> ConfigBuilder:
     # The backend port has nothing listening and retries forever: one batch fills the queue.
-    exporter = (f"  otlp/dead: {{endpoint: 127.0.0.1:{ports['dead']}, tls: {{insecure: true}}, "
-                "sending_queue: {queue_size: 1, num_consumers: 1}, "
-                "retry_on_failure: {initial_interval: 10s, max_elapsed_time: 0}}")
-    return config(ports, exporter="otlp/dead", extra_exporters=exporter)
+    return config(ports, ("otlp/dead", {"endpoint": f"127.0.0.1:{ports['dead']}", "tls": {"insecure": True},
+                                        "sending_queue": {"queue_size": 1, "num_consumers": 1},
+                                        "retry_on_failure": {"initial_interval": "10s", "max_elapsed_time": 0}}))
 
 
 def test_pipeline_full_answers_retry_later(ports, collector):

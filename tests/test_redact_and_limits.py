@@ -11,6 +11,7 @@ import pytest
 from collector import attributes
 from collector.batch import TelemetryBatch
 from collector.component import Refused
+from collector.config_builder import ConfigBuilder
 from collector.signals import Signal
 from processors.genai_redact import GenAIRedact, RedactConfig
 from processors.memory_limiter import MemoryLimiter, MemoryLimiterConfig
@@ -84,25 +85,19 @@ def rss_mib(pid: int) -> float:
 
 def test_load_stays_under_the_memory_limit_while_clients_back_off(ports, collector, tmp_path):
     # a slow, dead backend and a large in-memory queue: without the limiter memory would only grow
-    base = f"""
-receivers: {{otlp: {{protocols: {{grpc: {{endpoint: 127.0.0.1:{ports['grpc']}, max_recv_msg_size_mib: 16}}}}}}}}
-processors:
-  memory_limiter: {{limit_mib: LIMIT, spike_limit_mib: 40, check_interval: 100ms}}
-exporters:
-  otlp/dead: {{endpoint: 127.0.0.1:{ports['dead']}, tls: {{insecure: true}}, sending_queue: {{queue_size: 100000}},
-              retry_on_failure: {{initial_interval: 10s}}}}
-extensions:
-  health_check: {{endpoint: 127.0.0.1:{ports['health']}}}
-service:
-  extensions: [health_check]
-  pipelines:
-    traces: {{receivers: [otlp], processors: [memory_limiter], exporters: [otlp/dead]}}
-"""
-    process = collector(base.replace("LIMIT", "4000"), ports["health"])
+    def limited_to(limit_mib: int) -> ConfigBuilder:
+        return (ConfigBuilder().otlp(grpc=ports["grpc"], grpc_settings={"max_recv_msg_size_mib": 16})
+                .processor("memory_limiter", limit_mib=limit_mib, spike_limit_mib=40, check_interval="100ms")
+                .exporter("otlp/dead", endpoint=f"127.0.0.1:{ports['dead']}", tls={"insecure": True},
+                          sending_queue={"queue_size": 100000}, retry_on_failure={"initial_interval": "10s"})
+                .health_check(ports["health"])
+                .pipeline("traces", processors=["memory_limiter"], exporters=["otlp/dead"]))
+
+    process = collector(limited_to(4000), ports["health"])
     baseline = rss_mib(process.proc.pid)
     process.stop()
     limit = int(baseline) + 120
-    process = collector(base.replace("LIMIT", str(limit)), ports["health"])
+    process = collector(limited_to(limit), ports["health"])
     body = good_request(20000)  # ~1.5 MB
     outcomes = {"OK": 0, "RESOURCE_EXHAUSTED": 0}
     peak = [0.0]
@@ -139,15 +134,9 @@ def test_request_limits_and_partial_success(ports, collector):
     from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 
     from tests.test_receiver_errors import post
-    config = f"""
-receivers:
-  otlp:
-    limits: {{max_spans_per_request: 50, max_attributes_per_span: 3, max_attribute_value_bytes: 1KiB}}
-    protocols: {{http: {{endpoint: 127.0.0.1:{ports['http']}}}}}
-exporters: {{debug: {{}}}}
-extensions: {{health_check: {{endpoint: 127.0.0.1:{ports['health']}}}}}
-service: {{extensions: [health_check], pipelines: {{traces: {{receivers: [otlp], exporters: [debug]}}}}}}
-"""
+    limits = {"max_spans_per_request": 50, "max_attributes_per_span": 3, "max_attribute_value_bytes": "1KiB"}
+    config = ConfigBuilder().otlp(http=ports["http"], limits=limits).health_check(ports["health"]) \
+        .pipeline("traces", exporters=["debug"])
     collector(config, ports["health"])
     protobuf = {"Content-Type": "application/x-protobuf"}
     status, _, body, _ = post(ports["http"], good_request(51), protobuf)

@@ -15,6 +15,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from collector.config_builder import ConfigBuilder
 from collector.signals import Signal
 from tests.test_ledger import GPT4O
 from tests.test_receiver_errors import good_request, post
@@ -25,39 +26,20 @@ GLOBEX = "globex-token-0123456789"
 READ, ADMIN = "read-token-0123456789", "admin-token-0123456789"
 
 
-def secured_config(ports, tmp_path, tls: dict | None = None, public: str = "false") -> str:
-    grpc_tls = http_tls = ""
-    if tls:
-        block = f"tls: {{cert_file: {tls['server_cert']}, key_file: {tls['server_key']}, " \
-                f"client_ca_file: {tls['ca']}}}"
-        grpc_tls = http_tls = ", " + block
-    return f"""
-receivers:
-  otlp:
-    auth:
-      bearer_tokens:
-        - {{token: "${{env:TOKEN_ACME}}", tenant: acme}}
-        - {{token: "${{env:TOKEN_GLOBEX}}", tenant: globex}}
-    protocols:
-      grpc: {{endpoint: 127.0.0.1:{ports['grpc']}{grpc_tls}}}
-      http: {{endpoint: 127.0.0.1:{ports['http']}{http_tls}}}
-processors:
-  genai_normalize: {{}}
-  genai_cost: {{}}
-  genai_attribution: {{customer: [span.customer.id], trust_client_attribution: false}}
-exporters:
-  duckdb: {{path: "{tmp_path / 's.duckdb'}", flush_interval: 20ms}}
-extensions:
-  health_check: {{endpoint: 127.0.0.1:{ports['health']}}}
-  cost_api:
-    endpoint: 127.0.0.1:{ports['api']}
-    auth: {{read_tokens: ["${{env:API_READ}}"], admin_tokens: ["${{env:API_ADMIN}}"]}}
-    public: {public}
-service:
-  extensions: [health_check, cost_api]
-  pipelines:
-    traces: {{receivers: [otlp], processors: [genai_normalize, genai_cost, genai_attribution], exporters: [duckdb]}}
-"""
+def secured_config(ports, tmp_path, tls: dict | None = None, public: bool = False,
+                   api_tls: dict | None = None) -> ConfigBuilder:
+    server_tls = {"tls": {"cert_file": str(tls["server_cert"]), "key_file": str(tls["server_key"]),
+                          "client_ca_file": str(tls["ca"])}} if tls else {}
+    tokens = [{"token": "${env:TOKEN_ACME}", "tenant": "acme"}, {"token": "${env:TOKEN_GLOBEX}", "tenant": "globex"}]
+    api_settings = {"auth": {"read_tokens": ["${env:API_READ}"], "admin_tokens": ["${env:API_ADMIN}"]},
+                    "public": public, **({"tls": api_tls} if api_tls else {})}
+    return (ConfigBuilder().otlp(grpc=ports["grpc"], http=ports["http"], grpc_settings=server_tls,
+                                 http_settings=server_tls, auth={"bearer_tokens": tokens})
+            .processor("genai_attribution", customer=["span.customer.id"], trust_client_attribution=False)
+            .exporter("duckdb", path=str(tmp_path / "s.duckdb"), flush_interval="20ms")
+            .health_check(ports["health"]).cost_api(ports["api"], **api_settings)
+            .pipeline("traces", processors=["genai_normalize", "genai_cost", "genai_attribution"],
+                      exporters=["duckdb"]))
 
 
 ENV = {"TOKEN_ACME": ACME, "TOKEN_GLOBEX": GLOBEX, "API_READ": READ, "API_ADMIN": ADMIN}
@@ -117,7 +99,7 @@ def test_api_tokens_read_and_admin(ports, collector, tmp_path):
 
 
 def test_public_api_reads_without_a_token(ports, collector, tmp_path):
-    collector(secured_config(ports, tmp_path, public="true"), ports["health"], env=ENV)
+    collector(secured_config(ports, tmp_path, public=True), ports["health"], env=ENV)
     assert api(ports, "/api/v1/costs")[0] == 200
 
 
@@ -154,9 +136,8 @@ def test_receivers_over_mtls(ports, collector, tmp_path):
 
 def test_api_over_tls(ports, collector, tmp_path):
     certs = make_certificates(tmp_path)
-    config = secured_config(ports, tmp_path, public="true").replace(
-        "    public: true\n",
-        f"    public: true\n    tls: {{cert_file: {certs['server_cert']}, key_file: {certs['server_key']}}}\n")
+    config = secured_config(ports, tmp_path, public=True,
+                            api_tls={"cert_file": str(certs["server_cert"]), "key_file": str(certs["server_key"])})
     collector(config, ports["health"], env=ENV)
     context = ssl.create_default_context(cafile=str(certs["ca"]))
     with urllib.request.urlopen(f"https://localhost:{ports['api']}/api/v1/info", context=context, timeout=5) as reply:

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from collector.cli.api_client import ApiClient
 from collector.cli.report import render
+from collector.config_builder import ConfigBuilder
 from collector.errors import CommandError
 from collector.process import free_port, wait_healthy
 
@@ -28,31 +29,15 @@ _DEMO_MODULES = ("openai", "anthropic", "opentelemetry.instrumentation.openai_v2
 
 
 def _config(ports: dict[str, int], db: Path) -> str:
-    return f"""
-receivers:
-  otlp:
-    protocols:
-      grpc: {{endpoint: 127.0.0.1:{ports['grpc']}}}
-      http: {{endpoint: 127.0.0.1:{ports['http']}}}
-processors:
-  genai_normalize: {{}}
-  genai_cost: {{}}
-  genai_attribution: {{customer: [resource.tenant.id], feature: [resource.service.name]}}
-  genai_budget:
-    budgets: [{{id: demo-daily, match: {{}}, limit: 0.05, period: daily, hard: true}}]
-  batch: {{timeout: 100ms}}
-exporters:
-  duckdb: {{path: "{db}", flush_interval: 50ms}}
-extensions:
-  health_check: {{endpoint: 127.0.0.1:{ports['health']}}}
-  cost_api: {{endpoint: 127.0.0.1:{ports['api']}}}
-service:
-  extensions: [health_check, cost_api]
-  telemetry: {{logs: {{level: warn}}}}
-  pipelines:
-    traces: {{receivers: [otlp], processors: [genai_normalize, genai_cost, genai_attribution, genai_budget, batch],
-              exporters: [duckdb]}}
-"""
+    processors = ["genai_normalize", "genai_cost", "genai_attribution", "genai_budget", "batch"]
+    return (ConfigBuilder().otlp(grpc=ports["grpc"], http=ports["http"])
+            .processor("genai_attribution", customer=["resource.tenant.id"], feature=["resource.service.name"])
+            .processor("genai_budget", budgets=[{"id": "demo-daily", "match": {}, "limit": 0.05, "period": "daily",
+                                                 "hard": True}])
+            .processor("batch", timeout="100ms")
+            .exporter("duckdb", path=str(db), flush_interval="50ms")
+            .health_check(ports["health"]).cost_api(ports["api"]).log_level("warn")
+            .pipeline("traces", processors=processors, exporters=["duckdb"]).yaml())
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
