@@ -1,7 +1,7 @@
 """Writing OTLP attributes onto spans in place, cheaply.
 
 New attributes are encoded straight to protobuf wire bytes and appended with one
-``MergeFromString`` per span (see ``processors.dialects.GenAICall.append``), instead of one
+``MergeFromString`` per span (see ``processors.genai_call.GenAICall.append``), instead of one
 message object per attribute; the
 encodings of recurring (key, value) pairs are cached.
 """

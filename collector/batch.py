@@ -26,7 +26,7 @@ class TelemetryBatch:
         self.headers = headers
         self._item_count: int | None = None
         self._wire: bytes | None = None
-        self.genai: list | None = None  # GenAI calls indexed by genai_normalize (processors.dialects.GenAICall)
+        self.genai: list | None = None  # the GenAI calls, indexed by the pipeline (processors.genai_call.GenAICall)
 
     @classmethod
     def from_wire(cls, signal: Signal, wire: bytes, headers: Mapping[str, str] = NO_HEADERS) -> TelemetryBatch:

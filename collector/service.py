@@ -59,7 +59,7 @@ class Service:
 
     def attribution_dimensions(self) -> tuple[str, ...]:
         """Every attribution dimension the pipelines produce (standard ones first)."""
-        from collector.storage.ledger import STANDARD_DIMENSIONS
+        from collector.storage.schema import STANDARD_DIMENSIONS
         names = list(STANDARD_DIMENSIONS)
         for processor in self.processors:
             names += [d for d in getattr(processor, "attribution_dimensions", ()) if d not in names]

@@ -34,7 +34,7 @@ from collector.cardinality import CardinalityLimit
 from collector.component import BuildContext, Processor
 from collector.schema import AtLeast, Invalid
 from collector.signals import Signal
-from processors.dialects import GenAICall
+from processors.genai_call import GenAICall
 
 STANDARD_DIMENSIONS = ("customer", "user", "feature", "team")
 ATTRIBUTE_PREFIX = "gen_ai.attribution."

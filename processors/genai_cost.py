@@ -23,7 +23,8 @@ from collector.schema import Duration, ExistingFile, Invalid
 from collector.signals import Signal
 from pricing_catalog.catalog import PriceCatalog, PriceMatch
 from pricing_catalog.compiled import Breakdown, PricingError, from_pico, round_pico, to_double, to_pico
-from processors.dialects import COST_PREFIX, OUTPUT_KEYS, GenAICall
+from processors.dialects import COST_PREFIX, OUTPUT_KEYS
+from processors.genai_call import GenAICall
 
 _LOG = log.get("processor.genai_cost")
 COST = COST_PREFIX

@@ -1,6 +1,6 @@
 """The index of GenAI calls a pipeline builds once per batch, for every processor that ``reads_genai``.
 
-Each pipeline owns one :class:`~processors.dialects.SpanReader`, made from what its processors declare:
+Each pipeline owns one :class:`~processors.span_reader.SpanReader`, made from what its processors declare:
 ``source_mappings`` (genai_normalize's ``custom_mappings``) and ``span_keys`` (the span attributes
 genai_attribution reads), so the reader's one scan per span indexes everything they need.
 """
@@ -11,7 +11,8 @@ from collections.abc import Callable, Sequence
 
 from collector.batch import TelemetryBatch
 from collector.component import Component, Processor
-from processors.dialects import GenAICall, SpanReader
+from processors.genai_call import GenAICall
+from processors.span_reader import SpanReader
 
 
 def index_batch(batch: TelemetryBatch, reader: SpanReader) -> list[GenAICall]:

@@ -23,7 +23,7 @@ from collector.component import BuildContext, Processor
 from collector.schema import AtLeast, Duration, Invalid
 from collector.signals import Signal
 from processors import dialects
-from processors.dialects import GenAICall
+from processors.genai_call import GenAICall
 
 # canonical attribute → GenAICall field (the targets a custom mapping may name)
 CANONICAL_FIELDS = {

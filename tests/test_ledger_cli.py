@@ -16,6 +16,7 @@ import pytest
 
 from bench.ledger import load_synthetic_calls
 from collector.batch import TelemetryBatch
+from collector.storage import schema
 from collector.storage.ledger import Ledger
 from collector.storage.queries import CostQuery, LedgerQueries
 from collector.storage.rows import CallColumns
@@ -210,7 +211,7 @@ def test_an_older_ledger_is_migrated_and_keeps_its_rollups(ledger_file, version)
     for table in ("cost_hourly", "cost_daily") if version == 1 else ():  # one row per bucket and key, keyed
         ledger.con.execute(f"CREATE TABLE {table}_v1 AS SELECT * FROM {table}")
         ledger.con.execute(f"DROP TABLE {table}")
-        ledger.con.execute(ledger._rollup_ddl(table)[:-1] + f", PRIMARY KEY ({keys}))")
+        ledger.con.execute(schema.rollup_ddl(table, ledger.dimensions)[:-1] + f", PRIMARY KEY ({keys}))")
         ledger.con.execute(f"INSERT INTO {table} SELECT * FROM {table}_v1")
         ledger.con.execute(f"DROP TABLE {table}_v1")
     ledger.close()

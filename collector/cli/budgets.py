@@ -9,8 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from collector.cli.api_client import ApiClient, ApiError
-from collector.cli.common import DEFAULT_DB, DEFAULT_URL, load_component, open_ledger
+from collector.cli.common import DEFAULT_DB, DEFAULT_URL, load_component
 from collector.errors import CommandError
+from collector.storage.ledger import Ledger
 from processors.budgets import Status, parse_budget, period_bounds, spend_in_ledger
 
 
@@ -28,8 +29,7 @@ def _from_file(db: Path, config: Path | None) -> list[dict[str, Any]]:
     API, with spend from the ledger file."""
     processor = load_component(config, "processors", "genai_budget") if config is not None else None
     zone = processor.book.zone if processor is not None else dt.UTC
-    ledger = open_ledger(db, read_only=True)
-    try:
+    with Ledger.open(db, read_only=True) as ledger:
         budgets = list(processor.configured) if processor is not None else []
         budgets += [parse_budget(json.loads(spec), None, source="api")
                     for (spec,) in ledger.con.execute("SELECT spec FROM budgets ORDER BY id").fetchall()]
@@ -39,8 +39,6 @@ def _from_file(db: Path, config: Path | None) -> list[dict[str, Any]]:
             start, end = period_bounds(budget.period, now, zone)
             statuses.append(Status(budget, spend_in_ledger(ledger.con, budget, now, zone), start, end).as_dict())
         return statuses
-    finally:
-        ledger.close()
 
 
 def render(budgets: list[dict[str, Any]]) -> str:

@@ -11,16 +11,10 @@ from collector import registry
 from collector.component import Component
 from collector.config import default_config_path, load_yaml_file
 from collector.service import Service, build_service
-from collector.storage.ledger import Ledger
 from collector.storage.queries import parse_time, utcnow
 
 DEFAULT_DB = Path("data/costs.duckdb")
 DEFAULT_URL = "http://127.0.0.1:8888"
-
-
-def open_ledger(path: Path, read_only: bool = False) -> Ledger:
-    """The ledger file; LedgerError (with the reason and what to do) when it cannot be opened."""
-    return Ledger.open(path, read_only=read_only)
 
 
 def load_service(config: Path | str | None) -> Service:
@@ -48,6 +42,13 @@ def progress(done: int, total: int) -> None:
 def add_time_range(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--from", dest="from_", help="2026-01-01, 2026-01-01T12:00:00Z, now, or 7d (ago)")
     parser.add_argument("--to", help="exclusive end (default: now)")
+
+
+def add_ledger_file(parser: argparse.ArgumentParser, time_range: bool = True) -> None:
+    """``--db`` (a stopped collector's ledger file) and, unless told otherwise, ``--from`` / ``--to``."""
+    parser.add_argument("--db", type=Path, default=DEFAULT_DB, help=f"the ledger file (default {DEFAULT_DB})")
+    if time_range:
+        add_time_range(parser)
 
 
 def time_range(args: argparse.Namespace, default_days: int | None) -> tuple[dt.datetime | None, dt.datetime | None]:

@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
-from collector.cli.common import DEFAULT_DB, open_ledger
+from collector.cli.common import add_ledger_file
+from collector.storage.ledger import Ledger
 from collector.storage.queries import parse_time, utcnow
 
 
 def cmd_prune(args: argparse.Namespace) -> int:
-    ledger = open_ledger(args.db)
     cutoff = parse_time("--older-than", args.older_than, utcnow())
     tables = ["llm_calls", *(["cost_hourly", "cost_daily"] if args.rollups else [])]
-    deleted = ledger.prune(cutoff, tables)
-    ledger.close()
+    with Ledger.open(args.db) as ledger:
+        deleted = ledger.prune(cutoff, tables)
     print(", ".join(f"{table}: {rows} row(s) deleted" for table, rows in deleted.items())
           + f" (before {cutoff.isoformat()}Z)")
     return 0
@@ -22,7 +21,7 @@ def cmd_prune(args: argparse.Namespace) -> int:
 
 def add_commands(commands: argparse._SubParsersAction) -> None:
     prune = commands.add_parser("prune", help="delete old calls")
-    prune.add_argument("--db", type=Path, default=DEFAULT_DB)
+    add_ledger_file(prune, time_range=False)
     prune.add_argument("--older-than", required=True, help="e.g. 90d, or a date")
     prune.add_argument("--rollups", action="store_true", help="delete hourly and daily rollups too")
     prune.set_defaults(handler=cmd_prune)

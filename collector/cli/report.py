@@ -17,10 +17,11 @@ from pathlib import Path
 from typing import Any
 
 from collector.cli.api_client import ApiClient
-from collector.cli.common import DEFAULT_DB, DEFAULT_URL, add_time_range, open_ledger
+from collector.cli.common import DEFAULT_DB, DEFAULT_URL, add_time_range
 from collector.errors import CommandError, LedgerError
-from collector.storage.ledger import rollups_lag
+from collector.storage.ledger import Ledger
 from collector.storage.queries import CostQuery, LedgerQueries, parse_time, utcnow
+from collector.storage.rollups import rollups_lag
 
 
 def _filters(pairs: list[str]) -> dict[str, str]:
@@ -42,16 +43,13 @@ def _report_via_api(url: str, args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _report_from_file(path: Path, args: argparse.Namespace) -> dict[str, Any]:
-    ledger = open_ledger(path, read_only=True)
-    try:
-        now = utcnow()
-        end = parse_time("to", args.to, now + dt.timedelta(seconds=1), now)
-        start = parse_time("from", args.from_, end - dt.timedelta(days=30), now)
-        query = CostQuery(start, end, [g for g in (args.group_by or "").split(",") if g], args.granularity,
-                          _filters(args.filter), args.top)
+    now = utcnow()
+    end = parse_time("to", args.to, now + dt.timedelta(seconds=1), now)
+    start = parse_time("from", args.from_, end - dt.timedelta(days=30), now)
+    query = CostQuery(start, end, [g for g in (args.group_by or "").split(",") if g], args.granularity,
+                      _filters(args.filter), args.top)
+    with Ledger.open(path, read_only=True) as ledger:
         return LedgerQueries(ledger.con, ledger.dimensions, rollups_lag(ledger.version)).costs(query)
-    finally:
-        ledger.close()
 
 
 def cmd_report(args: argparse.Namespace) -> int:

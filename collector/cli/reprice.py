@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from collector.cli.common import DEFAULT_DB, add_time_range, open_ledger, progress, time_range
-from collector.storage.ledger import COST_COLUMNS, TOKEN_COLUMNS
+from collector.cli.common import add_ledger_file, progress, time_range
+from collector.storage.ledger import Ledger
+from collector.storage.schema import COST_COLUMNS, TOKEN_COLUMNS
 from pricing_catalog.catalog import PriceCatalog
 from pricing_catalog.compiled import from_pico
 from processors.genai_cost import price_usage
@@ -19,15 +20,13 @@ _USAGE_KEYS = dict(zip(TOKEN_COLUMNS, ("input_tokens", "output_tokens", "cache_r
                                        "output_reasoning_tokens"), strict=True))
 
 
-def cmd_reprice(args: argparse.Namespace) -> int:
-    ledger = open_ledger(args.db)
-    start, end = time_range(args, 30)
-    catalog = PriceCatalog.from_files(args.price_file)
-    rows = ledger.billable_calls(start, end)
+def _repriced(calls: list[tuple], catalog: PriceCatalog, show_progress: bool) -> tuple[pa.Table, dict, dict]:
+    """The new costs of stored calls as the table ``Ledger.apply_prices`` takes, and old and new totals per
+    (provider, model)."""
     old_totals: dict[tuple, Decimal] = defaultdict(Decimal)
     new_totals: dict[tuple, Decimal] = defaultdict(Decimal)
     columns: dict[str, list] = defaultdict(list)
-    for index, row in enumerate(rows):
+    for index, row in enumerate(calls):
         (trace_id, span_id, start_us, provider, model, tier, source, *tokens, cost, reported) = row
         usage = {_USAGE_KEYS[c]: v for c, v in zip(TOKEN_COLUMNS, tokens, strict=True)
                  if v or c in ("input_tokens", "output_tokens")}
@@ -46,32 +45,38 @@ def cmd_reprice(args: argparse.Namespace) -> int:
                             ("cost_pico", result.amount_pico), *zip((f"{c}_pico" for c in COST_COLUMNS[1:6]),
                                                                      parts, strict=True)):
             columns[name].append(value)
-        if args.progress and index % 10_000 == 0:
-            progress(index, len(rows))
-    width = max([len(f"{p}/{m}") for p, m in old_totals] + [10])
-    print(f"{'provider/model':<{width}}  {'old':>18}  {'new':>18}  {'diff':>18}")
-    for key in sorted(old_totals, key=lambda k: -abs(new_totals[k] - old_totals[k])):
-        old, new, name = old_totals[key], new_totals[key], f"{key[0]}/{key[1]}"
-        print(f"{name:<{width}}  {old:>18.10f}  {new:>18.10f}  {new - old:>+18.10f}")
-    old_sum, new_sum = sum(old_totals.values(), Decimal(0)), sum(new_totals.values(), Decimal(0))
-    print(f"{'TOTAL':<{width}}  {old_sum:>18.10f}  {new_sum:>18.10f}  {new_sum - old_sum:>+18.10f}  "
-          f"({len(rows)} calls, snapshot {catalog.snapshot_id})")
-    if args.dry_run or not rows:
-        print("dry run: nothing changed" if args.dry_run else "no calls in range")
-        ledger.close()
-        return 0
+        if show_progress and index % 10_000 == 0:
+            progress(index, len(calls))
     table = pa.table({name: pa.array(values, type=pa.int64() if name.endswith("_pico") else pa.string())
                       for name, values in columns.items()})
-    updated = ledger.apply_prices(table, start, end)
-    ledger.close()
+    return table, old_totals, new_totals
+
+
+def cmd_reprice(args: argparse.Namespace) -> int:
+    start, end = time_range(args, 30)
+    catalog = PriceCatalog.from_files(args.price_file)
+    with Ledger.open(args.db) as ledger:
+        calls = ledger.billable_calls(start, end)
+        table, old_totals, new_totals = _repriced(calls, catalog, args.progress)
+        width = max([len(f"{p}/{m}") for p, m in old_totals] + [10])
+        print(f"{'provider/model':<{width}}  {'old':>18}  {'new':>18}  {'diff':>18}")
+        for key in sorted(old_totals, key=lambda k: -abs(new_totals[k] - old_totals[k])):
+            old, new, name = old_totals[key], new_totals[key], f"{key[0]}/{key[1]}"
+            print(f"{name:<{width}}  {old:>18.10f}  {new:>18.10f}  {new - old:>+18.10f}")
+        old_sum, new_sum = sum(old_totals.values(), Decimal(0)), sum(new_totals.values(), Decimal(0))
+        print(f"{'TOTAL':<{width}}  {old_sum:>18.10f}  {new_sum:>18.10f}  {new_sum - old_sum:>+18.10f}  "
+              f"({len(calls)} calls, snapshot {catalog.snapshot_id})")
+        if args.dry_run or not calls:
+            print("dry run: nothing changed" if args.dry_run else "no calls in range")
+            return 0
+        updated = ledger.apply_prices(table, start, end)
     print(f"applied: {updated} call(s) repriced, rollups rebuilt")
     return 0
 
 
 def add_commands(commands: argparse._SubParsersAction) -> None:
     reprice = commands.add_parser("reprice", help="recompute stored costs with the current catalog and price files")
-    reprice.add_argument("--db", type=Path, default=DEFAULT_DB)
-    add_time_range(reprice)
+    add_ledger_file(reprice)
     reprice.add_argument("--price-file", action="append", type=Path, default=[])
     reprice.add_argument("--dry-run", action="store_true", help="print old vs new totals per model, change nothing")
     reprice.add_argument("--progress", action="store_true")

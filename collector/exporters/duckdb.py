@@ -27,8 +27,9 @@ from collector.config import ConfigError, parse_duration
 from collector.errors import LedgerError, StartupError
 from collector.schema import AtLeast, Duration, Parse
 from collector.signals import Signal
-from collector.storage.ledger import STANDARD_DIMENSIONS, Ledger
+from collector.storage.ledger import Ledger
 from collector.storage.rows import CallColumns
+from collector.storage.schema import STANDARD_DIMENSIONS
 
 _LOG = log.get("exporter.duckdb")
 _STOP = object()

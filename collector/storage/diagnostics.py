@@ -6,8 +6,9 @@ from typing import Any
 
 import duckdb
 
-from collector.storage.ledger import SCHEMA_VERSION, rollup_consistency, rollups_lag
 from collector.storage.queries import jsonable
+from collector.storage.rollups import rollup_consistency, rollups_lag
+from collector.storage.schema import SCHEMA_VERSION
 
 
 def ledger_diagnostics(con: duckdb.DuckDBPyConnection, tolerance: float = 0.01) -> dict[str, Any]:

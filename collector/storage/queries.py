@@ -19,7 +19,8 @@ import duckdb
 
 from collector.config import parse_duration
 from collector.errors import QueryError
-from collector.storage.ledger import ROLLUP_KEYS, ROLLUP_SUMS, q, rollup_source
+from collector.storage.rollups import ROLLUP_SUMS, rollup_source
+from collector.storage.schema import ROLLUP_KEYS, q
 
 GRANULARITIES = ("hour", "day", "month")
 MAX_CALLS_PAGE = 1000

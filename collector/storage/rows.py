@@ -9,7 +9,7 @@ import pyarrow as pa
 
 from collector.attributes import value_of
 from collector.batch import TelemetryBatch
-from collector.storage.ledger import COST_COLUMNS, TEXT_COLUMNS, TOKEN_COLUMNS
+from collector.storage.schema import COST_COLUMNS, TEXT_COLUMNS, TOKEN_COLUMNS
 from pricing_catalog.compiled import to_pico
 
 _NO_BREAKDOWN = (None,) * 5

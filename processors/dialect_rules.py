@@ -1,0 +1,82 @@
+"""What one dialect needs beyond the tables of :mod:`processors.dialects`: operations, tiers and usage read
+from its own attributes (OpenInference invocation parameters, Vercel provider metadata, Langfuse usage
+details), applied by the span reader after the table-driven fields."""
+
+from __future__ import annotations
+
+from opentelemetry.proto.trace.v1.trace_pb2 import Span
+
+from processors.dialects import normalize_tier, provider_from_model
+from processors.genai_call import GenAICall, as_float, json_attr, token_count
+
+
+def _openinference(call: GenAICall, span: Span) -> None:
+    kind = str(call.value("openinference.span.kind") or "").upper()
+    call.operation = {"LLM": "chat", "EMBEDDING": "embeddings"}.get(kind, kind.lower() or None)
+    parameters = json_attr(call, "llm.invocation_parameters")
+    if not call.request_model and call.response_model:
+        call.request_model = parameters.get("model")
+    tier = parameters.get("service_tier")
+    if tier:
+        call.tier = normalize_tier(tier)
+
+
+def _vercel(call: GenAICall, span: Span) -> None:
+    operation_id = str(call.value("ai.operationId") or span.name)
+    if operation_id.endswith((".doGenerate", ".doStream")):
+        call.operation = "chat"
+    elif operation_id.endswith(".doEmbed"):
+        call.operation = "embeddings"
+    else:
+        call.operation = "chain"  # ai.generateText & co. aggregate their steps
+    metadata = json_attr(call, "ai.response.providerMetadata")
+    tier = (metadata.get("openai") or {}).get("serviceTier") or \
+        ((metadata.get("anthropic") or {}).get("usage") or {}).get("service_tier")
+    if tier:
+        call.tier = normalize_tier(tier)
+
+
+def _langfuse(call: GenAICall, span: Span) -> None:
+    """Langfuse usage_details: ``input`` excludes the cached subsets, ``output`` excludes reasoning."""
+    usage = json_attr(call, "langfuse.observation.usage_details")
+    if usage:
+        try:
+            numbers = {k: token_count(v) for k, v in usage.items()}
+        except ValueError as exc:
+            call.usage_error = f"usage_details: {exc}"
+            return
+        call.cache_read = sum(numbers.get(k, 0) for k in ("input_cached_tokens", "input_cache_read",
+                                                           "cache_read_input_tokens"))
+        call.cache_write = sum(numbers.get(k, 0) for k in ("input_cache_creation", "input_cache_write",
+                                                            "cache_creation_input_tokens"))
+        call.reasoning = sum(numbers.get(k, 0) for k in ("output_reasoning_tokens", "output_reasoning"))
+        call.input = sum(v for k, v in numbers.items() if k.startswith("input"))
+        call.output = sum(v for k, v in numbers.items() if k.startswith("output"))
+    cost = json_attr(call, "langfuse.observation.cost_details").get("total")
+    if cost is not None:
+        call.reported_cost = as_float(cost)
+    if call.provider is None:
+        call.provider = provider_from_model(call.model)
+
+
+def _google_adk(call: GenAICall, span: Span) -> None:
+    call.provider = provider_from_model(call.model) or call.provider
+    if span.name == "call_llm":
+        call.operation = "chat"
+
+
+def _openlit(call: GenAICall, span: Span) -> None:
+    """OpenLIT writes ``gen_ai.usage.cost = 0`` when its pricing JSON (fetched from GitHub at start) has no
+    price for the model or could not be fetched: that is no report, not a free call."""
+    if call.reported_cost == 0 and (call.input or call.output):
+        call.reported_cost = None
+
+
+# The rule of each dialect that has one, applied after the table-driven fields.
+DIALECT_RULES = {
+    "openinference": _openinference,
+    "vercel_ai": _vercel,
+    "langfuse": _langfuse,
+    "google_adk": _google_adk,
+    "openlit": _openlit,
+}
