@@ -99,12 +99,6 @@ def ports():
 
 
 @pytest.fixture
-def collector_config(ports):
-    """Factory: a ConfigBuilder on this test's ports (see ``on_ports``)."""
-    return lambda **protocols: on_ports(ports, **protocols)
-
-
-@pytest.fixture
 def collector(tmp_path):
     """Factory: ``collector(config, health_port)`` starts a collector on a ConfigBuilder (or YAML text);
     stopped after the test."""
