@@ -23,6 +23,7 @@ import psutil
 
 from bench.ledger import SYNTHETIC_SPAN_DAYS, load_synthetic_calls
 from bench.workload import build_requests, variant_price_file
+from collector.config_builder import ConfigBuilder
 from collector.process import free_port, wait_healthy
 from collector.signals import Signal
 from collector.storage.ledger import Ledger
@@ -62,38 +63,21 @@ def floor(seconds: float) -> dict:
 
 def collector_config(scenario: dict, grpc_port: int, http_port: int, sink_port: int, health_port: int,
                      workdir: Path, price_file: Path | None = None) -> str:
-    processors = scenario["pipeline"]["processors"]
-    return f"""
-receivers:
-  otlp:
-    protocols:
-      grpc: {{endpoint: 127.0.0.1:{grpc_port}, max_recv_msg_size_mib: 64}}
-      http: {{endpoint: 127.0.0.1:{http_port}}}
-exporters:
-  otlp/sink: {{endpoint: 127.0.0.1:{sink_port}, tls: {{insecure: true}}, compression: none,
-              sending_queue: {{queue_size: 64, num_consumers: 4}}}}
-  duckdb: {{path: "{workdir}/costs.duckdb"}}
-processors:
-  genai_normalize: {{}}
-  genai_cost: {{{f'price_files: ["{price_file}"]' if price_file else ''}}}
-  genai_attribution:
-    customer: [resource.tenant.id]
-  genai_budget:
-    budgets:
-      - {{id: customer-0-monthly, match: {{customer: customer-0}}, limit: 1000000, period: monthly}}
-      - {{id: all-daily, limit: 1000000, period: daily, thresholds: [0.5, 0.8, 1.0]}}
-  batch: {{send_batch_size: 512, timeout: 200ms}}  # as the default config
-extensions:
-  health_check: {{endpoint: 127.0.0.1:{health_port}}}
-service:
-  extensions: [health_check]
-  telemetry: {{logs: {{level: warn}}}}
-  pipelines:
-    traces:
-      receivers: [otlp]
-      processors: [{", ".join(processors)}]
-      exporters: [{", ".join(scenario["pipeline"]["exporters"])}]
-"""
+    budgets = [{"id": "customer-0-monthly", "match": {"customer": "customer-0"}, "limit": 1000000, "period": "monthly"},
+               {"id": "all-daily", "limit": 1000000, "period": "daily", "thresholds": [0.5, 0.8, 1.0]}]
+    return (ConfigBuilder()
+            .otlp(grpc=grpc_port, http=http_port, grpc_settings={"max_recv_msg_size_mib": 64})
+            .exporter("otlp/sink", endpoint=f"127.0.0.1:{sink_port}", tls={"insecure": True}, compression="none",
+                      sending_queue={"queue_size": 64, "num_consumers": 4})
+            .exporter("duckdb", path=str(workdir / "costs.duckdb"))
+            .processor("genai_cost", **({"price_files": [str(price_file)]} if price_file else {}))
+            .processor("genai_attribution", customer=["resource.tenant.id"])
+            .processor("genai_budget", budgets=budgets)
+            .processor("batch", send_batch_size=512, timeout="200ms")  # as the default config
+            .health_check(health_port).log_level("warn")
+            .pipeline("traces", processors=scenario["pipeline"]["processors"],
+                      exporters=scenario["pipeline"]["exporters"])
+            .yaml())
 
 
 def preload_ledger(path: Path, calls: int) -> float:
