@@ -227,6 +227,7 @@ class GenAIBudget(Processor):
         statuses = self.book.statuses()  # one clock read and one lock per batch
         services: dict[int, Any] = {}
         matched: dict[tuple, list] = {}  # dimension values → the statuses of the budgets they match
+        batch_spend: dict[str, int] = {}  # budget id → what the calls of this batch so far add to it
         for call in batch.genai:
             cost = call.cost
             if not call.billable or cost is None or cost.amount_pico is None:
@@ -242,13 +243,16 @@ class GenAIBudget(Processor):
                 values = {"provider": call.provider, "model": call.model, "service": service, **attribution}
                 matching = matched[key] = [status for status in statuses if status.budget.matches(values)]
             if matching:
-                call.append(self._encode(matching, cost.amount_pico))
+                call.append(self._encode(matching, cost.amount_pico, batch_spend))
 
-    def _encode(self, statuses, amount: int) -> bytes:
-        """gen_ai.budget.* of the tightest budget after this call, and every matching id."""
-        tightest = max(statuses, key=lambda s: (s.spent_pico + amount) / s.budget.limit_pico)
+    def _encode(self, statuses, amount: int, batch_spend: dict[str, int]) -> bytes:
+        """gen_ai.budget.* of the tightest budget after this call, and every matching id. The spend is the
+        running total: what the ledger committed, plus this batch's calls up to and including this one."""
+        for status in statuses:
+            batch_spend[status.budget.id] = batch_spend.get(status.budget.id, 0) + amount
+        tightest = max(statuses, key=lambda s: (s.spent_pico + batch_spend[s.budget.id]) / s.budget.limit_pico)
         budget = tightest.budget
-        spent = tightest.spent_pico + amount
+        spent = tightest.spent_pico + batch_spend[budget.id]
         utilization = spent / budget.limit_pico
         status = "exceeded" if spent >= budget.limit_pico else \
             "warning" if any(t < 1 and utilization >= t for t in budget.thresholds) else "ok"

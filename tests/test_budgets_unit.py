@@ -80,3 +80,28 @@ def test_bad_definitions_name_the_field(data, key):
     with pytest.raises(BudgetError) as error:
         parse_budget(data, ["customer", "model"])
     assert error.value.key == key
+
+
+def test_each_span_carries_the_running_total_of_its_budget():
+    """Issue 16's regression: three gpt-4o-mini calls of 0.00036 in one batch against a daily budget of 0.0009
+    for the customer. Each span's spend is the running total (committed calls plus the earlier calls of the
+    batch), so the call that crosses the limit says exceeded."""
+    from processors.genai_attribution import AttributionConfig, GenAIAttribution
+    from processors.genai_budget import BudgetConfig, GenAIBudget
+    from tests.genai_helpers import context, run, span_attributes
+    from tests.test_genai_processors import batch_of
+
+    daily = parse_budget({"id": "acme-daily", "match": {"customer": "acme"}, "limit": "0.0009", "period": "daily"},
+                         None)
+    budget = GenAIBudget(BudgetConfig(budgets=(daily,)), context("genai_budget"))
+    budget.book.set_budget(daily)  # nothing committed yet
+    attribution = GenAIAttribution(AttributionConfig(customer=("span.customer.id",)))
+    call = {"gen_ai.provider.name": "openai", "gen_ai.request.model": "gpt-4o-mini", "customer.id": "acme",
+            "gen_ai.usage.input_tokens": 1200, "gen_ai.usage.output_tokens": 300}  # 0.00018 + 0.00018
+    spans = span_attributes(run(batch_of(call, call, call), also=[attribution, budget]))
+    assert [spans[f"span{i}"]["gen_ai.usage.cost.amount"] for i in range(3)] == [0.00036] * 3
+    assert [spans[f"span{i}"]["gen_ai.budget.spent"] for i in range(3)] == pytest.approx([0.00036, 0.00072, 0.00108])
+    assert [spans[f"span{i}"]["gen_ai.budget.remaining"] for i in range(3)] == pytest.approx(
+        [0.00054, 0.00018, -0.00018])
+    assert [spans[f"span{i}"]["gen_ai.budget.status"] for i in range(3)] == ["ok", "warning", "exceeded"]
+    assert budget.book.status("acme-daily").spent_pico == 0  # only the ledger's commits move the budget
