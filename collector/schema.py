@@ -169,7 +169,7 @@ def _value(hint: Any, section: Section, key: str, context: FileResolver) -> Any:
         if item == ExistingFile:
             return tuple(_existing(context, section, (key, index), path)
                          for index, path in enumerate(section.str_list(key)))
-        return tuple(_strings(section, key, extras))
+        return tuple(section.str_list(key))
     if origin is dict:
         item = get_args(hint)[1]
         if item is str:
@@ -179,17 +179,6 @@ def _value(hint: Any, section: Section, key: str, context: FileResolver) -> Any:
         mapping.finish()
         return result
     raise TypeError(f"{hint!r} is not a config field type")  # a programming error, not a config one
-
-
-def _strings(section: Section, key: str, extras: tuple) -> list[str]:
-    values = section.str_list(key)
-    for extra in extras:
-        if isinstance(extra, MinLength):
-            for index, value in enumerate(values):
-                if len(value) < extra.length:
-                    raise section.doc.error((*section.path, key, index),
-                                            extra.message or f"at least {extra.length} characters")
-    return values
 
 
 def _records(cls: type, section: Section, key: str, context: FileResolver) -> tuple:

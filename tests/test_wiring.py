@@ -52,7 +52,7 @@ def test_docker_compose_is_complete():
                 assert (CONFIG / source).exists(), f"{name} mounts {source}, which does not exist"
     collector = services["collector"]
     assert (CONFIG / collector["build"]["context"] / collector["build"]["dockerfile"]).is_file()
-    assert {"4317:4317", "4318:4318", "8888:8888"} <= set(collector["ports"])
+    assert {"127.0.0.1:4317:4317", "127.0.0.1:4318:4318", "127.0.0.1:8888:8888"} <= set(collector["ports"])
     assert "ledger:/var/lib/genai-collector/data" in collector["volumes"]
     scrape = yaml.safe_load((CONFIG / "prometheus" / "prometheus.yml").read_text())
     assert scrape["scrape_configs"][0]["static_configs"][0]["targets"] == ["collector:8888"]

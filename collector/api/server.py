@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
@@ -19,24 +19,29 @@ from collector.auth import ServerTls, bearer, find_token
 from collector.component import BuildContext, Extension
 from collector.errors import LedgerError, RequestError
 from collector.exporters.duckdb import DuckDBExporter, ledger_of
-from collector.http_server import serve
-from collector.schema import Endpoint, Invalid, MinLength
+from collector.http_server import is_loopback, serve
+from collector.schema import Endpoint, Invalid, Parse
 from collector.storage.diagnostics import budget_diagnostics, ledger_diagnostics
 from collector.storage.queries import LedgerQueries
 
 _ADMIN_METHODS = ("POST", "PUT", "DELETE", "PATCH")
+APP_PATHS = frozenset({"/api/v1/budgets/check"})  # what an app calls before an LLM call: check tokens suffice
 
 
-def access_control(read_tokens: dict[str, str], public: bool):
-    """Reads need a read or admin token unless ``public``; changes need an admin token. The page itself
-    and its static files are always served (the page sends the token it was given in its URL fragment)."""
+def access_control(tokens: dict[str, str], public: bool, open_to_all: bool):
+    """Who may do what. Reads need a read or admin token unless ``public``; changes need an admin token;
+    a check token may only call the app-facing endpoints (APP_PATHS). ``open_to_all`` (no tokens, and the
+    API on loopback): every request is served, as on a developer's machine. The page itself and its
+    static files are always served (the page sends the token it was given in its URL fragment)."""
     @web.middleware
     async def middleware(request: web.Request, handler) -> web.StreamResponse:
         path = request.path
-        if path == "/" or path.startswith("/static/") or not read_tokens:
+        if path == "/" or path.startswith("/static/") or open_to_all:
             return await handler(request)
-        role = find_token(bearer({k.lower(): v for k, v in request.headers.items()}), read_tokens)
+        role = find_token(bearer({k.lower(): v for k, v in request.headers.items()}), tokens)
         needs_admin = request.method in _ADMIN_METHODS
+        if role == "check" and path not in APP_PATHS:
+            return error_response(403, "forbidden", f"a check token may only call {', '.join(sorted(APP_PATHS))}")
         if role is None and (needs_admin or not public):
             return error_response(401, "unauthenticated", "missing or unknown bearer token "
                                   "(Authorization: Bearer <token>)", {"WWW-Authenticate": "Bearer"})
@@ -64,14 +69,29 @@ async def json_errors(request: web.Request, handler) -> web.StreamResponse:
 STATIC = Path(__file__).parent / "static"
 
 
-Tokens = Annotated[tuple[str, ...], MinLength(16, "a token needs at least 16 characters "
-                                                   "(is the environment variable set?)")]
+def _tokens(value: Any) -> tuple[str, ...]:
+    """A token list; an empty entry (an unset ``${env:...}``) is skipped, a short one refused."""
+    if not isinstance(value, list) or not all(isinstance(t, str) for t in value):
+        raise ValueError("expected a list of strings")
+    for index, token in enumerate(value):
+        if token and len(token) < 16:
+            raise Invalid((index,), "a token needs at least 16 characters")
+    return tuple(token for token in value if token)
+
+
+Tokens = Annotated[tuple[str, ...], Parse(_tokens)]
 
 
 @dataclass(frozen=True)
 class ApiAuth:
     read_tokens: Tokens = ()
     admin_tokens: Tokens = ()
+    check_tokens: Tokens = ()  # may call /api/v1/budgets/check only: give these to apps
+
+    def roles(self) -> dict[str, str]:
+        """token → read | admin | check."""
+        return {**dict.fromkeys(self.check_tokens, "check"), **dict.fromkeys(self.read_tokens, "read"),
+                **dict.fromkeys(self.admin_tokens, "admin")}
 
 
 @dataclass(frozen=True)
@@ -81,11 +101,19 @@ class CostApiConfig:
     auth: ApiAuth = ApiAuth()
     public: bool = False  # reads without a token
     tls: ServerTls | None = None
+    allowed_hosts: tuple[str, ...] = ()  # Host names answered on loopback besides localhost, 127.0.0.1, [::1]
 
     def check(self) -> None:
         if self.trace_url_template and "{trace_id}" not in self.trace_url_template:
             raise Invalid("trace_url_template", "must contain {trace_id}",
                           "e.g. http://127.0.0.1:16686/trace/{trace_id}")
+        host, port = self.endpoint
+        if not is_loopback(host) and not self.auth.read_tokens and not self.auth.admin_tokens and not self.public:
+            raise Invalid("endpoint", f"the API would listen on {host}:{port}, beyond this machine, with no token: "
+                          "anyone who reaches it could read every customer's spend and change budgets",
+                          "set auth.admin_tokens and auth.read_tokens (the default config takes them from "
+                          "GENAI_COLLECTOR_ADMIN_TOKEN and GENAI_COLLECTOR_READ_TOKEN), or public: true to serve "
+                          "reads without a token (changes still need an admin token), or listen on 127.0.0.1")
 
 
 class CostApi(Extension):
@@ -97,11 +125,10 @@ class CostApi(Extension):
         self.costs = CostCounters()
         self.host, self.port = config.endpoint
         self.trace_url_template = config.trace_url_template
-        # token → "read" | "admin"
-        self.tokens = {**dict.fromkeys(config.auth.read_tokens, "read"),
-                       **dict.fromkeys(config.auth.admin_tokens, "admin")}
+        self.tokens = config.auth.roles()
         self.public = config.public
         self.tls = config.tls
+        self.allowed_hosts = config.allowed_hosts
         self.ledger: DuckDBExporter | None = None
         self.budgets = None
         self.runner: web.AppRunner | None = None
@@ -118,7 +145,8 @@ class CostApi(Extension):
         return LedgerQueries(self.ledger.reader(), self.ledger.ledger.dimensions)
 
     def app(self) -> web.Application:
-        app = web.Application(middlewares=[json_errors, access_control(self.tokens, self.public)])
+        open_to_all = not self.tokens and is_loopback(self.host)
+        app = web.Application(middlewares=[json_errors, access_control(self.tokens, self.public, open_to_all)])
         CostRoutes(self.queries).add_to(app)
         if self.budgets is not None:
             BudgetRoutes(self.budgets).add_to(app)
@@ -168,7 +196,8 @@ class CostApi(Extension):
 
     async def start(self) -> None:
         self.runner = await serve(self.app(), self.host, self.port, f"extension {self.component_id}",
-                                  ssl_context=self.tls.ssl_context() if self.tls else None)
+                                  ssl_context=self.tls.ssl_context() if self.tls else None,
+                                  allowed_hosts=self.allowed_hosts)
 
     async def shutdown(self, timeout: float) -> None:
         if self.runner is not None:

@@ -10,17 +10,20 @@ import argparse
 import socket
 import urllib.error
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import grpc
 from google.protobuf.internal import api_implementation
 
+from collector.api.server import CostApi
 from collector.cli.api_client import ApiClient
 from collector.cli.common import load_service
 from collector.config import ConfigError, default_config_path
 from collector.errors import LedgerError
 from collector.exporters.duckdb import DuckDBExporter
+from collector.http_server import is_loopback
 from collector.receivers.otlp import OtlpReceiver
 from collector.service import Service
 from collector.signals import Signal
@@ -40,25 +43,65 @@ class Report:
             print(f"      fix: {fix}")
 
 
-def _port_state(host: str, port: int) -> str:
-    """'free', or 'busy' when something listens there."""
-    with socket.socket() as sock:
-        sock.settimeout(0.5)
-        return "busy" if sock.connect_ex((host if host not in ("0.0.0.0", "::") else "127.0.0.1", port)) == 0 \
-            else "free"
+def _port_free(host: str, port: int) -> bool:
+    """Whether ``run`` could listen there: binding it, as the collector will (a connect misses a socket bound
+    but not listening, or one on another address of the same port)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as aiohttp and grpc bind
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
 
 
-def _endpoints(service: Service) -> list[tuple[str, str, int]]:
+@dataclass(frozen=True)
+class Listener:
+    name: str
+    host: str
+    port: int
+    auth: str  # who may use it: bearer tokens, tokens, public reads, none
+    tls: bool
+
+    @property
+    def exposure(self) -> str:
+        return "loopback" if is_loopback(self.host) else "network"
+
+
+def listeners(service: Service) -> list[Listener]:
+    """Every port the collector listens on, with who may use it."""
     found = []
     for receiver_id, receiver in service.receivers.items():
         if isinstance(receiver, OtlpReceiver):
             for server in receiver.servers:
-                found.append((f"{receiver_id} ({type(server).__name__.replace('Server', '').lower()})",
-                              server.host, server.port))
+                found.append(Listener(f"receiver {receiver_id} ({type(server).__name__[:-6].lower()})",
+                                      server.host, server.port, "bearer tokens" if receiver.auth else "none",
+                                      server.tls is not None))
     for extension_id, extension in service.extensions.items():
-        if hasattr(extension, "port"):
-            found.append((extension_id, extension.host, extension.port))
+        if isinstance(extension, CostApi):
+            auth = "tokens" + (", public reads" if extension.public else "") if extension.tokens else \
+                "public reads" if extension.public else "none"
+            found.append(Listener(f"extension {extension_id}", extension.host, extension.port, auth,
+                                  extension.tls is not None))
+        elif hasattr(extension, "port"):
+            found.append(Listener(f"extension {extension_id}", extension.host, extension.port, "none (status only)",
+                                  False))
     return found
+
+
+def check_exposure(report: Report, found: list[Listener]) -> None:
+    """One table of the listeners, and a warning for each receiver open to the network without auth."""
+    print(f"      {'address':<22} {'exposure':<9} {'auth':<24} {'TLS':<4} listener")
+    for listener in found:
+        print(f"      {listener.host + ':' + str(listener.port):<22} {listener.exposure:<9} {listener.auth:<24} "
+              f"{'on' if listener.tls else 'off':<4} {listener.name}")
+    for listener in found:
+        if listener.exposure == "network" and listener.auth == "none" and listener.name.startswith("receiver"):
+            report.line("WARN", f"{listener.name} accepts data from the network without auth",
+                        f"{listener.host}:{listener.port}",
+                        "add auth.bearer_tokens to the receiver, or listen on 127.0.0.1 (behind a cluster network "
+                        "policy this can be what you want)")
 
 
 def check_receivers(report: Report, service: Service) -> None:
@@ -163,17 +206,24 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         report.line("FAIL", "config valid", str(error), "fix the file at the line shown; genai-collector validate")
     url = args.url
     if service is not None and url is None:
-        api = next((e for e in service.extensions.values() if type(e).__name__ == "CostApi"), None)
+        api = next((e for e in service.extensions.values() if isinstance(e, CostApi)), None)
         if api is not None:
             url = f"http://{api.host if api.host not in ('0.0.0.0', '::') else '127.0.0.1'}:{api.port}"
     api = ApiClient(url) if url else None
     info = api.answers("/api/v1/info") if api else None
     running = info is not None
     if service is not None:
-        for name, host, port in _endpoints(service):
-            state = _port_state(host, port)
-            report.line("PASS", f"port {host}:{port} ({name})",
-                        "free" if state == "free" else "in use" + (" (by this collector)" if running else ""))
+        found = listeners(service)
+        check_exposure(report, found)
+        for listener in found:
+            check = f"port {listener.host}:{listener.port} ({listener.name})"
+            if _port_free(listener.host, listener.port):
+                report.line("PASS", check, "free")
+            elif running:
+                report.line("PASS", check, "in use (by this collector)")
+            else:
+                report.line("FAIL", check, "in use by another process: run would fail with 'address already in use'",
+                            "stop what holds the port (ss -ltnp shows it), or give the listener another endpoint")
         if running:
             check_receivers(report, service)
     if running:

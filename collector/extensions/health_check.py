@@ -17,6 +17,7 @@ from collector.schema import Endpoint
 class HealthCheckConfig:
     endpoint: Endpoint = ("127.0.0.1", 13133)
     path: str = "/"
+    allowed_hosts: tuple[str, ...] = ()  # Host names answered on loopback besides localhost, 127.0.0.1, [::1]
 
 
 class HealthCheck(Extension):
@@ -27,6 +28,7 @@ class HealthCheck(Extension):
         self.telemetry = context.telemetry
         self.host, self.port = config.endpoint
         self.path = config.path
+        self.allowed_hosts = config.allowed_hosts
         self.service = None
         self.runner: web.AppRunner | None = None
         self.started_at = time.time()
@@ -45,7 +47,8 @@ class HealthCheck(Extension):
     async def start(self) -> None:
         app = web.Application()
         app.router.add_get(self.path, self._health)
-        self.runner = await serve(app, self.host, self.port, f"extension {self.component_id}")
+        self.runner = await serve(app, self.host, self.port, f"extension {self.component_id}",
+                                  allowed_hosts=self.allowed_hosts)
 
     async def shutdown(self, timeout: float) -> None:
         if self.runner is not None:

@@ -12,6 +12,7 @@ from collector import log
 from collector.auth import BearerAuth, ServerTls, request_headers
 from collector.batch import TelemetryBatch
 from collector.component import BuildContext, Consumer, Receiver, Refused
+from collector.http_server import is_loopback
 from collector.receivers.limits import Limits
 from collector.schema import AtLeast, Endpoint, Invalid, Size
 from collector.signals import Signal
@@ -31,6 +32,7 @@ class HttpProtocol:
     endpoint: Endpoint = ("127.0.0.1", 4318)
     max_request_body_size: Size = 20 * 1024 * 1024  # decompressed
     tls: ServerTls | None = None
+    allowed_hosts: tuple[str, ...] = ()  # Host names answered on loopback besides localhost, 127.0.0.1, [::1]
 
 
 @dataclass(frozen=True)
@@ -114,6 +116,12 @@ class OtlpReceiver(Receiver):
                                               "user_agent": headers.get("user-agent", "")})
 
     async def start(self) -> None:
+        exposed = [f"{server.host}:{server.port}" for server in self.servers if not is_loopback(server.host)]
+        if exposed and self.auth is None:
+            _LOG.warning("receiver accepts data from the network without auth", extra={
+                "receiver": self.component_id, "endpoints": exposed,
+                "fix": "add auth.bearer_tokens (clients then send Authorization: Bearer <token>), or listen on "
+                       "127.0.0.1; behind a cluster network policy this can be what you want"})
         for server in self.servers:
             await server.start()
 

@@ -79,6 +79,7 @@ class HttpServer:
         self.tls = config.tls
         self.host, self.port = config.endpoint
         self.max_body_bytes = config.max_request_body_size
+        self.allowed_hosts = config.allowed_hosts
         self.runner: web.AppRunner | None = None
 
     def _handler(self, signal: Signal):
@@ -143,7 +144,8 @@ class HttpServer:
             if signal in self.receiver.consumers:
                 app.router.add_post(signal.spec.http_path, self._handler(signal))
         self.runner = await serve(app, self.host, self.port, f"receiver {self.receiver.component_id} (http)",
-                                  ssl_context=self.tls.ssl_context() if self.tls else None, auto_decompress=False)
+                                  ssl_context=self.tls.ssl_context() if self.tls else None, auto_decompress=False,
+                                  allowed_hosts=self.allowed_hosts)
 
     async def stop(self, timeout: float) -> None:
         if self.runner is not None:
