@@ -81,3 +81,39 @@ def test_grafana_dashboard_queries_metrics_the_collector_exposes():
             assert used and used <= exposed, f"{panel['title']}: {used - exposed} not exposed"
     ids = [panel["id"] for panel in dashboard["panels"]]
     assert len(ids) == len(set(ids))
+
+
+KUBERNETES = Path(__file__).parent.parent / "deploy" / "kubernetes"
+
+
+def test_kubernetes_manifests_agree_with_each_other_and_their_config(monkeypatch):
+    from collector.config import parse_yaml
+    from collector.service import build_service
+
+    manifests = {path.name: yaml.safe_load(path.read_text()) for path in KUBERNETES.glob("*.yaml")}
+    pod = manifests["deployment.yaml"]["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    secret = manifests["secret.example.yaml"]
+    config_text = manifests["configmap.yaml"]["data"]["config.yaml"]
+    env = {item["name"]: item["valueFrom"]["secretKeyRef"] for item in container["env"]}
+    for name, ref in env.items():  # every variable comes from the Secret, under a key it has
+        assert ref["name"] == secret["metadata"]["name"] and ref["key"] in secret["stringData"], name
+        monkeypatch.setenv(name, secret["stringData"][ref["key"]])
+    assert set(re.findall(r"\$\{env:([A-Za-z_]+)", config_text)) <= set(env)
+    service = build_service(parse_yaml(config_text, "configmap.yaml"))  # validates with the Secret's tokens
+    assert manifests["deployment.yaml"]["spec"]["replicas"] == 1  # a DuckDB ledger has one writer
+
+    ports = {port["name"]: port["containerPort"] for port in container["ports"]}
+    listened = {server.port for receiver in service.receivers.values() for server in receiver.servers}
+    listened |= {extension.port for extension in service.extensions.values()}
+    assert set(ports.values()) == listened
+    assert container["readinessProbe"]["httpGet"]["port"] == "health"
+    assert ports["health"] == service.extensions["health_check"].port
+    for port in manifests["service.yaml"]["spec"]["ports"]:
+        assert ports[port["targetPort"]] == port["port"]
+
+    mounts = {mount["name"]: mount["mountPath"] for mount in container["volumeMounts"]}
+    assert container["args"][-1] == f"{mounts['config']}/config.yaml"
+    assert str(service.exporters["duckdb"].path.parent) == mounts["ledger"]
+    claims = {v["name"]: v.get("persistentVolumeClaim", {}).get("claimName") for v in pod["volumes"]}
+    assert claims["ledger"] == manifests["pvc.yaml"]["metadata"]["name"]
