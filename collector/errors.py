@@ -8,7 +8,8 @@
     ├── LedgerError        the ledger cannot be used (locked, newer schema)         503, exit 1
     ├── CommandError       a command cannot do what was asked                       exit 1
     └── RequestError       an API request cannot be served as asked
-        ├── InvalidRequest     400  (QueryError: bad_parameter; BudgetError: invalid_budget)
+        ├── InvalidRequest     400  (QueryError: bad_parameter, a bad CLI argument: exit 2;
+        │                            BudgetError: invalid_budget)
         ├── ReadOnly           403  read_only
         ├── NotFound           404  not_found
         └── Conflict           409  exists
@@ -84,9 +85,10 @@ class Conflict(RequestError):
 
 
 class QueryError(InvalidRequest):
-    """A bad query parameter; ``parameter`` names it."""
+    """A bad query parameter or command-line argument; ``parameter`` names it."""
 
     code = "bad_parameter"
+    exit_code = 2  # as argparse's usage errors
 
     def __init__(self, parameter: str, message: str):
         super().__init__(f"{parameter}: {message}")

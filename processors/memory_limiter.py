@@ -111,5 +111,5 @@ class MemoryLimiter(Processor):
             self.check()
         if self.refusing:
             self.telemetry.add(self.component_id, batch.signal.spec.name, "refused", batch.item_count)
-            raise Refused(f"memory above the soft limit ({self.soft // 2**20} MiB): retry later",
+            raise Refused(f"memory above the soft limit ({self.soft // 2**20} MiB)",
                           retry_after=self.interval * 2, exhausted=True)

@@ -15,7 +15,12 @@ from pathlib import Path
 
 import pytest
 
+from collector.batch import TelemetryBatch
 from collector.config_builder import ConfigBuilder
+from collector.storage.ledger import Ledger
+from collector.storage.rows import CallColumns
+from processors.genai_attribution import AttributionConfig, GenAIAttribution
+from tests.genai_helpers import load_sample, run
 from tests.otlp_sink import OtlpSink
 
 
@@ -122,3 +127,23 @@ def sink():
     backend = OtlpSink()
     yield backend
     backend.stop()
+
+
+def sample_batch(name: str, customer: str) -> TelemetryBatch:
+    attribution = GenAIAttribution(AttributionConfig(customer=("span.nope",), default={"customer": customer},
+                                                     max_cardinality=100))
+    return run(load_sample(name), also=[attribution])
+
+
+@pytest.fixture
+def ledger_file(tmp_path) -> Path:
+    """A stopped collector's file: the twelve dialect samples (2026-01-01), two customers."""
+    path = tmp_path / "costs.duckdb"
+    ledger = Ledger.open(path)
+    columns = CallColumns(ledger.dimensions)
+    for index in range(1, 13):
+        columns.add(sample_batch(f"{index:02d}", "acme" if index % 2 else "globex"))
+    assert len(ledger.append(columns.table())) == 12
+    assert ledger.roll_up() == 12  # as the collector does at shutdown
+    ledger.close()
+    return path

@@ -9,45 +9,22 @@ import json
 import subprocess
 import sys
 from decimal import Decimal
-from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
 
 from bench.ledger import load_synthetic_calls
-from collector.batch import TelemetryBatch
 from collector.storage import schema
 from collector.storage.ledger import Ledger
 from collector.storage.queries import CostQuery, LedgerQueries
 from collector.storage.rows import CallColumns
-from processors.genai_attribution import AttributionConfig, GenAIAttribution
-from tests.genai_helpers import load_sample, run
+from tests.conftest import sample_batch
 from tests.test_dialects import CASES
 from tests.test_ledger import emit, ledger_config, tracer
 
 
 def cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "collector", *args], capture_output=True, text=True, timeout=120)
-
-
-def sample_batch(name: str, customer: str) -> TelemetryBatch:
-    attribution = GenAIAttribution(AttributionConfig(customer=("span.nope",), default={"customer": customer},
-                                                     max_cardinality=100))
-    return run(load_sample(name), also=[attribution])
-
-
-@pytest.fixture
-def ledger_file(tmp_path) -> Path:
-    """A stopped collector's file: the twelve dialect samples (2026-01-01), two customers."""
-    path = tmp_path / "costs.duckdb"
-    ledger = Ledger.open(path)
-    columns = CallColumns(ledger.dimensions)
-    for index in range(1, 13):
-        columns.add(sample_batch(f"{index:02d}", "acme" if index % 2 else "globex"))
-    assert len(ledger.append(columns.table())) == 12
-    assert ledger.roll_up() == 12  # as the collector does at shutdown
-    ledger.close()
-    return path
 
 
 def test_report_formats_parse(ledger_file):
@@ -69,7 +46,7 @@ def test_report_formats_parse(ledger_file):
 
 def test_report_errors_are_clear(ledger_file, tmp_path):
     bad = cli("report", "--db", str(ledger_file), "--group-by", "colour")
-    assert bad.returncode == 1 and "group_by: unknown dimension 'colour'" in bad.stderr
+    assert bad.returncode == 2 and "group_by: unknown dimension 'colour'" in bad.stderr  # a bad argument
     missing = cli("report", "--db", str(tmp_path / "none.duckdb"))
     assert missing.returncode == 1 and "no such ledger file" in missing.stderr
 

@@ -8,16 +8,16 @@ import json
 from pathlib import Path
 from typing import Any
 
-from collector.cli.api_client import ApiClient, ApiError
+from collector.cli.api_client import ApiClient, ApiError, add_token_option
 from collector.cli.common import DEFAULT_DB, DEFAULT_URL, load_component
 from collector.errors import CommandError
 from collector.storage.ledger import Ledger
 from processors.budgets import Status, parse_budget, period_bounds, spend_in_ledger
 
 
-def _via_api(url: str) -> list[dict[str, Any]]:
+def _via_api(url: str, token: str | None) -> list[dict[str, Any]]:
     try:
-        return ApiClient(url, timeout=10).get("/api/v1/budgets")["budgets"]
+        return ApiClient(url, token, timeout=10).get("/api/v1/budgets")["budgets"]
     except ApiError as exc:
         if exc.status == 404:
             raise CommandError(f"{url}: the collector has no genai_budget processor") from None
@@ -56,7 +56,7 @@ def render(budgets: list[dict[str, Any]]) -> str:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    budgets = _from_file(args.db, args.config) if args.db else _via_api(args.url or DEFAULT_URL)
+    budgets = _from_file(args.db, args.config) if args.db else _via_api(args.url or DEFAULT_URL, args.token)
     print(render(budgets), end="")
     return 0
 
@@ -69,4 +69,5 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     source.add_argument("--url", help=f"a running collector's API (default {DEFAULT_URL})")
     source.add_argument("--db", type=Path, help=f"a stopped collector's ledger file, e.g. {DEFAULT_DB}")
     status.add_argument("--config", type=Path, help="with --db: the config whose genai_budget budgets to include")
+    add_token_option(status)
     status.set_defaults(handler=cmd_status)

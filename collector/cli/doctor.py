@@ -18,7 +18,7 @@ import grpc
 from google.protobuf.internal import api_implementation
 
 from collector.api.server import CostApi
-from collector.cli.api_client import ApiClient
+from collector.cli.api_client import TOKEN_VARIABLE, ApiClient, ApiError, add_token_option
 from collector.cli.common import load_service
 from collector.config import ConfigError, default_config_path
 from collector.errors import LedgerError
@@ -209,9 +209,14 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         api = next((e for e in service.extensions.values() if isinstance(e, CostApi)), None)
         if api is not None:
             url = f"http://{api.host if api.host not in ('0.0.0.0', '::') else '127.0.0.1'}:{api.port}"
-    api = ApiClient(url) if url else None
-    info = api.answers("/api/v1/info") if api else None
-    running = info is not None
+    api = ApiClient(url, args.token) if url else None
+    info: dict | None = None
+    refused: ApiError | None = None  # the API runs, but would not answer
+    try:
+        info = api.answers("/api/v1/info") if api else None
+    except ApiError as error:
+        refused = error
+    running = info is not None or refused is not None
     if service is not None:
         found = listeners(service)
         check_exposure(report, found)
@@ -226,12 +231,15 @@ def cmd_doctor(args: argparse.Namespace) -> int:
                             "stop what holds the port (ss -ltnp shows it), or give the listener another endpoint")
         if running:
             check_receivers(report, service)
-    if running:
+    if refused is not None:
+        report.line("FAIL", "collector running", f"{url} answered {refused.status}: {refused}",
+                    f"give doctor a read token: --token or ${TOKEN_VARIABLE}")
+    elif running:
         report.line("PASS", "collector running", f"{url} (version {info['version']})")
         diagnostics = api.answers("/api/v1/diagnostics", timeout=30)
         if diagnostics is None:
             report.line("FAIL", "diagnostics", "the API did not answer /api/v1/diagnostics",
-                        "give doctor the API token, or run it where the API is reachable")
+                        "run doctor where the API is reachable")
             return 1
         check_traffic(report, diagnostics, diagnostics.get("telemetry"))
         check_exporters(report, diagnostics["exporters"])
@@ -260,4 +268,5 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     doctor.add_argument("--config", type=Path, help="the collector's config (default: the embedded one)")
     doctor.add_argument("--url", help="a running collector's API (default: the config's cost_api endpoint)")
     doctor.add_argument("--db", type=Path, help="a stopped collector's ledger file")
+    add_token_option(doctor)
     doctor.set_defaults(handler=cmd_doctor)

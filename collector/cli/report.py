@@ -16,9 +16,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from collector.cli.api_client import ApiClient
+from collector.cli.api_client import ApiClient, add_token_option
 from collector.cli.common import DEFAULT_DB, DEFAULT_URL, add_time_range
-from collector.errors import CommandError, LedgerError
+from collector.errors import LedgerError, QueryError
 from collector.storage.ledger import Ledger
 from collector.storage.queries import CostQuery, LedgerQueries, parse_time, utcnow
 from collector.storage.rollups import rollups_lag
@@ -29,7 +29,7 @@ def _filters(pairs: list[str]) -> dict[str, str]:
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep:
-            raise CommandError(f"--filter {pair!r}: use dimension=value, e.g. customer=acme")
+            raise QueryError("--filter", f"{pair!r}: use dimension=value, e.g. customer=acme")
         filters[key] = value
     return filters
 
@@ -39,7 +39,7 @@ def _report_via_api(url: str, args: argparse.Namespace) -> dict[str, Any]:
                                 ("granularity", args.granularity),
                                 ("top", str(args.top) if args.top else None)) if v}
     params.update({f"filter[{k}]": v for k, v in _filters(args.filter).items()})
-    return ApiClient(url).get("/api/v1/costs", params)
+    return ApiClient(url, args.token).get("/api/v1/costs", params)
 
 
 def _report_from_file(path: Path, args: argparse.Namespace) -> dict[str, Any]:
@@ -97,6 +97,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     source = report.add_mutually_exclusive_group()
     source.add_argument("--db", type=Path, help=f"a ledger file (default {DEFAULT_DB})")
     source.add_argument("--url", help=f"a running collector's API, e.g. {DEFAULT_URL}")
+    add_token_option(report)
     add_time_range(report)
     report.add_argument("--group-by", help="comma list: provider, model, service, customer, user, feature, team…")
     report.add_argument("--granularity", choices=("hour", "day", "month"))

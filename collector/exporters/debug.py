@@ -35,7 +35,7 @@ class DebugExporter(Exporter):
                 for scope_spans in resource_spans.scope_spans:
                     for span in scope_spans.spans:
                         self.log.info("span", extra={
-                            "trace_id": span.trace_id.hex(), "span_id": span.span_id.hex(), "name": span.name,
+                            "trace_id": span.trace_id.hex(), "span_id": span.span_id.hex(), "span_name": span.name,
                             "scope": scope_spans.scope.name,
                             "attributes": {kv.key: _plain(kv.value) for kv in span.attributes}})
         self.telemetry.add(self.component_id, signal, "exported", batch.item_count)

@@ -40,8 +40,9 @@ def connect(path: str | Path, read_only: bool = False, threads: int | None = Non
         return duckdb.connect(str(path), read_only=read_only, config=config)
     except duckdb.IOException as exc:
         if "lock" in str(exc).lower():
-            raise LedgerError(f"{path} is in use by a running collector (DuckDB allows one process); "
-                              "ask the collector instead: --url http://127.0.0.1:8888") from None
+            raise LedgerError(f"{path} is in use by a running collector (DuckDB allows one process): stop it "
+                              "for rebuild-stats, prune, reprice and export; report and budgets status can ask it "
+                              "instead (--url http://127.0.0.1:8888)") from None
         raise LedgerError(f"cannot open {path}: {exc}") from None
 
 

@@ -1,0 +1,94 @@
+"""Day-2 regressions (issue 21): documented settings and commands on ledgers shaped like real ones."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import subprocess
+import sys
+
+import pytest
+
+from collector.component import Refused
+from collector.exporters.debug import DebugConfig, DebugExporter
+from collector.signals import Signal
+from processors.memory_limiter import MemoryLimiter, MemoryLimiterConfig
+from tests.conftest import on_ports
+from tests.genai_helpers import context, load_sample
+
+
+def test_debug_detailed_logs_every_span_with_its_attributes(caplog):
+    exporter = DebugExporter(DebugConfig(verbosity="detailed"), context("debug"))
+    batch = load_sample("01")
+    with caplog.at_level(logging.INFO, logger="genai_collector.exporter.debug"):
+        exporter.submit(batch)
+    spans = [r for r in caplog.records if r.getMessage() == "span"]
+    assert len(spans) == batch.item_count and spans[0].span_name and spans[0].attributes
+    assert exporter.telemetry.snapshot()["debug"][Signal.TRACES.spec.name]["exported"] == batch.item_count
+
+
+def cli(*args: str, env: dict[str, str] | None = None, cwd=None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "collector", *args], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, **(env or {})}, cwd=cwd)
+
+
+def test_rebuild_stats_takes_a_start_without_an_end(ledger_file):
+    result = cli("rebuild-stats", "--db", str(ledger_file), "--from", "2026-01-01")
+    assert result.returncode == 0, result.stderr
+    assert "rebuilt rollups of 1 day(s)" in result.stdout and "consistent with the calls" in result.stdout
+
+
+def test_a_bad_argument_is_one_line_and_exit_2(ledger_file):
+    result = cli("prune", "--db", str(ledger_file), "--older-than", "bogus")
+    assert result.returncode == 2
+    assert result.stderr == "error: --older-than: 'bogus' is not a time (use 2026-01-31, 2026-01-31T12:00:00Z, " \
+                            "now or 7d)\n"
+    result = cli("report", "--db", str(ledger_file), "--filter", "customer")
+    assert result.returncode == 2 and result.stderr.count("\n") == 1 and "use dimension=value" in result.stderr
+
+
+def test_refusing_data_says_retry_later_once(ports, collector):
+    limiter = MemoryLimiter(MemoryLimiterConfig(limit_mib=64, spike_limit_mib=0), context("memory_limiter"),
+                            measure=lambda: 2**40)
+    with pytest.raises(Refused) as refused:
+        limiter.process(load_sample("01"))
+    assert "retry later" not in str(refused.value)  # the receivers add it to what they answer
+
+
+READ, ADMIN = "read-token-0123456789", "admin-token-0123456789"
+
+
+def test_the_cli_sends_a_token_to_a_secured_api(ports, collector, tmp_path):
+    config = (on_ports(ports).exporter("duckdb", path=str(tmp_path / "live.duckdb"))
+              .processor("genai_budget", budgets=[{"id": "all", "limit": 10, "period": "daily"}])
+              .cost_api(ports["api"], auth={"read_tokens": [READ], "admin_tokens": [ADMIN]})
+              .pipeline("traces", processors=["genai_normalize", "genai_cost", "genai_budget"], exporters=["duckdb"]))
+    collector(config, ports["health"])
+    url = f"http://127.0.0.1:{ports['api']}"
+    config_file = tmp_path / "config.yaml"
+    config_file.write_text(config.yaml())
+
+    denied = cli("report", "--url", url)
+    assert denied.returncode == 1 and "--token or $GENAI_COLLECTOR_TOKEN" in denied.stderr
+    assert cli("report", "--url", url, "--token", READ).returncode == 0
+    assert cli("report", "--url", url, env={"GENAI_COLLECTOR_TOKEN": READ}).returncode == 0
+    budgets = cli("budgets", "status", "--url", url, "--token", READ)
+    assert budgets.returncode == 0 and budgets.stdout.startswith("all ")
+
+    doctor = cli("doctor", "--config", str(config_file), cwd=tmp_path)
+    assert "FAIL  collector running" in doctor.stdout and "give doctor a read token" in doctor.stdout
+    assert "in use (by this collector)" in doctor.stdout and "ledger file" not in doctor.stdout
+    doctor = cli("doctor", "--config", str(config_file), "--token", READ, cwd=tmp_path)
+    assert doctor.returncode == 0, doctor.stdout
+    assert "PASS  collector running" in doctor.stdout
+
+
+def test_doctor_fails_a_port_another_process_holds(ports, tmp_path):
+    config = tmp_path / "config.yaml"
+    config.write_text(on_ports(ports).pipeline("traces", exporters=["debug"]).yaml())
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", ports["http"]))  # bound, not even listening: run would still fail
+        doctor = cli("doctor", "--config", str(config), cwd=tmp_path)
+    assert f"FAIL  port 127.0.0.1:{ports['http']} (receiver otlp (http)): in use by another process" in doctor.stdout
+    assert f"PASS  port 127.0.0.1:{ports['grpc']} (receiver otlp (grpc)): free" in doctor.stdout
