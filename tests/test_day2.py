@@ -7,14 +7,19 @@ import os
 import socket
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import pytest
 
 from collector.component import Refused
 from collector.exporters.debug import DebugConfig, DebugExporter
+from collector.exporters.duckdb import DuckDBConfig, DuckDBExporter
 from collector.signals import Signal
+from collector.storage.ledger import Ledger
+from collector.storage.rows import CallColumns
 from processors.memory_limiter import MemoryLimiter, MemoryLimiterConfig
-from tests.conftest import on_ports
+from tests.conftest import on_ports, sample_batch
 from tests.genai_helpers import context, load_sample
 
 
@@ -92,3 +97,47 @@ def test_doctor_fails_a_port_another_process_holds(ports, tmp_path):
         doctor = cli("doctor", "--config", str(config), cwd=tmp_path)
     assert f"FAIL  port 127.0.0.1:{ports['http']} (receiver otlp (http)): in use by another process" in doctor.stdout
     assert f"PASS  port 127.0.0.1:{ports['grpc']} (receiver otlp (grpc)): free" in doctor.stdout
+
+
+@pytest.fixture
+def aged_ledger(tmp_path) -> Path:
+    """A ledger of two calls, one 100 days old and one from now, rolled up, as a collector leaves it."""
+    path = tmp_path / "aged.duckdb"
+    now_ns = time.time_ns()
+    columns = None
+    with Ledger.open(path) as ledger:
+        columns = CallColumns(ledger.dimensions)
+        for name, age_days in (("01", 100), ("02", 0)):
+            batch = sample_batch(name, "acme")
+            for call in batch.genai:
+                call.span.start_time_unix_nano = now_ns - age_days * 86_400 * 10**9
+            columns.add(batch)
+        ledger.append(columns.table())
+        ledger.roll_up()
+    return path
+
+
+def apply_retention(path: Path) -> None:
+    """What the running collector does every hour with the default retention (calls 90d, daily forever)."""
+    exporter = DuckDBExporter(DuckDBConfig(str(path)), context("duckdb"))
+    with Ledger.open(path) as exporter.ledger:
+        exporter._apply_retention()
+
+
+@pytest.mark.parametrize("prune", ["retention", "prune-command"])
+def test_an_aged_ledger_stays_consistent_and_doctor_finds_nothing_to_fix(aged_ledger, tmp_path, prune):
+    if prune == "retention":
+        apply_retention(aged_ledger)
+    else:
+        assert cli("prune", "--db", str(aged_ledger), "--older-than", "90d").returncode == 0
+    with Ledger.open(aged_ledger, read_only=True) as ledger:
+        state = ledger.consistency()
+        assert state["calls"] == 1 and state["consistent"], state
+        daily_calls = ledger.con.execute("SELECT sum(calls) FROM cost_daily").fetchone()[0]
+    assert daily_calls == 2  # the pruned call's day is still in the daily rollups
+    doctor = cli("doctor", "--db", str(aged_ledger), cwd=tmp_path)
+    assert "PASS  rollups consistent with the calls" in doctor.stdout, doctor.stdout
+    rebuilt = cli("rebuild-stats", "--db", str(aged_ledger))
+    assert rebuilt.returncode == 0 and "rollups consistent with the calls" in rebuilt.stdout
+    with Ledger.open(aged_ledger, read_only=True) as ledger:
+        assert ledger.con.execute("SELECT sum(calls) FROM cost_daily").fetchone()[0] == 2

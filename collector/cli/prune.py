@@ -7,6 +7,7 @@ import argparse
 from collector.cli.common import add_ledger_file
 from collector.storage.ledger import Ledger
 from collector.storage.queries import parse_time, utcnow
+from collector.storage.rollups import day_of
 
 
 def cmd_prune(args: argparse.Namespace) -> int:
@@ -15,7 +16,7 @@ def cmd_prune(args: argparse.Namespace) -> int:
     with Ledger.open(args.db) as ledger:
         deleted = ledger.prune(cutoff, tables)
     print(", ".join(f"{table}: {rows} row(s) deleted" for table, rows in deleted.items())
-          + f" (before {cutoff.isoformat()}Z)")
+          + f" (before {day_of(cutoff).isoformat()}Z: whole days)")
     return 0
 
 

@@ -22,7 +22,7 @@ import pyarrow.compute as pc
 
 from collector.errors import LedgerError
 from collector.storage import rollups, schema
-from collector.storage.schema import COST_COLUMNS, ROLLUPS, STANDARD_DIMENSIONS, TEXT_COLUMNS, TOKEN_COLUMNS, q
+from collector.storage.schema import COST_COLUMNS, STANDARD_DIMENSIONS, TEXT_COLUMNS, TOKEN_COLUMNS, q
 
 _PICO_TO_DECIMAL = "0.000000000001::DECIMAL(18,12)"
 
@@ -132,9 +132,7 @@ class Ledger:
         """Recompute the rollups of whole days in [start, end) from the calls; returns days rebuilt."""
         self.roll_up()  # every call below the watermark: the rebuilt days count them all
         bounds = self.con.execute("SELECT min(start_time), max(start_time) FROM llm_calls").fetchone()
-        if bounds[0] is None:
-            for table in ROLLUPS:
-                self.con.execute(f"DELETE FROM {table}")
+        if bounds[0] is None:  # no calls kept: the rollups are all there is of the days before
             return 0
         first = rollups.day_of(start or bounds[0])
         last = end.replace(tzinfo=None) if end else rollups.day_of(bounds[1]) + dt.timedelta(days=1)
@@ -150,11 +148,14 @@ class Ledger:
         return days
 
     def prune(self, older_than: dt.datetime, tables: Iterable[str] = ("llm_calls",)) -> dict[str, int]:
-        """Delete calls (and, if listed, rollup buckets) before a time; returns rows deleted per table."""
+        """Delete calls (and, if listed, rollup buckets) of the whole days before ``older_than``'s day (UTC),
+        so a daily rollup stands either for calls all kept or for calls all gone; returns rows deleted per
+        table."""
+        cutoff = rollups.day_of(older_than)
         deleted = {}
         for table in tables:
             column = "start_time" if table == "llm_calls" else "bucket"
-            deleted[table] = self.con.execute(f"DELETE FROM {table} WHERE {column} < ?", [older_than]).fetchone()[0]
+            deleted[table] = self.con.execute(f"DELETE FROM {table} WHERE {column} < ?", [cutoff]).fetchone()[0]
         return deleted
 
     def billable_calls(self, start: dt.datetime, end: dt.datetime) -> list[tuple]:

@@ -43,13 +43,19 @@ def rollup_source(table: str, keys: Sequence[str], lagging: bool = True) -> str:
 
 def rollup_consistency(con: duckdb.DuckDBPyConnection, lagging: bool = True) -> dict[str, Any]:
     """Count and cost of the calls vs. what the daily rollups say (with the calls past the watermark, unless
-    the file is of schema 2 or older): the same when they are consistent."""
-    calls = con.execute("SELECT count(*), coalesce(sum(cost), 0) FROM llm_calls").fetchone()
+    the file is of schema 2 or older): the same when they are consistent.
+
+    Only the days the calls are kept for are compared: retention deletes calls by whole days and keeps
+    the daily rollups of the days before (``since``, the day of the oldest call, starts the window)."""
+    calls, cost, oldest = con.execute("SELECT count(*), coalesce(sum(cost), 0), min(start_time) "
+                                      "FROM llm_calls").fetchone()
+    since = day_of(oldest) if oldest is not None else None
     tail = f" UNION ALL SELECT count(*), sum(cost) FROM llm_calls WHERE inserted_at > {WATERMARK}" if lagging else ""
     daily = con.execute("SELECT coalesce(sum(calls), 0), coalesce(sum(cost), 0) "
-                        f"FROM (SELECT calls, cost FROM cost_daily{tail})").fetchone()
-    return {"calls": calls[0], "cost": calls[1], "rollup_calls": daily[0], "rollup_cost": daily[1],
-            "consistent": tuple(calls) == tuple(daily)}
+                        f"FROM (SELECT calls, cost FROM cost_daily WHERE bucket >= ?{tail})",
+                        [since or dt.datetime.max]).fetchone()
+    return {"calls": calls, "cost": cost, "rollup_calls": daily[0], "rollup_cost": daily[1],
+            "since": since.date().isoformat() if since else None, "consistent": (calls, cost) == tuple(daily)}
 
 
 def roll_up(con: duckdb.DuckDBPyConnection, keys: Sequence[str]) -> int:
