@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import csv
+import io
+import json
 import logging
 import os
 import socket
 import subprocess
 import sys
 import time
+from decimal import Decimal
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
 
 from collector.component import Refused
@@ -141,3 +146,40 @@ def test_an_aged_ledger_stays_consistent_and_doctor_finds_nothing_to_fix(aged_le
     assert rebuilt.returncode == 0 and "rollups consistent with the calls" in rebuilt.stdout
     with Ledger.open(aged_ledger, read_only=True) as ledger:
         assert ledger.con.execute("SELECT sum(calls) FROM cost_daily").fetchone()[0] == 2
+
+
+@pytest.fixture
+def two_currency_ledger(tmp_path) -> Path:
+    """The twelve dialect samples (2026-01-01), acme's booked in USD and globex's in EUR."""
+    path = tmp_path / "two.duckdb"
+    with Ledger.open(path) as ledger:
+        columns = CallColumns(ledger.dimensions)
+        for index in range(1, 13):
+            columns.add(sample_batch(f"{index:02d}", "acme" if index % 2 else "globex"))
+        table = columns.table()
+        currency = ["EUR" if customer == "globex" else "USD" for customer in table.column("customer").to_pylist()]
+        table = table.set_column(table.schema.get_field_index("currency"), "currency", pa.array(currency))
+        ledger.append(table)
+        ledger.roll_up()
+    return path
+
+
+def test_money_of_two_currencies_is_never_summed(two_currency_ledger):
+    days = ["--from", "2026-01-01", "--to", "2026-01-02"]
+    report = json.loads(cli("report", "--db", str(two_currency_ledger), *days, "--group-by", "provider",
+                            "--format", "json").stdout)
+    totals = {t["currency"]: Decimal(t["cost"]) for t in report["totals"]}
+    assert set(totals) == {"USD", "EUR"}
+    for currency, total in totals.items():
+        assert sum(Decimal(r["cost"]) for r in report["series"] if r["currency"] == currency) == total
+    providers_in_both = {r["provider"] for r in report["series"] if r["currency"] == "USD"} & \
+        {r["provider"] for r in report["series"] if r["currency"] == "EUR"}
+    assert providers_in_both  # the same provider has a row per currency, not one row adding both
+    rows = list(csv.DictReader(io.StringIO(cli("report", "--db", str(two_currency_ledger), *days, "--group-by",
+                                               "provider", "--format", "csv").stdout)))
+    assert all(row["currency"] in ("USD", "EUR") for row in rows) and len(rows) == len(report["series"])
+    table = cli("report", "--db", str(two_currency_ledger), *days, "--group-by", "provider").stdout
+    header, *lines = table.splitlines()
+    assert header.split()[-1] == "currency"
+    assert {line.split()[-1] for line in lines} == {"USD", "EUR"}
+    assert sum(line.startswith("TOTAL") for line in lines) == 2

@@ -70,8 +70,8 @@ def cmd_report(args: argparse.Namespace) -> int:
 def render(report: dict[str, Any], fmt: str) -> str:
     if fmt == "json":
         return json.dumps(report, indent=2) + "\n"
-    columns = (["bucket"] if report["granularity"] else []) + list(report["group_by"])
-    columns += ["calls", "input_tokens", "output_tokens", "cost"]
+    columns = (["bucket"] if report["granularity"] else []) + [g for g in report["group_by"] if g != "currency"]
+    columns += ["calls", "input_tokens", "output_tokens", "cost", "currency"]  # money is never summed across
     if fmt == "csv":
         out = io.StringIO()
         writer = csv.writer(out)
@@ -80,10 +80,10 @@ def render(report: dict[str, Any], fmt: str) -> str:
             writer.writerow([row.get(c, "") for c in columns])
         return out.getvalue()
     rows = [[str(row.get(c, "")) for c in columns] for row in report["series"]]
+    measures = columns[-5:]
     for total in report["totals"]:
-        rows.append(["TOTAL" if i == 0 else "" for i in range(len(columns) - 4)]
-                    + [str(total["calls"]), str(total["input_tokens"]), str(total["output_tokens"]),
-                       f"{total['cost']} {total['currency']}"])
+        rows.append(["TOTAL" if i == 0 else "" for i in range(len(columns) - 5)]
+                    + [str(total[m]) for m in measures])
     widths = [max(len(c), *(len(r[i]) for r in rows)) if rows else len(c) for i, c in enumerate(columns)]
     lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True))]
     lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)) for r in rows]

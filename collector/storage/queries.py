@@ -85,7 +85,8 @@ class LedgerQueries:
                 raise QueryError(parameter, f"unknown dimension {name!r}; use {', '.join(self.keys)}")
 
     def costs(self, query: CostQuery) -> dict[str, Any]:
-        """Series per bucket and group, and totals, over [start, end)."""
+        """Series per bucket, group and currency, and totals per currency, over [start, end): money of two
+        currencies is never summed."""
         self.check_keys("group_by", query.group_by)
         self.check_keys("filter", list(query.filters))
         if query.granularity is not None and query.granularity not in GRANULARITIES:
@@ -97,7 +98,7 @@ class LedgerQueries:
         where = ["bucket >= ?", "bucket < ?"] + [f"{q(k)} = ?" for k in query.filters]
         params: list[Any] = [query.start, query.end, *query.filters.values()]
         groups = [q(g) for g in query.group_by]
-        select = list(groups)
+        select = [*groups, *([] if "currency" in query.group_by else ["currency"])]
         if query.granularity:
             select.insert(0, f"date_trunc('{query.granularity}', bucket) AS bucket")
         # GROUP BY ALL: by the truncated bucket, not the stored (hourly) column of the same name
