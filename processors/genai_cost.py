@@ -131,7 +131,8 @@ class GenAICost(Processor):
     reads_genai = True
 
     def __init__(self, config: CostConfig, context: BuildContext, catalog: PriceCatalog | None = None):
-        self.catalog = catalog if catalog is not None else PriceCatalog.from_files(list(config.price_files))
+        self.price_files = config.price_files  # `reprice --config` prices with the same books
+        self.catalog = catalog if catalog is not None else PriceCatalog.from_files(list(self.price_files))
         self.component_id = context.component_id
         self.telemetry = context.telemetry
         self.prefer = config.prefer

@@ -18,14 +18,16 @@ import pyarrow as pa
 import pytest
 
 from collector.component import Refused
+from collector.config_builder import ConfigBuilder
 from collector.exporters.debug import DebugConfig, DebugExporter
 from collector.exporters.duckdb import DuckDBConfig, DuckDBExporter
 from collector.signals import Signal
 from collector.storage.ledger import Ledger
 from collector.storage.rows import CallColumns
+from pricing_catalog.catalog import PriceCatalog
 from processors.memory_limiter import MemoryLimiter, MemoryLimiterConfig
 from tests.conftest import on_ports, sample_batch
-from tests.genai_helpers import context, load_sample
+from tests.genai_helpers import context, load_sample, run
 
 
 def test_debug_detailed_logs_every_span_with_its_attributes(caplog):
@@ -183,3 +185,30 @@ def test_money_of_two_currencies_is_never_summed(two_currency_ledger):
     assert header.split()[-1] == "currency"
     assert {line.split()[-1] for line in lines} == {"USD", "EUR"}
     assert sum(line.startswith("TOTAL") for line in lines) == 2
+
+
+def test_reprice_uses_the_collectors_price_files_and_currency(tmp_path):
+    book = tmp_path / "prices.yaml"
+    book.write_text((Path(__file__).parent.parent / "config" / "examples" / "prices.yaml").read_text())
+    catalog = PriceCatalog.from_files([book])
+    assert catalog.currency == "EUR"
+    ledger_path = tmp_path / "eur.duckdb"
+    with Ledger.open(ledger_path) as ledger:
+        columns = CallColumns(ledger.dimensions)
+        for index in range(1, 13):
+            columns.add(run(load_sample(f"{index:02d}"), catalog=catalog))
+        ledger.append(columns.table())
+        ledger.roll_up()
+    days = ["--db", str(ledger_path), "--from", "2026-01-01", "--to", "2026-01-02", "--dry-run"]
+    usd = cli("reprice", *days)
+    assert usd.returncode == 1
+    assert "calls in range are in EUR, the prices in USD: pass the collector's config (--config)" in usd.stderr
+    config = tmp_path / "collector.yaml"
+    config.write_text(ConfigBuilder().otlp(grpc=4317).processor("genai_cost", price_files=["prices.yaml"])
+                      .pipeline("traces", processors=["genai_cost"], exporters=["debug"]).yaml())
+    same = cli("reprice", *days, "--config", str(config))
+    assert same.returncode == 0, same.stderr
+    header, *_, total, dry = same.stdout.splitlines()
+    assert "old (EUR)" in header and "new (EUR)" in header
+    assert total.split()[3] == "+0.0000000000" and "12 calls from 2026-01-01T00:00:00Z" in total and "EUR" in total
+    assert dry == "dry run: nothing changed"

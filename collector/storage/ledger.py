@@ -160,10 +160,10 @@ class Ledger:
 
     def billable_calls(self, start: dt.datetime, end: dt.datetime) -> list[tuple]:
         """What ``reprice`` prices again: (trace_id, span_id, start_us, provider, model, tier, source,
-        *TOKEN_COLUMNS, cost, reported_cost) of the priced and unpriced calls in [start, end)."""
+        *TOKEN_COLUMNS, cost, reported_cost, currency) of the priced and unpriced calls in [start, end)."""
         return self.con.execute(
             f"SELECT trace_id, span_id, epoch_us(start_time) AS start_us, provider, model, tier, source, "
-            f"{', '.join(TOKEN_COLUMNS)}, cost, reported_cost FROM llm_calls WHERE start_time >= ? "
+            f"{', '.join(TOKEN_COLUMNS)}, cost, reported_cost, currency FROM llm_calls WHERE start_time >= ? "
             f"AND start_time < ? AND status IN ('priced', 'unpriced')", [start, end]).fetchall()
 
     def apply_prices(self, repriced: pa.Table, start: dt.datetime, end: dt.datetime) -> int:
