@@ -94,6 +94,18 @@ def set_value(target: AnyValue, value: Any) -> None:
         target.string_value = str(value)
 
 
+def plain_value(value: AnyValue) -> Any:
+    """An AnyValue as plain Python: lists and dicts for arrays and kvlists, hex for bytes."""
+    kind = value.WhichOneof("value")
+    if kind == "array_value":
+        return [plain_value(v) for v in value.array_value.values]
+    if kind == "kvlist_value":
+        return {kv.key: plain_value(kv.value) for kv in value.kvlist_value.values}
+    if kind == "bytes_value":
+        return value.bytes_value.hex()
+    return getattr(value, kind) if kind else None
+
+
 def value_of(kv: KeyValue) -> Any:
     value = kv.value
     kind = value.WhichOneof("value")

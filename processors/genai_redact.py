@@ -1,17 +1,25 @@
 """``genai_redact``: remove or hash prompt and completion content before storage and forwarding.
 
-Applies to every span (frameworks put prompts on chain and agent spans too) and to span events
-that carry content. Keys are exact names or prefixes ending in ``*``; ``allow`` keeps keys that a
-pattern would otherwise catch. ``hash`` replaces a value with ``sha256:<hex>`` of its encoding, so
-equal prompts can still be counted without being read.
+Traces: every span (frameworks put prompts on chain and agent spans too) and the span events that
+carry content. Logs: GenAI events sent as log records (their ``event_name``, or an ``event.name``
+attribute, in ``events``) lose their body, and every record the attributes the key patterns name.
+Keys are exact names or prefixes ending in ``*``; ``allow`` keeps keys that a pattern would otherwise
+catch. ``hash`` replaces a value with ``sha256:<hex>`` of its UTF-8 text (bytes as they are; arrays and
+maps as compact JSON with sorted keys), or with ``salt`` set ``hmac-sha256:<hex>`` keyed by the salt,
+so equal prompts can be counted, and matched from your side, without being read.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
+import json
 from dataclasses import dataclass
 from typing import Literal
 
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue
+
+from collector.attributes import plain_value
 from collector.batch import TelemetryBatch
 from collector.component import BuildContext, Processor
 from collector.signals import Signal
@@ -24,11 +32,10 @@ DEFAULT_KEYS = (
     "gen_ai.content.prompt", "gen_ai.content.completion", "traceloop.entity.input", "traceloop.entity.output",
     "langfuse.observation.input", "langfuse.observation.output",
 )
-# span events that are content in the GenAI conventions and the libraries that emit them
+# span events (and log records) that are content in the GenAI conventions and the libraries that emit them
 DEFAULT_EVENTS = ("gen_ai.content.prompt", "gen_ai.content.completion", "gen_ai.system.message",
                   "gen_ai.user.message", "gen_ai.assistant.message", "gen_ai.tool.message", "gen_ai.choice",
                   "gen_ai.client.inference.operation.details")
-REDACTED = "[REDACTED]"
 
 
 class KeyPatterns:
@@ -43,23 +50,42 @@ class KeyPatterns:
         return key not in self.allow and (key in self.exact or (bool(self.prefixes) and key.startswith(self.prefixes)))
 
 
+def content_bytes(value: AnyValue) -> bytes:
+    """What a hash is taken of: a string's UTF-8 text, bytes as they are, anything else as compact JSON."""
+    kind = value.WhichOneof("value")
+    if kind == "string_value":
+        return value.string_value.encode()
+    if kind == "bytes_value":
+        return value.bytes_value
+    return json.dumps(plain_value(value), sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
 @dataclass(frozen=True)
 class RedactConfig:
     mode: Literal["remove", "hash"] = "remove"
     keys: tuple[str, ...] = DEFAULT_KEYS  # the content attributes of the GenAI conventions and of the dialects
     allow: tuple[str, ...] = ()
-    events: tuple[str, ...] = DEFAULT_EVENTS  # span event names removed whole
+    events: tuple[str, ...] = DEFAULT_EVENTS  # span events removed whole; log records whose body is redacted
+    salt: str = ""  # hash mode: HMAC-SHA256 keyed by it instead of SHA-256, so hashes cannot be guessed
 
 
 class GenAIRedact(Processor):
-    signals = frozenset({Signal.TRACES})
+    signals = frozenset({Signal.TRACES, Signal.LOGS})
     config_class = RedactConfig
 
     def __init__(self, config: RedactConfig = RedactConfig(), context: BuildContext | None = None):
         self.mode = config.mode
         self.patterns = KeyPatterns(config.keys, config.allow)
         self.events = frozenset(config.events)
+        self.salt = config.salt.encode()
         self._plans: dict[tuple[str, ...], tuple[int, ...]] = {}
+
+    def digest(self, value: AnyValue) -> str:
+        """The hash that replaces a value: ``sha256:<hex>``, or ``hmac-sha256:<hex>`` with a salt."""
+        content = content_bytes(value)
+        if self.salt:
+            return "hmac-sha256:" + hmac.new(self.salt, content, hashlib.sha256).hexdigest()
+        return "sha256:" + hashlib.sha256(content).hexdigest()
 
     def _positions(self, keys: tuple[str, ...]) -> tuple[int, ...]:
         """Which attributes of a span with these keys hold content; cached per key shape."""
@@ -75,9 +101,9 @@ class GenAIRedact(Processor):
         if self.mode == "hash":
             for position in positions:
                 value = attributes[position].value
-                digest = hashlib.sha256(value.SerializeToString()).hexdigest()
+                digest = self.digest(value)
                 value.Clear()
-                value.string_value = f"sha256:{digest}"
+                value.string_value = digest
             return False
         removed = set(positions)
         kept = [kv for i, kv in enumerate(attributes) if i not in removed]
@@ -86,6 +112,9 @@ class GenAIRedact(Processor):
         return True
 
     def process(self, batch: TelemetryBatch) -> None:
+        if batch.signal is Signal.LOGS:
+            self._redact_logs(batch)
+            return
         events = self.events
         moved = False
         for resource_spans in batch.message.resource_spans:
@@ -111,3 +140,19 @@ class GenAIRedact(Processor):
             if positions:
                 self._redact(event.attributes, positions)
 
+    def _redact_logs(self, batch: TelemetryBatch) -> None:
+        for resource_logs in batch.message.resource_logs:
+            for scope_logs in resource_logs.scope_logs:
+                for record in scope_logs.log_records:
+                    positions = self._positions(tuple([kv.key for kv in record.attributes]))
+                    name = record.event_name or next(
+                        (kv.value.string_value for kv in record.attributes if kv.key == "event.name"), "")
+                    if name in self.events and record.HasField("body"):
+                        if self.mode == "hash":
+                            digest = self.digest(record.body)
+                            record.body.Clear()
+                            record.body.string_value = digest
+                        else:
+                            record.ClearField("body")
+                    if positions:
+                        self._redact(record.attributes, positions)

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from collector.attributes import plain_value
 from collector.batch import TelemetryBatch
 from collector.component import BuildContext, Processor
-from collector.exporters.debug import _plain
 from collector.pipeline import Fanout, ProcessorRun
 from collector.receivers import otlp_json
 from collector.signals import Signal
@@ -41,5 +41,5 @@ def run(batch: TelemetryBatch, normalize: GenAINormalize | None = None, cost: Ge
 
 def span_attributes(batch: TelemetryBatch) -> dict[str, dict]:
     """span name → {attribute: value} of every span in the batch."""
-    return {span.name: {kv.key: _plain(kv.value) for kv in span.attributes}
+    return {span.name: {kv.key: plain_value(kv.value) for kv in span.attributes}
             for rs in batch.message.resource_spans for ss in rs.scope_spans for span in ss.spans}

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import csv
+import hashlib
+import hmac
 import io
 import json
 import logging
@@ -16,7 +18,11 @@ from pathlib import Path
 
 import pyarrow as pa
 import pytest
+import yaml
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
+from collector.batch import TelemetryBatch
 from collector.component import Refused
 from collector.config_builder import ConfigBuilder
 from collector.exporters.debug import DebugConfig, DebugExporter
@@ -25,9 +31,11 @@ from collector.signals import Signal
 from collector.storage.ledger import Ledger
 from collector.storage.rows import CallColumns
 from pricing_catalog.catalog import PriceCatalog
+from processors.genai_redact import GenAIRedact, RedactConfig
 from processors.memory_limiter import MemoryLimiter, MemoryLimiterConfig
 from tests.conftest import on_ports, sample_batch
-from tests.genai_helpers import context, load_sample, run
+from tests.genai_helpers import context, load_sample, run, span_attributes
+from tests.test_genai_processors import OPENAI_CALL, batch_of
 
 
 def test_debug_detailed_logs_every_span_with_its_attributes(caplog):
@@ -212,3 +220,51 @@ def test_reprice_uses_the_collectors_price_files_and_currency(tmp_path):
     assert "old (EUR)" in header and "new (EUR)" in header
     assert total.split()[3] == "+0.0000000000" and "12 calls from 2026-01-01T00:00:00Z" in total and "EUR" in total
     assert dry == "dry run: nothing changed"
+
+
+def test_hash_mode_hashes_the_text_so_you_can_match_it_from_your_side():
+    batch = batch_of({**OPENAI_CALL, "gen_ai.prompt.0.content": "hello"})
+    GenAIRedact(RedactConfig(mode="hash")).process(batch)
+    assert span_attributes(batch)["span0"]["gen_ai.prompt.0.content"] == \
+        "sha256:" + hashlib.sha256(b"hello").hexdigest()  # 2cf24d…, as sha256sum prints it
+    batch = batch_of({**OPENAI_CALL, "gen_ai.prompt.0.content": "hello"})
+    GenAIRedact(RedactConfig(mode="hash", salt="pepper")).process(batch)
+    assert span_attributes(batch)["span0"]["gen_ai.prompt.0.content"] == \
+        "hmac-sha256:" + hmac.new(b"pepper", b"hello", hashlib.sha256).hexdigest()
+
+
+def log_batch() -> TelemetryBatch:
+    request = ExportLogsServiceRequest()
+    records = request.resource_logs.add().scope_logs.add().log_records
+    event = records.add(event_name="gen_ai.user.message")
+    event.body.kvlist_value.values.add(key="content").value.string_value = "my card is 4111 1111 1111 1111"
+    older = records.add()  # an SDK that names the event in an attribute
+    older.attributes.add(key="event.name").value.string_value = "gen_ai.choice"
+    older.body.string_value = "the answer"
+    details = records.add(event_name="gen_ai.client.inference.operation.details")
+    details.attributes.add(key="gen_ai.input.messages").value.string_value = '[{"role": "user"}]'
+    details.attributes.add(key="gen_ai.request.model").value.string_value = "gpt-4o"
+    plain = records.add(body=AnyValue(string_value="request served"))
+    plain.attributes.add(key="http.route").value.string_value = "/chat"
+    return TelemetryBatch(Signal.LOGS, request)
+
+
+@pytest.mark.parametrize("mode", ["remove", "hash"])
+def test_genai_events_sent_as_log_records_are_redacted(mode):
+    batch = log_batch()
+    GenAIRedact(RedactConfig(mode=mode)).process(batch)
+    event, older, details, plain = batch.message.resource_logs[0].scope_logs[0].log_records
+    if mode == "remove":
+        assert not event.HasField("body") and not older.HasField("body")
+        assert [kv.key for kv in details.attributes] == ["gen_ai.request.model"]
+    else:
+        assert event.body.string_value == "sha256:" + hashlib.sha256(
+            b'{"content":"my card is 4111 1111 1111 1111"}').hexdigest()
+        assert older.body.string_value == "sha256:" + hashlib.sha256(b"the answer").hexdigest()
+        assert details.attributes[0].value.string_value.startswith("sha256:")
+    assert plain.body.string_value == "request served" and plain.attributes[0].value.string_value == "/chat"
+
+
+def test_production_example_redacts_logs_too():
+    production = yaml.safe_load((Path(__file__).parent.parent / "config" / "examples" / "production.yaml").read_text())
+    assert "genai_redact" in production["service"]["pipelines"]["logs"]["processors"]

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from collector.attributes import plain_value
 from collector.config_builder import ConfigBuilder
 from collector.demo.fake_provider import FakeProvider
-from collector.exporters.debug import _plain
 from collector.signals import Signal
 from tests.client_matrix import CLIENTS, Client, isolated_python, readme_section
 from tests.conftest import on_ports
@@ -60,7 +60,7 @@ def test_instrumented_sdk_calls_arrive_priced(client: Client, ports, collector, 
         for resource_spans in request.resource_spans:
             for scope_spans in resource_spans.scope_spans:
                 assert scope_spans.scope.name in client.scopes
-                forwarded += [{kv.key: _plain(kv.value) for kv in span.attributes} for span in scope_spans.spans]
+                forwarded += [{kv.key: plain_value(kv.value) for kv in span.attributes} for span in scope_spans.spans]
     priced = [attrs for attrs in forwarded if attrs.get("gen_ai.usage.cost.status") == "priced"]
     assert len(priced) == 2, "one priced span per provider call"
     assert len(forwarded) - len(priced) == 2 * (spans_per_call - 1)  # SDK spans (duplicates), agent wrappers

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from collector.attributes import plain_value
 from collector.demo.fake_provider import FakeProvider
-from collector.exporters.debug import _plain
 from collector.signals import Signal
 from tests.test_instrumentations_e2e import genai_config
 
@@ -36,7 +36,7 @@ def test_vercel_ai_sdk_generate_text_is_priced_once(ports, collector, sink):
         for resource_spans in request.resource_spans:
             for scope_spans in resource_spans.scope_spans:
                 for span in scope_spans.spans:
-                    spans.setdefault(span.name, []).append({kv.key: _plain(kv.value) for kv in span.attributes})
+                    spans.setdefault(span.name, []).append({kv.key: plain_value(kv.value) for kv in span.attributes})
     for attrs in spans["ai.generateText.doGenerate"]:
         assert attrs["gen_ai.normalize.dialect"] == "vercel_ai"
         assert attrs["gen_ai.provider.name"] == "openai"

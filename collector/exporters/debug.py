@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from collector import log
+from collector.attributes import plain_value
 from collector.batch import TelemetryBatch
 from collector.component import BuildContext, Exporter
 from collector.signals import Signal, top_level
@@ -37,16 +38,5 @@ class DebugExporter(Exporter):
                         self.log.info("span", extra={
                             "trace_id": span.trace_id.hex(), "span_id": span.span_id.hex(), "span_name": span.name,
                             "scope": scope_spans.scope.name,
-                            "attributes": {kv.key: _plain(kv.value) for kv in span.attributes}})
+                            "attributes": {kv.key: plain_value(kv.value) for kv in span.attributes}})
         self.telemetry.add(self.component_id, signal, "exported", batch.item_count)
-
-
-def _plain(value) -> object:
-    kind = value.WhichOneof("value")
-    if kind == "array_value":
-        return [_plain(v) for v in value.array_value.values]
-    if kind == "kvlist_value":
-        return {kv.key: _plain(kv.value) for kv in value.kvlist_value.values}
-    if kind == "bytes_value":
-        return value.bytes_value.hex()
-    return getattr(value, kind) if kind else None
