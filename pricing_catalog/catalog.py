@@ -48,6 +48,18 @@ def tier_context(tier: str) -> dict[str, str] | None:
     return {"service_tier": tier}
 
 
+def priced_tier(model: ModelInfo, when: dt.datetime, tier: str, context: dict[str, str] | None) -> str:
+    """The tier whose price genai-prices applies: ``tier`` when a price variant for it is in force then (as
+    ``ModelInfo.get_prices`` selects them), else ``standard`` (flex before the date it was introduced)."""
+    if context is None:
+        return "standard"
+    for variant in model.price_variants or ():
+        if (variant.constraint is None or variant.constraint.active(when)) and \
+                all(context.get(key) == value for key, value in variant.when.items()):
+            return tier
+    return "standard"
+
+
 def day_of(start_ns: int) -> int:
     return start_ns // NS_PER_DAY
 
@@ -88,6 +100,7 @@ class PriceMatch:
     source: str  # "genai-prices" or "override:<file>"
     compiled: CompiledPrice
     factor: Decimal | None
+    tier: str = "standard"  # the service tier whose price applies (a tier without its own price: standard)
 
     def price(self, usage: dict[str, int]) -> Breakdown:
         breakdown = self.compiled.price(usage)
@@ -211,7 +224,8 @@ class PriceCatalog:
             compiled = CompiledPrice(entry.model.get_prices(when, context))
         except ValueError as exc:
             return NoPrice(f"genai-prices has no usable price for {model}: {exc}")
-        return PriceMatch(entry.provider.id, entry.model.id, "genai-prices", compiled, factor)
+        return PriceMatch(entry.provider.id, entry.model.id, "genai-prices", compiled, factor,
+                          priced_tier(entry.model, when, tier, context))
 
     def rate(self, start_ns: int) -> Decimal | None:
         """USD → price-book currency rate on the call's date; None when the currency is USD."""

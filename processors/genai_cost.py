@@ -227,8 +227,9 @@ class GenAICost(Processor):
             call.append(attributes.put_all(call.span, call.index, shared[0] + numbers))
 
     def _shared_items(self, call: GenAICall, result: CostResult) -> tuple[list[tuple[str, object]], bytes]:
+        tier = result.match.tier if result.match is not None else call.tier  # the tier whose price applied
         items: list[tuple[str, object]] = [(COST + "status", result.status), (COST + "currency", result.currency),
-                                           (COST + "tier", call.tier)]
+                                           (COST + "tier", tier)]
         if result.amount_pico is not None:
             items.append((COST + "source", result.source))
         if result.match is not None:

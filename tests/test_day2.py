@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import hashlib
 import hmac
 import io
@@ -31,6 +32,7 @@ from collector.signals import Signal
 from collector.storage.ledger import Ledger
 from collector.storage.rows import CallColumns
 from pricing_catalog.catalog import PriceCatalog
+from pricing_catalog.compiled import to_double
 from processors.genai_redact import GenAIRedact, RedactConfig
 from processors.memory_limiter import MemoryLimiter, MemoryLimiterConfig
 from tests.conftest import on_ports, sample_batch
@@ -268,3 +270,18 @@ def test_genai_events_sent_as_log_records_are_redacted(mode):
 def test_production_example_redacts_logs_too():
     production = yaml.safe_load((Path(__file__).parent.parent / "config" / "examples" / "production.yaml").read_text())
     assert "genai_redact" in production["service"]["pipelines"]["logs"]["processors"]
+
+
+@pytest.mark.parametrize(("day", "tier"), [("2026-10-11", "standard"), ("2026-10-12", "flex")])
+def test_the_span_names_the_tier_whose_price_applied(day, tier):
+    """genai-prices has flex prices for gpt-5 from 2026-10-12: a flex call before is charged the standard
+    price, and its span says so instead of claiming flex."""
+    start_ns = int(dt.datetime.fromisoformat(f"{day}T12:00:00+00:00").timestamp()) * 10**9
+    batch = batch_of({"gen_ai.provider.name": "openai", "gen_ai.request.model": "gpt-5",
+                      "openai.response.service_tier": "flex", "gen_ai.usage.input_tokens": 1_000_000,
+                      "gen_ai.usage.output_tokens": 0})
+    batch.message.resource_spans[0].scope_spans[0].spans[0].start_time_unix_nano = start_ns
+    attrs = span_attributes(run(batch))["span0"]
+    assert attrs["gen_ai.usage.cost.tier"] == tier
+    standard = PriceCatalog().lookup("openai", "gpt-5", start_ns, "standard").price({"input_tokens": 1_000_000})
+    assert (attrs["gen_ai.usage.cost.amount"] == to_double(standard.total)) == (tier == "standard")
