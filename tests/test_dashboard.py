@@ -60,7 +60,7 @@ def test_dashboard_shows_the_ledger_and_filters_it(ports, collector, browser, tm
     assert browser.find_element(By.ID, "total-calls").text == "6"
     rows = browser.find_elements(By.CSS_SELECTOR, "table[data-dimension=customer] tr.row")
     assert [(r.get_attribute("data-value"), r.find_elements(By.TAG_NAME, "td")[3].text) for r in rows] == [
-        ("acme", "0.0140"), ("globex", "0.00700")]
+        ("acme", "0.0140 USD"), ("globex", "0.00700 USD")]  # every figure with its currency
     assert len(browser.find_elements(By.CSS_SELECTOR, "#chart svg rect")) >= 1
     link = browser.find_element(By.CSS_SELECTOR, "#expensive a")
     assert link.get_attribute("href").startswith("http://jaeger.example:16686/trace/")

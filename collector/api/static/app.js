@@ -60,12 +60,14 @@ async function drawTotals(r) {
     api("costs", { from: r.from, to: r.to, ...filterParams() }),
     api("costs", { from: r.previous, to: r.from, ...filterParams() })]);
   const current = totalOf(now), previous = totalOf(before);
-  $("total-cost").textContent = `${money(current.cost)} ${current.currency}`;
-  $("total-cost").dataset.exact = current.cost;
+  // money of two currencies is never added up: one figure per currency
+  $("total-cost").textContent = now.totals.length > 1
+    ? now.totals.map((t) => `${money(t.cost)} ${t.currency}`).join(" · ") : `${money(current.cost)} ${current.currency}`;
+  $("total-cost").dataset.exact = now.totals.map((t) => t.cost).join(" ") || "0";
   $("total-calls").textContent = number(current.calls);
   $("total-tokens").textContent = `${number(current.input)} / ${number(current.output)}`;
   const change = $("total-change");
-  if (Number(previous.cost) > 0) {
+  if (Number(previous.cost) > 0 && previous.currency === current.currency && now.totals.length === 1) {
     const pct = (Number(current.cost) - Number(previous.cost)) / Number(previous.cost) * 100;
     change.textContent = `${pct >= 0 ? "+" : ""}${pct.toFixed(1)}% vs previous`;
     change.className = `change ${pct > 0 ? "up" : "down"}`;
@@ -78,10 +80,13 @@ async function drawTotals(r) {
 async function drawChart(r) {
   const report = await api("costs", { from: r.from, to: r.to, granularity: r.granularity,
                                       group_by: state.stackBy, ...filterParams() });
-  const buckets = [...new Set(report.series.map((row) => row.bucket))].sort();
-  const groups = [...new Set(report.series.map((row) => row[state.stackBy]))];
+  // one currency per chart: the first of the totals; the others are in the tables, each with its currency
+  const currency = (report.totals[0] || {}).currency;
+  const series = report.series.filter((row) => row.currency === currency);
+  const buckets = [...new Set(series.map((row) => row.bucket))].sort();
+  const groups = [...new Set(series.map((row) => row[state.stackBy]))];
   const cost = {};
-  for (const row of report.series) cost[`${row.bucket}|${row[state.stackBy]}`] = Number(row.cost);
+  for (const row of series) cost[`${row.bucket}|${row[state.stackBy]}`] = Number(row.cost);
   const totals = buckets.map((b) => groups.reduce((sum, g) => sum + (cost[`${b}|${g}`] || 0), 0));
   const max = Math.max(...totals, 0);
   const width = 960, height = 240, left = 56, bottom = 22;
@@ -105,7 +110,7 @@ async function drawChart(r) {
     const y = 10 + plot - plot * i / 4;
     add("line", { x1: left, x2: width, y1: y, y2: y, stroke: "#eceff4" });
     add("text", { x: left - 6, y: y + 4, "text-anchor": "end", "font-size": 11, fill: "#6b7385" },
-        money(max * i / 4));
+        `${money(max * i / 4)}${i === 4 && currency ? ` ${currency}` : ""}`);
   }
   buckets.forEach((bucket, i) => {
     let y = 10 + plot;
@@ -136,17 +141,17 @@ async function drawBreakdowns(r) {
     api("costs", { from: r.from, to: r.to, group_by: dimension, ...filterParams() })));
   const panels = reports.map((report, index) => {
     const dimension = BREAKDOWNS[index];
-    const total = Number(totalOf(report).cost) || 1;
+    const totals = Object.fromEntries(report.totals.map((t) => [t.currency, Number(t.cost) || 1]));
     const table = el("table", { "data-dimension": dimension },
       el("tr", {}, el("th", {}, dimension), el("th", { class: "num" }, "calls"),
          el("th", { class: "num" }, "tokens"), el("th", { class: "num" }, "cost"), el("th", {}, "share")));
     for (const row of report.series.slice(0, 12)) {
       const value = row[dimension];
-      const share = Number(row.cost) / total;
+      const share = Number(row.cost) / (totals[row.currency] || 1);  // of the spend in the row's currency
       const tr = el("tr", { class: "row", "data-value": value },
         el("td", {}, value || "(none)"), el("td", { class: "num" }, number(row.calls)),
         el("td", { class: "num" }, number(row.input_tokens + row.output_tokens)),
-        el("td", { class: "num" }, money(row.cost)),
+        el("td", { class: "num" }, `${money(row.cost)} ${row.currency}`),
         el("td", {}, el("span", { class: "share", style: `width:${Math.round(share * 80)}px` }),
            ` ${(share * 100).toFixed(0)}%`));
       tr.addEventListener("click", () => { state.filters[dimension] = value; refresh(); });
@@ -183,7 +188,7 @@ async function drawExpensive(r) {
     table.append(el("tr", {}, el("td", {}, call.start_time.slice(0, 19).replace("T", " ")),
       el("td", {}, call.model || ""), el("td", {}, call.customer || ""),
       el("td", {}, `${number(call.input_tokens)} / ${number(call.output_tokens)}`),
-      el("td", { class: "num" }, money(call.cost)), el("td", {}, trace)));
+      el("td", { class: "num" }, `${money(call.cost)} ${call.currency}`), el("td", {}, trace)));
   }
   if (!calls.length) table.append(el("tr", {}, el("td", { class: "empty", colspan: 6 }, "no calls")));
 }
