@@ -4,6 +4,10 @@ details), applied by the span reader after the table-driven fields."""
 
 from __future__ import annotations
 
+import ast
+import functools
+from typing import Any
+
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from processors.dialects import normalize_tier, provider_from_model
@@ -72,6 +76,42 @@ def _openlit(call: GenAICall, span: Span) -> None:
         call.reported_cost = None
 
 
+MAX_LITERAL = 64 * 1024  # characters of a Python-repr usage object worth parsing
+
+
+@functools.lru_cache(maxsize=1024)
+def _python_literal(text: str) -> Any:
+    """A Python literal (``repr`` of a dict) parsed, never evaluated; None when it is not one."""
+    if len(text) > MAX_LITERAL:
+        return None
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        return None
+
+
+def _litellm(call: GenAICall, span: Span) -> None:
+    """LiteLLM's ``litellm_request`` span counts cached tokens in ``gen_ai.usage.input_tokens`` but names them
+    only inside ``metadata.usage_object``, the ``repr`` of its Usage object (OpenAI's ``prompt_tokens_details``
+    and Anthropic's ``cache_*_input_tokens`` alike)."""
+    text = call.value("metadata.usage_object")
+    usage = _python_literal(text) if isinstance(text, str) else None
+    if not isinstance(usage, dict):
+        return
+    prompt = usage.get("prompt_tokens_details") or {}
+    completion = usage.get("completion_tokens_details") or {}
+    found = {"cache_read": prompt.get("cached_tokens") or usage.get("cache_read_input_tokens"),
+             "cache_write": prompt.get("cache_creation_tokens") or prompt.get("cache_write_tokens")
+             or usage.get("cache_creation_input_tokens"),
+             "reasoning": completion.get("reasoning_tokens")}
+    try:
+        for field, value in found.items():
+            if value and not getattr(call, field):  # the span's own attributes (semconv mode) come first
+                setattr(call, field, token_count(value))
+    except ValueError as exc:
+        call.usage_error = f"metadata.usage_object: {exc}"
+
+
 # The rule of each dialect that has one, applied after the table-driven fields.
 DIALECT_RULES = {
     "openinference": _openinference,
@@ -79,4 +119,5 @@ DIALECT_RULES = {
     "langfuse": _langfuse,
     "google_adk": _google_adk,
     "openlit": _openlit,
+    "litellm": _litellm,
 }

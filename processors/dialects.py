@@ -55,7 +55,7 @@ SOURCES: dict[str, tuple[str, ...]] = {
                      "gen_ai.usage.completion_tokens_details.audio_tokens"),
     "tier": ("openai.response.service_tier", "gen_ai.openai.response.service_tier",
              "openai.request.service_tier", "gen_ai.openai.request.service_tier"),
-    "reported_cost": ("gen_ai.usage.cost", "operation.cost", "llm.cost.total"),
+    "reported_cost": ("gen_ai.usage.cost", "operation.cost", "llm.cost.total", "gen_ai.cost.total_cost"),
     "server": ("server.address", "gen_ai.openai.api_base"),
 }
 TOKEN_FIELDS = ("input", "output", "cache_read", "cache_write", "reasoning", "input_audio", "output_audio")
@@ -65,6 +65,7 @@ MARKERS = (
     "gen_ai.aggregated_usage.input_tokens", "traceloop.span.kind", "telemetry.sdk.name", "ai.operationId",
     "ai.usage.inputTokenDetails.noCacheTokens", "ai.response.providerMetadata", "llm.system",
     "llm.invocation_parameters", "langfuse.observation.usage_details", "langfuse.observation.cost_details",
+    "metadata.usage_object",
 )
 KNOWN_KEYS = frozenset(k for keys in SOURCES.values() for k in keys) | frozenset(MARKERS)
 # What the collector itself writes: indexed too, so a span processed twice is updated, not duplicated.
@@ -186,7 +187,7 @@ def scope_dialect(scope: str) -> str | None:
     for prefix, dialect in (("openinference", "openinference"), ("langfuse", "langfuse"), ("openlit", "openlit"),
                             ("pydantic-ai", "pydantic_ai"), ("pydantic_ai", "pydantic_ai"), ("logfire", "pydantic_ai"),
                             ("opentelemetry.instrumentation.botocore", "otel_botocore"),
-                            ("gcp.vertex.agent", "google_adk")):
+                            ("gcp.vertex.agent", "google_adk"), ("litellm", "litellm")):
         if scope.startswith(prefix):
             return dialect
     return "vercel_ai" if scope == "ai" else None

@@ -27,6 +27,7 @@ BEGIN, END = "<!-- client-matrix:begin -->", "<!-- client-matrix:end -->"
 ISOLATED_VENVS = {
     "openlit": ("openlit==1.45.0", "openai", "anthropic"),
     "phoenix": ("arize-phoenix==20.26.1",),
+    "litellm": ("litellm==1.110.2", "opentelemetry-sdk", "opentelemetry-exporter-otlp-proto-http"),
 }
 OPENAI_COST = 0.0004944  # gpt-4o-mini-2024-07-18: 2048 × $0.15 + 312 × $0.60 per MTok
 # claude-sonnet-4-5: raw input 150 + cache read 4000 + cache write 1000, output 420:
@@ -50,6 +51,11 @@ class Client:
     cost: float
     what: str
     venv: str | None = None  # an ISOLATED_VENVS name, when it cannot share the test venv
+    provider: str | None = None  # gen_ai.provider.name of the priced spans, when the SDK is not the provider's
+
+    @property
+    def provider_name(self) -> str:
+        return self.provider or self.sdk
 
 
 CLIENTS = (
@@ -85,6 +91,10 @@ CLIENTS = (
            ("openlit.instrumentation.anthropic", "opentelemetry.instrumentation.httpx"), 2, ANTHROPIC_COST,
            "messages with cache tokens: OpenLIT's input excludes the cache, corrected; its `gen_ai.usage.cost` "
            "0 (no price fetched) is no report", venv="openlit"),
+    Client("litellm", ("litellm",), "litellm", "http/protobuf", ("litellm",), 2, ANTHROPIC_COST,
+           "`litellm.callbacks = ['otel']`, default mode; Anthropic messages with cache tokens (read from "
+           "`metadata.usage_object`), LiteLLM's `gen_ai.cost.total_cost` kept as reported; the "
+           "`raw_gen_ai_request` child is not priced", venv="litellm", provider="anthropic"),
 )
 NODE_PACKAGES = ("ai", "@ai-sdk/openai", "@opentelemetry/sdk-node")
 

@@ -242,3 +242,35 @@ def test_absurd_numbers_never_reach_a_total():
     assert all(c.cost.amount is None for c in batch.genai[:3])
     nan_reported = span_attributes(batch)["span3"]
     assert "gen_ai.usage.cost.reported" not in nan_reported and nan_reported["gen_ai.usage.cost.amount"] == 0.0035
+
+
+LITELLM_OPENAI = {"gen_ai.system": "openai", "gen_ai.request.model": "gpt-4o-mini", "llm.request.type": "completion",
+                  "gen_ai.usage.input_tokens": 1200, "gen_ai.usage.output_tokens": 300,
+                  "gen_ai.cost.total_cost": 0.000345, "_name": "litellm_request",
+                  "metadata.usage_object": "{'completion_tokens': 300, 'prompt_tokens': 1200, 'total_tokens': 1500, "
+                                           "'completion_tokens_details': {'reasoning_tokens': 0}, "
+                                           "'prompt_tokens_details': {'cached_tokens': 200, 'audio_tokens': None}}"}
+
+
+def test_litellm_cached_tokens_from_its_usage_object_and_its_cost_as_reported():
+    """LiteLLM's span counts the cache in input_tokens but names it only in the repr of its Usage object:
+    200 of 1,200 cached is 0.000345, not 0.00036 (issue 19)."""
+    attrs = span_attributes(run(batch_of(LITELLM_OPENAI, scope="litellm")))["litellm_request"]
+    assert attrs["gen_ai.normalize.dialect"] == "litellm"
+    assert attrs["gen_ai.usage.cache_read.input_tokens"] == 200 and attrs["gen_ai.usage.input_tokens"] == 1200
+    assert attrs["gen_ai.usage.cost.amount"] == 0.000345
+    assert attrs["gen_ai.usage.cost.reported"] == 0.000345 and attrs["gen_ai.usage.cost.mismatch"] is False
+
+
+@pytest.mark.parametrize("usage_object", [
+    "__import__('os').system('echo pwned')",  # never evaluated, only parsed as a literal
+    "{'prompt_tokens_details': {'cached_tokens': -5}}", "[" * 10_000, "{'a': 1" + ", 'b': 2" * 20_000 + "}",
+    "not python at all"])
+def test_a_usage_object_that_is_not_a_plain_literal_is_ignored_or_refused(usage_object):
+    batch = run(batch_of({**LITELLM_OPENAI, "metadata.usage_object": usage_object}, scope="litellm"))
+    call = batch.genai[0]
+    assert call.cache_read == 0 or call.usage_error
+    if "-5" in usage_object:
+        assert call.cost.status == "invalid_usage"
+    else:
+        assert call.cost.status == "priced" and call.cost.amount == Decimal("0.00036")

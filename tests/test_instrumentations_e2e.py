@@ -68,11 +68,11 @@ def test_instrumented_sdk_calls_arrive_priced(client: Client, ports, collector, 
         assert attrs["gen_ai.usage.cost.status"] == "priced"
         assert attrs["gen_ai.usage.cost.amount"] == client.cost
         assert attrs["gen_ai.usage.cost.currency"] == "USD"
-        assert attrs["gen_ai.provider.name"] == client.sdk
+        assert attrs["gen_ai.provider.name"] == client.provider_name
         if "gen_ai.usage.cost.reported" in attrs:
             assert attrs["gen_ai.usage.cost.mismatch"] is False
         assert attrs["gen_ai.usage.cost.pricing.snapshot"] == "genai-prices 0.2.3"
-    if client.sdk == "anthropic":
+    if client.provider_name == "anthropic":
         assert priced[0]["gen_ai.usage.input_tokens"] == 5150
         assert priced[0]["gen_ai.usage.cache_read.input_tokens"] == 4000
 

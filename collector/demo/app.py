@@ -8,7 +8,8 @@ through OpenLLMetry's and OpenInference's, ``openllmetry-responses`` and ``openi
 Responses API calls; ``anthropic`` and ``openinference-anthropic`` make messages calls through
 OpenLLMetry's and OpenInference's; ``openlit-openai`` and ``openlit-anthropic`` both through OpenLIT
 (in a venv of its own: it pins older SDKs); ``pydantic_ai`` runs a pydantic-ai agent with its
-instrumentation on.
+instrumentation on; ``litellm`` makes Anthropic messages calls through the LiteLLM SDK with its own
+OpenTelemetry callback (in a venv of its own).
 """
 
 from __future__ import annotations
@@ -125,11 +126,25 @@ def run_openlit_anthropic(provider_url: str, calls: int, tracer_provider: Tracer
     anthropic_messages(OpenLITInstrumentor, provider_url, calls, tracer_provider)
 
 
+def run_litellm(provider_url: str, calls: int, tracer_provider: TracerProvider) -> None:
+    """LiteLLM's own OpenTelemetry callback in its default mode, to the collector the standard variables name."""
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # no fetch of its price list from GitHub
+    os.environ["OTEL_EXPORTER"] = "otlp_http"
+    os.environ["OTEL_ENDPOINT"] = os.environ["OTEL_EXPORTER_OTLP_ENDPOINT"] + "/v1/traces"
+    import litellm
+    litellm.callbacks = ["otel"]
+    for _ in range(calls):
+        litellm.completion(model="anthropic/claude-sonnet-4-5", api_base=provider_url, api_key="demo-key",
+                           max_tokens=1024, messages=[{"role": "user", "content": "Hi"}])
+    from litellm.litellm_core_utils.thread_pool_executor import executor
+    executor.shutdown(wait=True)  # LiteLLM ends its spans on a logging thread after each call returns
+
+
 RUNNERS = {
     "openinference": run_openinference, "openinference-anthropic": run_openinference_anthropic,
     "openinference-responses": run_openinference_responses, "openllmetry-openai": run_openllmetry_openai,
     "openllmetry-responses": run_openllmetry_responses, "anthropic": run_anthropic, "pydantic_ai": run_pydantic_ai,
-    "openlit-openai": run_openlit_openai, "openlit-anthropic": run_openlit_anthropic,
+    "openlit-openai": run_openlit_openai, "openlit-anthropic": run_openlit_anthropic, "litellm": run_litellm,
 }
 
 
