@@ -5,7 +5,6 @@ details), applied by the span reader after the table-driven fields."""
 from __future__ import annotations
 
 import ast
-import functools
 from typing import Any
 
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
@@ -79,7 +78,6 @@ def _openlit(call: GenAICall, span: Span) -> None:
 MAX_LITERAL = 64 * 1024  # characters of a Python-repr usage object worth parsing
 
 
-@functools.lru_cache(maxsize=1024)
 def _python_literal(text: str) -> Any:
     """A Python literal (``repr`` of a dict) parsed, never evaluated; None when it is not one."""
     if len(text) > MAX_LITERAL:
