@@ -57,6 +57,9 @@ def test_dashboard_shows_the_ledger_and_filters_it(ports, collector, browser, tm
 
     loaded("0.021")  # 6 calls × $0.0035
     assert browser.find_element(By.ID, "total-cost").text == "0.0210 USD"
+    # an embedding call's cost, never in scientific notation (it was 3.20e-7)
+    assert browser.execute_script("return [money('3.2e-7'), money('-0.00018'), money('1234.5')]") == [
+        "0.000000320", "-0.000180", "1234.50"]
     assert browser.find_element(By.ID, "total-calls").text == "6"
     rows = browser.find_elements(By.CSS_SELECTOR, "table[data-dimension=customer] tr.row")
     assert [(r.get_attribute("data-value"), r.find_elements(By.TAG_NAME, "td")[3].text) for r in rows] == [

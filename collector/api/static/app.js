@@ -13,9 +13,13 @@ const el = (tag, attrs = {}, ...children) => {
   for (const child of children) node.append(child);
   return node;
 };
+// three significant digits below 1, never in scientific notation (3.2e-7 is 0.000000320), at most pico-units
 const money = (text) => {
-  const value = Number(text || 0);
-  return value >= 100 ? value.toFixed(2) : value >= 1 ? value.toFixed(3) : value.toPrecision(3);
+  const value = Number(text || 0), size = Math.abs(value);
+  if (size >= 100) return value.toFixed(2);
+  if (size >= 1) return value.toFixed(3);
+  if (size === 0) return "0.00";
+  return value.toFixed(Math.min(12, 2 - Math.floor(Math.log10(size))));
 };
 const number = (value) => Number(value || 0).toLocaleString("en-US");
 
