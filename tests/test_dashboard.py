@@ -72,6 +72,10 @@ def test_dashboard_shows_the_ledger_and_filters_it(ports, collector, browser, tm
     loaded("0.007")
     assert browser.find_element(By.CSS_SELECTOR, "#filters .chip").text.startswith("customer = globex")
     assert browser.find_element(By.ID, "total-calls").text == "2"
+    assert "filter%5Bcustomer%5D=globex" in browser.current_url  # the view is in the address: shareable
+    browser.get(browser.current_url)  # a reload (or the link opened elsewhere) shows the same view
+    loaded("0.007")
+    assert browser.find_element(By.CSS_SELECTOR, "#filters .chip").text.startswith("customer = globex")
     models = browser.find_elements(By.CSS_SELECTOR, "table[data-dimension=model] tr.row td:nth-child(2)")
     assert [m.text for m in models] == ["2"]
 

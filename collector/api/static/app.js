@@ -215,8 +215,35 @@ function drawFilters() {
   }));
 }
 
+// The view lives in the address (?period=7d&stack=model&filter[customer]=acme, or from=…&to=… for a custom
+// range), so a view survives a reload and can be shared as a link; the token never stays in it.
+function readView() {
+  for (const [key, value] of new URLSearchParams(location.search)) {
+    const filter = key.match(/^filter\[(.+)\]$/);
+    if (filter) state.filters[filter[1]] = value;
+    else if (key === "stack" && [...$("stack-by").options].some((option) => option.value === value)) {
+      state.stackBy = value;
+    } else if (key === "period" && ["24h", "7d", "30d"].includes(value)) state.period = value;
+    else if ((key === "from" || key === "to") && !Number.isNaN(Date.parse(value))) state[key] = value;
+  }
+}
+
+function writeView() {
+  const query = new URLSearchParams();
+  if (state.from && state.to) {
+    query.set("from", state.from);
+    query.set("to", state.to);
+  } else {
+    query.set("period", state.period);
+  }
+  query.set("stack", state.stackBy);
+  for (const [key, value] of Object.entries(state.filters)) query.set(`filter[${key}]`, value);
+  history.replaceState(null, "", `${location.pathname}?${query}`);
+}
+
 async function refresh() {
   const r = range();
+  writeView();
   drawFilters();
   document.body.dataset.loading = "true";
   try {
@@ -237,7 +264,10 @@ async function main() {
     $("footer").textContent = error.message;
     return;
   }
+  readView();
+  $("stack-by").value = state.stackBy;
   for (const button of document.querySelectorAll("#periods button[data-period]")) {
+    button.classList.toggle("active", !state.from && button.dataset.period === state.period);
     button.addEventListener("click", () => {
       document.querySelectorAll("#periods button").forEach((b) => b.classList.remove("active"));
       button.classList.add("active");
