@@ -72,6 +72,7 @@ def test_dashboard_shows_the_ledger_and_filters_it(ports, collector, browser, tm
     loaded("0.007")
     assert browser.find_element(By.CSS_SELECTOR, "#filters .chip").text.startswith("customer = globex")
     assert browser.find_element(By.ID, "total-calls").text == "2"
+    assert "prices: genai-prices 0.2.3" in browser.find_element(By.ID, "footer").text  # which prices these are
     assert "filter%5Bcustomer%5D=globex" in browser.current_url  # the view is in the address: shareable
     browser.get(browser.current_url)  # a reload (or the link opened elsewhere) shows the same view
     loaded("0.007")

@@ -49,7 +49,8 @@ def document() -> dict:
                                       "content": {"application/json": {"schema": {"type": "object"}}}},
                               "400": _ERROR}}},
             "/api/v1/info": {"get": {
-                "summary": "Version, dimensions, trace link template, whether budgets are on",
+                "summary": "Version, dimensions, trace link template, whether budgets are on, the price "
+                           "snapshot and currency of genai_cost",
                 "responses": {"200": {"description": "info",
                                       "content": {"application/json": {"schema": {"type": "object"}}}}}}},
             "/api/v1/budgets": {"get": {"summary": "Budgets with their spend, status and reset time",

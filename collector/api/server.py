@@ -131,6 +131,7 @@ class CostApi(Extension):
         self.allowed_hosts = config.allowed_hosts
         self.ledger: DuckDBExporter | None = None
         self.budgets = None
+        self.pricing = None  # the genai_cost processor, whose price snapshot the dashboard names
         self.runner: web.AppRunner | None = None
 
     def bind_service(self, service) -> None:
@@ -138,7 +139,9 @@ class CostApi(Extension):
         self.service = service
         self.ledger.listeners.append(self.costs.on_commit)
         from processors.genai_budget import GenAIBudget
+        from processors.genai_cost import GenAICost
         self.budgets = next((p for p in service.processors if isinstance(p, GenAIBudget)), None)
+        self.pricing = next((p for p in service.processors if isinstance(p, GenAICost)), None)
 
     def queries(self) -> LedgerQueries:
         assert self.ledger is not None and self.ledger.ledger is not None
@@ -166,9 +169,12 @@ class CostApi(Extension):
         return app
 
     async def _info(self, request: web.Request) -> web.Response:
+        catalog = self.pricing.catalog if self.pricing is not None else None
         return json_response({"version": __version__, "dimensions": list(self.ledger.ledger.dimensions),
                               "trace_url_template": self.trace_url_template,
-                              "budgets": self.budgets is not None})
+                              "budgets": self.budgets is not None,
+                              "price_snapshot": catalog.snapshot_id if catalog else None,
+                              "currency": catalog.currency if catalog else None})
 
     async def _diagnostics(self, request: web.Request) -> web.Response:
         """Everything ``genai-collector doctor`` checks on a running collector."""

@@ -249,7 +249,8 @@ async function refresh() {
   try {
     await Promise.all([drawTotals(r), drawChart(r), drawBreakdowns(r), drawBudgets(), drawExpensive(r),
                        drawUnpriced()]);
-    $("footer").textContent = `genai-cost-collector ${state.info.version} · ${r.from} – ${r.to}`;
+    const prices = state.info.price_snapshot ? ` · prices: ${state.info.price_snapshot}` : "";
+    $("footer").textContent = `genai-cost-collector ${state.info.version}${prices} · ${r.from} – ${r.to}`;
   } catch (error) {
     $("footer").textContent = `could not load: ${error.message}`;
   } finally {
