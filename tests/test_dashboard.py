@@ -57,6 +57,7 @@ def test_dashboard_shows_the_ledger_and_filters_it(ports, collector, browser, tm
 
     loaded("0.021")  # 6 calls × $0.0035
     assert browser.find_element(By.ID, "total-cost").text == "0.0210 USD"
+    assert not browser.find_element(By.ID, "unpriced-count").is_displayed()  # every call priced
     # an embedding call's cost, never in scientific notation (it was 3.20e-7)
     assert browser.execute_script("return [money('3.2e-7'), money('-0.00018'), money('1234.5')]") == [
         "0.000000320", "-0.000180", "1234.50"]
@@ -84,3 +85,10 @@ def test_dashboard_shows_the_ledger_and_filters_it(ports, collector, browser, tm
     assert browser.save_screenshot(str(ARTIFACTS / "dashboard.png"))
     browser.find_element(By.CSS_SELECTOR, "#filters .chip").click()  # remove the filter
     loaded("0.021")
+
+    provider, _ = tracer(ports, "acme")
+    emit(provider, 1, **{"gen_ai.request.model": "gpt-unknown-9"})  # a model without a price
+    provider.shutdown()
+    browser.get(page)
+    loaded("0.021")
+    assert browser.find_element(By.ID, "unpriced-count").text == "1 unpriced call"  # in the header, in range

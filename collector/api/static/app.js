@@ -69,6 +69,10 @@ async function drawTotals(r) {
     ? now.totals.map((t) => `${money(t.cost)} ${t.currency}`).join(" · ") : `${money(current.cost)} ${current.currency}`;
   $("total-cost").dataset.exact = now.totals.map((t) => t.cost).join(" ") || "0";
   $("total-calls").textContent = number(current.calls);
+  // unpriced calls in the range, in the header, however far the unpriced panel is scrolled away
+  const unpriced = now.totals.reduce((sum, t) => sum + (t.unpriced_calls || 0), 0);
+  $("unpriced-count").hidden = !unpriced;
+  $("unpriced-count").textContent = `${number(unpriced)} unpriced call${unpriced === 1 ? "" : "s"}`;
   $("total-tokens").textContent = `${number(current.input)} / ${number(current.output)}`;
   const change = $("total-change");
   if (Number(previous.cost) > 0 && previous.currency === current.currency && now.totals.length === 1) {
