@@ -118,7 +118,7 @@ async function drawChart(r) {
     const y = 10 + plot - plot * i / 4;
     add("line", { x1: left, x2: width, y1: y, y2: y, stroke: "#eceff4" });
     add("text", { x: left - 6, y: y + 4, "text-anchor": "end", "font-size": 11, fill: "#6b7385" },
-        `${money(max * i / 4)}${i === 4 && currency ? ` ${currency}` : ""}`);
+        money(max * i / 4));
   }
   buckets.forEach((bucket, i) => {
     let y = 10 + plot;
@@ -140,7 +140,7 @@ async function drawChart(r) {
     }
   });
   $("chart").replaceChildren(svg);
-  $("legend").replaceChildren(...groups.map((group, g) =>
+  $("legend").replaceChildren(...(currency ? [el("span", {}, `amounts in ${currency}`)] : []), ...groups.map((group, g) =>
     el("span", {}, el("i", { style: `background:${COLORS[g % COLORS.length]}` }), group || "(none)")));
 }
 
