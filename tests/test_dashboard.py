@@ -38,6 +38,10 @@ def test_dashboard_shows_the_ledger_and_filters_it(ports, collector, browser, tm
 
     config = ledger_config(ports, tmp_path / "d.duckdb")
     config.sections["extensions"]["cost_api"]["trace_url_template"] = "http://jaeger.example:16686/trace/{trace_id}"
+    config.processor("genai_budget", budgets=[{"id": "acme-daily", "match": {"customer": "acme"}, "limit": 0.02,
+                                               "period": "daily"}])
+    config.pipeline("traces", processors=["genai_normalize", "genai_cost", "genai_attribution", "genai_budget",
+                                          "batch"], exporters=["duckdb"])
     collector(config, ports["health"])
     for tenant, calls in (("acme", 4), ("globex", 2)):
         provider, _ = tracer(ports, tenant)
@@ -58,6 +62,17 @@ def test_dashboard_shows_the_ledger_and_filters_it(ports, collector, browser, tm
     loaded("0.021")  # 6 calls × $0.0035
     assert browser.find_element(By.ID, "total-cost").text == "0.0210 USD"
     assert not browser.find_element(By.ID, "unpriced-count").is_displayed()  # every call priced
+    budget = browser.find_element(By.CSS_SELECTOR, ".budget[data-id=acme-daily]")  # 4 × 0.0035 of 0.02: 70%
+    assert budget.find_element(By.CSS_SELECTOR, ".status").text == "warning"
+    assert "0.0140 of 0.0200 USD · 0.00600 left · 70.0%" in budget.text
+    assert budget.find_element(By.CSS_SELECTOR, ".bar").get_attribute("aria-valuenow") == "70.0"
+    assert len(budget.find_elements(By.CSS_SELECTOR, ".bar .mark")) == 2  # the 50% and 80% thresholds
+    meta = budget.find_element(By.CSS_SELECTOR, ".meta").text
+    assert "customer = acme" in meta and "{" not in meta and "UTC" in meta  # the reset time names its zone
+    assert browser.execute_script(  # the row's text is not painted in the status colour: only the bar's fill
+        "return getComputedStyle(document.querySelector('.budget .budget-head')).backgroundColor") == \
+        "rgba(0, 0, 0, 0)"
+    assert "UTC" in browser.find_element(By.CSS_SELECTOR, "#expensive tr:nth-child(2) td").text
     # an embedding call's cost, never in scientific notation (it was 3.20e-7)
     assert browser.execute_script("return [money('3.2e-7'), money('-0.00018'), money('1234.5')]") == [
         "0.000000320", "-0.000180", "1234.50"]

@@ -22,6 +22,9 @@ const money = (text) => {
   return value.toFixed(Math.min(12, 2 - Math.floor(Math.log10(size))));
 };
 const number = (value) => Number(value || 0).toLocaleString("en-US");
+// a time in the viewer's zone, with the zone named (CET, GMT+2, UTC…)
+const when = (iso) => new Date(iso).toLocaleString(undefined, {
+  year: "numeric", month: "short", day: "numeric", hour: "2-digit", minute: "2-digit", timeZoneName: "short"});
 
 // With cost_api.auth, open the page as http://host:8888/#token=<read token>: the token stays in this tab.
 const fragment = new URLSearchParams(location.hash.slice(1));
@@ -160,7 +163,7 @@ async function drawBreakdowns(r) {
         el("td", {}, value || "(none)"), el("td", { class: "num" }, number(row.calls)),
         el("td", { class: "num" }, number(row.input_tokens + row.output_tokens)),
         el("td", { class: "num" }, `${money(row.cost)} ${row.currency}`),
-        el("td", {}, el("span", { class: "share", style: `width:${Math.round(share * 80)}px` }),
+        el("td", {}, el("span", { class: "share", style: `width:${Math.round(share * 48)}px` }),
            ` ${(share * 100).toFixed(0)}%`));
       tr.addEventListener("click", () => { state.filters[dimension] = value; refresh(); });
       table.append(tr);
@@ -171,16 +174,29 @@ async function drawBreakdowns(r) {
   $("breakdowns").replaceChildren(...panels);
 }
 
+// A budget as a progress bar: filled to its utilisation, a mark at each warning threshold, a status chip.
+function budgetRow(b) {
+  const percent = b.utilization * 100;
+  const currency = state.info.currency ? ` ${state.info.currency}` : "";
+  const marks = b.thresholds.filter((t) => t < 1).map((t) =>
+    el("i", { class: "mark", style: `left:${t * 100}%`, title: `${Math.round(t * 100)}%` }));
+  const match = Object.entries(b.match).map(([key, value]) => `${key} = ${value}`).join(", ") || "all spend";
+  return el("div", { class: "budget", "data-id": b.id },
+    el("div", { class: "budget-head" }, el("strong", {}, b.id), el("span", { class: `status ${b.status}` }, b.status),
+       ...(b.hard ? [el("span", { class: "status" }, "hard")] : []),
+       el("span", { class: "amounts" }, `${money(b.spent)} of ${money(b.limit)}${currency} · ${money(b.remaining)} ` +
+          `left · ${percent.toFixed(1)}%`)),
+    el("div", { class: "bar", role: "progressbar", "aria-valuenow": percent.toFixed(1), "aria-valuemin": "0",
+                "aria-valuemax": "100" },
+       el("div", { class: `fill ${b.status}`, style: `width:${Math.min(100, percent)}%` }), ...marks),
+    el("div", { class: "meta" }, `${b.period}; resets ${b.resets_at ? when(b.resets_at) : "never"}; ${match}`));
+}
+
 async function drawBudgets() {
   if (!state.info.budgets) return;
   const { budgets } = await api("budgets");
   $("budgets-panel").hidden = false;
-  $("budgets").replaceChildren(...budgets.map((b) => el("div", { class: `budget ${b.status}`, "data-id": b.id },
-    el("div", {}, el("strong", {}, b.id), ` ${money(b.spent)} of ${money(b.limit)} (${(b.utilization * 100)
-      .toFixed(1)}%) — ${b.status}${b.hard ? " — hard" : ""}`),
-    el("div", { class: "bar" }, el("div", { style: `width:${Math.min(100, b.utilization * 100)}%` })),
-    el("div", { class: "meta" }, `${b.period}, resets ${b.resets_at ? new Date(b.resets_at).toLocaleString() :
-      "never"}; matches ${JSON.stringify(b.match)}`))));
+  $("budgets").replaceChildren(...budgets.map(budgetRow));
   if (!budgets.length) $("budgets").replaceChildren(el("p", { class: "empty" }, "no budgets"));
 }
 
@@ -193,7 +209,7 @@ async function drawExpensive(r) {
   for (const call of calls) {
     const trace = template ? el("a", { href: template.replace("{trace_id}", call.trace_id), target: "_blank" },
       call.trace_id.slice(0, 16)) : call.trace_id.slice(0, 16);
-    table.append(el("tr", {}, el("td", {}, call.start_time.slice(0, 19).replace("T", " ")),
+    table.append(el("tr", {}, el("td", {}, when(call.start_time)),
       el("td", {}, call.model || ""), el("td", {}, call.customer || ""),
       el("td", {}, `${number(call.input_tokens)} / ${number(call.output_tokens)}`),
       el("td", { class: "num" }, `${money(call.cost)} ${call.currency}`), el("td", {}, trace)));
