@@ -3,17 +3,16 @@
 The fixture world is shaped like a real one: a stopped collector's ledger that is aged (the twelve dialect
 samples of 2026-01-01 are past the 90-day retention, so only their daily rollups are left) and in two
 currencies (those old calls were booked in USD for acme and EUR for globex; yesterday's twelve in USD),
-and a running collector whose API needs tokens. Each row runs the real CLI on its own copy of the ledger.
+and a running collector whose API needs tokens. Each row runs the CLI's ``main`` on its own copy of the ledger.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
-import os
+import io
 import shutil
 import signal
-import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +20,7 @@ import pyarrow as pa
 import pytest
 
 from collector import __version__
+from collector.cli import main
 from collector.config_builder import ConfigBuilder
 from collector.storage.ledger import Ledger
 from collector.storage.rows import CallColumns
@@ -144,21 +144,28 @@ ROWS = [
 
 
 @pytest.mark.parametrize(("args", "code", "texts"), [row[1:] for row in ROWS], ids=[row[0] for row in ROWS])
-def test_cli(world: World, tmp_path, args: list[str], code: int, texts: list[str]):
+def test_cli(world: World, tmp_path, monkeypatch, args: list[str], code: int, texts: list[str]):
+    """The command line's ``main`` in this process (as ``genai-collector`` runs it, less the interpreter
+    start that would make the table take a minute; tests/test_config.py runs the installed entry point)."""
     db = tmp_path / "costs.duckdb"
     shutil.copy(world.ledger, db)
     values = {"db": str(db), "config": str(world.config), "stopped": str(world.stopped), "prices": str(world.prices),
               "url": world.url, "out": str(tmp_path / "calls.out")}
     argv = [arg.format(**values) if arg.startswith("{") else arg for arg in args]
-    env = {k: v for k, v in os.environ.items() if k != "GENAI_COLLECTOR_TOKEN"}
-    result = subprocess.run([sys.executable, "-m", "collector", *argv], capture_output=True, text=True,
-                            timeout=120, cwd=world.folder, env=env)
-    output = result.stdout + result.stderr
-    assert result.returncode == code, output
+    monkeypatch.delenv("GENAI_COLLECTOR_TOKEN", raising=False)
+    monkeypatch.chdir(world.folder)
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            returned = main(argv)
+        except SystemExit as exit_:  # argparse: --version, usage errors
+            returned = exit_.code
+    output = out.getvalue() + err.getvalue()
+    assert returned == code, output
     for text in texts:
         assert text in output, output
     if code == 2:
-        assert result.stderr.count("\n") == 1 and "Traceback" not in output  # one line, never a traceback
+        assert err.getvalue().count("\n") == 1 and "Traceback" not in output  # one line, never a traceback
 
 
 def test_every_documented_command_has_a_row():
