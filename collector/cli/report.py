@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import datetime as dt
 import io
 import json
 import sys
@@ -17,10 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from collector.cli.api_client import ApiClient, add_token_option
-from collector.cli.common import DEFAULT_DB, DEFAULT_URL, add_time_range
+from collector.cli.common import DEFAULT_DB, DEFAULT_URL, add_time_range, time_range
 from collector.errors import LedgerError, QueryError
 from collector.storage.ledger import Ledger
-from collector.storage.queries import CostQuery, LedgerQueries, parse_time, utcnow
+from collector.storage.queries import CostQuery, LedgerQueries
 from collector.storage.rollups import rollups_lag
 
 
@@ -43,9 +42,7 @@ def _report_via_api(url: str, args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _report_from_file(path: Path, args: argparse.Namespace) -> dict[str, Any]:
-    now = utcnow()
-    end = parse_time("to", args.to, now + dt.timedelta(seconds=1), now)
-    start = parse_time("from", args.from_, end - dt.timedelta(days=30), now)
+    start, end = time_range(args, 30)  # as the API's default range
     query = CostQuery(start, end, [g for g in (args.group_by or "").split(",") if g], args.granularity,
                       _filters(args.filter), args.top)
     with Ledger.open(path, read_only=True) as ledger:
