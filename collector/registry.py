@@ -24,6 +24,7 @@ EXPORTERS = {
     "otlphttp": "collector.exporters.otlp_http:OtlpHttpExporter",
     "debug": "collector.exporters.debug:DebugExporter",
     "duckdb": "collector.exporters.duckdb:DuckDBExporter",
+    "postgresql": "collector.exporters.postgresql:PostgresExporter",
 }
 EXTENSIONS = {
     "health_check": "collector.extensions.health_check:HealthCheck",

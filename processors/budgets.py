@@ -1,8 +1,8 @@
-"""Budgets: definitions, calendar periods in a timezone, and BudgetLedger, the exact spend per budget.
+"""Budgets: definitions, calendar periods in a timezone, and BudgetBook, the arithmetic of their spend.
 
-Spend comes only from calls the cost ledger committed (so retries and failed writes never count)
-and is rebuilt from the ledger on start, so a restart neither forgets nor double counts. Money is
-integer pico-units, like everywhere else.
+Spend comes only from calls the cost ledger committed (so retries and failed writes never count):
+counters in the ledger move in the transaction that inserts the calls, so a restart, a retry or a
+second replica neither forgets nor double counts. Money is integer pico-units, like everywhere else.
 """
 
 from __future__ import annotations
@@ -10,14 +10,14 @@ from __future__ import annotations
 import datetime as dt
 import fnmatch
 import re
-import threading
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from collector.errors import BudgetError
+from collector.storage.budget_tables import Window
 from pricing_catalog.compiled import from_pico, to_pico
 
 PERIODS = ("daily", "weekly", "monthly", "total")
@@ -116,21 +116,6 @@ def period_bounds(period: str, now: dt.datetime, zone: dt.tzinfo) -> tuple[dt.da
             end.replace(tzinfo=None).replace(tzinfo=zone).astimezone(dt.UTC))
 
 
-def spend_in_ledger(con: Any, budget: Budget, now: dt.datetime, zone: dt.tzinfo) -> int:
-    """A budget's spend in the period containing ``now``, summed exactly from ``llm_calls`` (pico-units)."""
-    start, end = period_bounds(budget.period, now, zone)
-    where, params = ["start_time >= ?"], [start.astimezone(dt.UTC).replace(tzinfo=None)]
-    if end is not None and not budget.period.startswith("rolling"):
-        where.append("start_time < ?")
-        params.append(end.astimezone(dt.UTC).replace(tzinfo=None))
-    for key, pattern in budget.match:
-        where.append('"' + key.replace('"', '""') + '" GLOB ?')
-        params.append(pattern)
-    total = con.execute(f"SELECT coalesce(sum(cost), 0) FROM llm_calls WHERE {' AND '.join(where)}",
-                        params).fetchone()[0]
-    return to_pico(Decimal(total))
-
-
 def zone_named(name: str) -> dt.tzinfo:
     try:
         return ZoneInfo(name)
@@ -155,19 +140,12 @@ class Alert:
 
 
 @dataclass
-class _State:
-    period_start: dt.datetime
-    period_end: dt.datetime | None
-    spent: int = 0
-    rolling: dict[int, int] = field(default_factory=dict)  # minute → pico, for rolling periods
-
-
-@dataclass
 class Status:
     budget: Budget
     spent_pico: int
     period_start: dt.datetime
     resets_at: dt.datetime | None
+    held_pico: int = 0  # reserved for calls not yet seen (POST /api/v1/budgets/reserve)
 
     @property
     def utilization(self) -> float:
@@ -185,83 +163,69 @@ class Status:
                 "spent": format(from_pico(self.spent_pico).normalize(), "f"),
                 "remaining": format(from_pico(self.budget.limit_pico - self.spent_pico).normalize(), "f"),
                 "utilization": round(self.utilization, 6), "status": self.status,
+                "reserved": format(from_pico(self.held_pico).normalize(), "f"),
                 "period_start": self.period_start.isoformat(),
                 "resets_at": self.resets_at.isoformat() if self.resets_at else None}
 
 
-class BudgetLedger:
-    """The spend of every budget in its current period, fed by committed ledger rows."""
+class BudgetBook:
+    """The budgets in force, their periods in a time zone, and the arithmetic of their spend: which counter
+    bucket a call adds to, which window of buckets is a budget's current spend, which thresholds a change
+    of spend crosses. The counters themselves live in the ledger (collector.storage.budget_tables)."""
 
     def __init__(self, zone: dt.tzinfo, clock: Callable[[], dt.datetime] | None = None):
         self.zone = zone
         self.clock = clock or (lambda: dt.datetime.now(dt.UTC))
-        self.budgets: dict[str, Budget] = {}
-        self.states: dict[str, _State] = {}
-        self.fired: set[tuple[str, str, float]] = set()
-        self.lock = threading.RLock()
+        self.budgets: dict[str, Budget] = {}  # replaced whole, never changed in place: readers need no lock
+        self.version = -1  # of the definitions in the ledger these budgets are
+        self._periods: dict[str, tuple[int, int | None, dt.datetime]] = {}  # id → [start µs, end µs), start
 
-    def set_budget(self, budget: Budget, spent_pico: int = 0, rolling: dict[int, int] | None = None) -> None:
-        with self.lock:
-            self.budgets[budget.id] = budget
-            start, end = period_bounds(budget.period, self.clock(), self.zone)
-            self.states[budget.id] = _State(start, end, spent_pico, dict(rolling or {}))
+    def counted(self, budget: Budget) -> dict[str, Any]:
+        """What a budget's counters depend on: its definition and the zone its calendar periods are in."""
+        return {**budget.spec(), "timezone": str(self.zone)}
 
-    def remove(self, budget_id: str) -> None:
-        with self.lock:
-            self.budgets.pop(budget_id, None)
-            self.states.pop(budget_id, None)
+    def window(self, budget: Budget, now: dt.datetime) -> Window:
+        """The counter buckets that make up the budget's spend now."""
+        start, end = period_bounds(budget.period, now, self.zone)
+        if budget.period.startswith("rolling"):  # the minutes the window has begun
+            return Window(budget.id, start.replace(second=0, microsecond=0), None)
+        return Window(budget.id, start, end)
 
-    def _current(self, budget: Budget) -> _State:
-        """The budget's state, rolled over to a new period when the clock has passed the old one."""
-        state = self.states[budget.id]
-        now = self.clock()
+    def bucket(self, budget: Budget, start_us: int) -> dt.datetime:
+        """The counter a call that started at ``start_us`` adds to: its period's start, or its minute."""
         if budget.period.startswith("rolling"):
-            start, end = period_bounds(budget.period, now, self.zone)
-            cutoff = int(start.timestamp()) // 60
-            for minute in [m for m in state.rolling if m < cutoff]:
-                state.spent -= state.rolling.pop(minute)
-            state.period_start, state.period_end = start, end
-        elif state.period_end is not None and now >= state.period_end:
-            start, end = period_bounds(budget.period, now, self.zone)
-            self.states[budget.id] = state = _State(start, end)
-        return state
+            return dt.datetime.fromtimestamp(start_us // 60_000_000 * 60, dt.UTC)
+        cached = self._periods.get(budget.id)
+        if cached is None or start_us < cached[0] or (cached[1] is not None and start_us >= cached[1]):
+            start, end = period_bounds(budget.period, dt.datetime.fromtimestamp(start_us / 1e6, dt.UTC), self.zone)
+            cached = (int(start.timestamp() * 1e6), int(end.timestamp() * 1e6) if end else None, start)
+            if len(self._periods) > 10_000:
+                self._periods.clear()
+            self._periods[budget.id] = cached
+        return cached[2]
 
-    def record(self, calls: Iterable[tuple[int, int, Mapping[str, Any]]]) -> list[Alert]:
-        """Add committed calls — (start µs, cost pico, dimension values) — and return thresholds crossed."""
-        alerts = []
-        with self.lock:
-            for budget in self.budgets.values():
-                state = self._current(budget)
-                before = state.spent
-                start_us = int(state.period_start.timestamp() * 1e6)
-                end_us = int(state.period_end.timestamp() * 1e6) if state.period_end else None
-                for call_start, cost, values in calls:
-                    if cost and call_start >= start_us and (end_us is None or call_start < end_us
-                                                            or budget.period.startswith("rolling")) \
-                            and budget.matches(values):
-                        state.spent += cost
-                        if budget.period.startswith("rolling"):
-                            minute = call_start // 60_000_000
-                            state.rolling[minute] = state.rolling.get(minute, 0) + cost
-                alerts += self._crossed(budget, state, before)
-        return alerts
+    def increments(self, calls: Iterable[tuple[int, int, Mapping[str, Any]]]) -> dict[tuple[str, dt.datetime], int]:
+        """What calls — (start µs, cost pico, dimension values) — add to each (budget, bucket) counter."""
+        budgets = list(self.budgets.values())
+        added: dict[tuple[str, dt.datetime], int] = {}
+        for start_us, cost, values in calls:
+            if not cost:
+                continue
+            for budget in budgets:
+                if budget.matches(values):
+                    key = (budget.id, self.bucket(budget, start_us))
+                    added[key] = added.get(key, 0) + cost
+        return added
 
-    def _crossed(self, budget: Budget, state: _State, before: int) -> list[Alert]:
-        alerts = []
-        for threshold in budget.thresholds:
-            line = budget.limit_pico * Decimal(repr(threshold))
-            key = (budget.id, state.period_start.isoformat(), threshold)
-            if before < line <= state.spent and key not in self.fired:
-                self.fired.add(key)
-                alerts.append(Alert(budget, threshold, state.period_start, state.spent, self.clock()))
-        return alerts
+    def crossed(self, budget: Budget, before: int, after: int, period_start: dt.datetime) -> list[Alert]:
+        """The thresholds spend passed going from ``before`` to ``after`` (pico-units)."""
+        return [Alert(budget, threshold, period_start, after, self.clock()) for threshold in budget.thresholds
+                if before < budget.limit_pico * Decimal(repr(threshold)) <= after]
 
-    def status(self, budget_id: str) -> Status:
-        with self.lock:
+    def statuses(self, spent: Mapping[str, int], held: Mapping[str, int], now: dt.datetime) -> list[Status]:
+        result = []
+        for budget_id in sorted(self.budgets):
             budget = self.budgets[budget_id]
-            state = self._current(budget)
-            return Status(budget, state.spent, state.period_start, state.period_end)
-
-    def statuses(self) -> list[Status]:
-        with self.lock:
-            return [self.status(budget_id) for budget_id in sorted(self.budgets)]
+            start, end = period_bounds(budget.period, now, self.zone)
+            result.append(Status(budget, spent.get(budget_id, 0), start, end, held.get(budget_id, 0)))
+        return result

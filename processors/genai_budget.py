@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import json
+import time
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -30,22 +30,16 @@ from collector import attributes, log
 from collector.attributes import value_of
 from collector.batch import TelemetryBatch
 from collector.component import BuildContext, Processor
-from collector.errors import BudgetError, Conflict, NotFound, ReadOnly
+from collector.errors import BudgetError, Conflict, LedgerError, NotFound, ReadOnly
+from collector.exporters.ledger_writer import LedgerExporter, ledger_of
 from collector.schema import AtLeast, Duration, Invalid, Parse
 from collector.signals import Signal
-from collector.storage.ledger import Ledger
+from collector.storage.budget_tables import BudgetTables, StoredBudget
 from collector.storage.rows import CallColumns
+from collector.storage.store import LedgerStore, WriteTxn
 from pricing_catalog.compiled import to_double
 from processors.budget_alerts import Webhook, log_record
-from processors.budgets import (
-    MATCH_KEYS_FIXED,
-    Alert,
-    Budget,
-    BudgetLedger,
-    parse_budget,
-    spend_in_ledger,
-    zone_named,
-)
+from processors.budgets import MATCH_KEYS_FIXED, Alert, Budget, BudgetBook, Status, parse_budget, zone_named
 
 _LOG = log.get("processor.genai_budget")
 PREFIX = "gen_ai.budget."
@@ -98,6 +92,7 @@ class BudgetConfig:
     timezone: Annotated[dt.tzinfo, Parse(_timezone)] = dt.UTC  # calendar periods start at midnight here
     budgets: Annotated[tuple[Budget, ...], Parse(_budgets)] = ()
     alerts: AlertsConfig = AlertsConfig()
+    ledger: str | None = None  # the ledger exporter's id; needed only when the config has two
 
 
 class GenAIBudget(Processor):
@@ -108,22 +103,24 @@ class GenAIBudget(Processor):
     def __init__(self, config: BudgetConfig, context: BuildContext, clock=None):
         self.component_id = context.component_id
         self.telemetry = context.telemetry
-        self.book = BudgetLedger(config.timezone, clock)
+        self.book = BudgetBook(config.timezone, clock)
         self._fixed: dict[tuple, bytes] = {}  # encoded attributes that depend on the budgets only
         self.configured = config.budgets  # validated against the dimensions in bind_service
+        self.ledger_id = config.ledger
         hook = config.alerts.webhook
         self.webhook = Webhook(hook.url, hook.secret, hook.timeout, hook.attempts, hook.initial_interval) \
             if hook.url else None
-        self.exporter = None
+        self.exporter: LedgerExporter | None = None
         self.service = None
         self.match_keys: tuple[str, ...] = MATCH_KEYS_FIXED
         self.loop: asyncio.AbstractEventLoop | None = None
         self.tasks: set[asyncio.Task] = set()
+        self._cached: tuple[float, list[Status]] | None = None  # (monotonic time, statuses) of an unshared ledger
 
     def bind_service(self, service) -> None:
-        from collector.exporters.duckdb import ledger_of
-        self.exporter = ledger_of(service, f"processor {self.component_id}")
-        self.exporter.listeners.append(self._on_commit)
+        self.exporter = ledger_of(service, f"processor {self.component_id}", self.ledger_id)
+        self.exporter.in_transaction.append(self._count)
+        self.exporter.committed.append(self._forget_statuses)
         self.service = service
         self.match_keys = (*MATCH_KEYS_FIXED, *service.attribution_dimensions())
         for index, budget in enumerate(self.configured):
@@ -132,41 +129,164 @@ class GenAIBudget(Processor):
                     raise service.document.error(("processors", self.component_id, "budgets", index, "match", key),
                                                  "not a dimension", f"use {', '.join(self.match_keys)}")
 
-    # state -----------------------------------------------------------------------------------------------
+    @property
+    def store(self) -> LedgerStore:
+        if self.exporter is None or self.exporter.store is None:
+            raise LedgerError("the ledger is not open")
+        return self.exporter.store
+
+    # definitions -----------------------------------------------------------------------------------------
 
     async def start(self) -> None:
         self.loop = asyncio.get_running_loop()
-        await asyncio.to_thread(self._load)
+        await asyncio.to_thread(self._sync_config)
+        _LOG.info("budgets loaded", extra={"budgets": [s.as_dict() for s in self.statuses()]})
 
-    def _load(self) -> None:
-        """Budgets from the config and the API, with their current spend read from the ledger."""
-        con = self.exporter.reader()
+    def _sync_config(self) -> None:
+        """Put the config file's budgets into the ledger (every replica then counts them), drop those the
+        config no longer has, and compute the counters of any budget whose definition they do not hold."""
+        configured = {budget.id: budget for budget in self.configured}
+        with self.store.write() as txn:
+            tables = txn.budgets
+            tables.version(lock="update")
+            for budget_id, stored in tables.definitions().items():
+                if stored.source == "config" and budget_id not in configured:
+                    tables.delete(budget_id)
+                elif stored.source == "api" and budget_id in configured:
+                    _LOG.warning("config budget replaces one made through the API", extra={"budget": budget_id})
+            stored = tables.definitions()
+            for budget in self.configured:
+                if budget.id not in stored or stored[budget.id].counted != self.book.counted(budget) \
+                        or stored[budget.id].source != "config":
+                    self._define(tables, budget)
+            for budget_id, entry in stored.items():  # API budgets of an older ledger, or of another zone
+                if entry.source == "api" and budget_id not in configured and entry.counted != {
+                        **entry.spec, "timezone": str(self.book.zone)}:
+                    budget = self._parse_stored(budget_id, entry)
+                    if budget is not None:
+                        self._define(tables, budget)
+            self._load(tables)
+
+    def _define(self, tables: BudgetTables, budget: Budget) -> None:
+        """Store a definition with counters computed from the calls already in the ledger (the caller holds
+        the definitions lock, so no write counts calls meanwhile with the old set)."""
+        window = self.book.window(budget, self.book.clock())
+        tables.set_counters(budget.id, tables.spend_of_calls(budget.match, window,
+                                                             budget.period.startswith("rolling")))
+        tables.put(budget.id, budget.spec(), budget.source, self.book.counted(budget))
+
+    def _parse_stored(self, budget_id: str, entry: StoredBudget) -> Budget | None:
         try:
-            stored = [parse_budget(json.loads(spec), self.match_keys, source="api")
-                      for (spec,) in con.execute("SELECT spec FROM budgets ORDER BY id").fetchall()]
-            for budget in [*self.configured, *stored]:
-                self.book.set_budget(budget, self.ledger_spend(con, budget))
-            for budget_id, period_start, threshold in con.execute(
-                    "SELECT budget_id, period_start, threshold FROM budget_alerts").fetchall():
-                self.book.fired.add((budget_id, period_start.astimezone(dt.UTC).isoformat(), threshold))
-        finally:
-            con.close()
-        _LOG.info("budgets loaded", extra={"budgets": [s.as_dict() for s in self.book.statuses()]})
+            return parse_budget(entry.spec, self.match_keys, source=entry.source)
+        except BudgetError as exc:
+            _LOG.error("stored budget ignored", extra={"budget": budget_id, "error": str(exc)})
+            return None
 
-    def ledger_spend(self, con, budget: Budget) -> int:
-        return spend_in_ledger(con, budget, self.book.clock(), self.book.zone)
+    def _load(self, tables: BudgetTables, version: int | None = None) -> None:
+        """Take the definitions in the ledger as the budgets in force."""
+        version = tables.version() if version is None else version
+        budgets = {}
+        for budget_id, entry in tables.definitions().items():
+            budget = self._parse_stored(budget_id, entry)
+            if budget is not None:
+                budgets[budget_id] = budget
+        self.book.budgets, self.book.version = budgets, version
+        self._cached = None
 
-    def _on_commit(self, ledger: Ledger, columns: CallColumns, added: list[int]) -> None:
-        """Writer thread: the calls this commit added count towards the budgets they match."""
+    def save(self, data: dict[str, Any], replace: str | None = None) -> Budget:
+        """Create (or, with ``replace``, update) an API-managed budget; raises BudgetError, ReadOnly (a budget
+        of the config file), Conflict (it exists) or NotFound (nothing to replace)."""
+        budget = parse_budget(data, self.match_keys, source="api")
+        if replace is not None and budget.id != replace:
+            raise BudgetError("id", "cannot be changed")
+        with self.store.write() as txn:
+            tables = txn.budgets
+            tables.version(lock="update")
+            existing = tables.definitions().get(replace or budget.id)
+            if existing is not None and existing.source == "config":
+                raise ReadOnly(f"budget {budget.id} is defined in the config file: change it there")
+            if replace is None and existing is not None:
+                raise Conflict(f"budget {budget.id} exists: PUT /api/v1/budgets/{budget.id} to change it")
+            if replace is not None and existing is None:
+                raise NotFound(f"no budget {replace!r}")
+            self._define(tables, budget)
+            self._load(tables)
+        return budget
+
+    def delete(self, budget_id: str) -> None:
+        with self.store.write() as txn:
+            tables = txn.budgets
+            tables.version(lock="update")
+            existing = tables.definitions().get(budget_id)
+            if existing is None:
+                raise NotFound(f"no budget {budget_id!r}")
+            if existing.source == "config":
+                raise ReadOnly(f"budget {budget_id} is defined in the config file: remove it there")
+            tables.delete(budget_id)
+            self._load(tables)
+
+    # spend -----------------------------------------------------------------------------------------------
+
+    def statuses(self) -> list[Status]:
+        """Every budget with its spend now. A shared ledger is read each time (other replicas write to it);
+        an unshared one only after a write of this process, or a second later (periods roll over)."""
+        cached = self._cached
+        if cached is not None and time.monotonic() - cached[0] < 1.0:
+            return cached[1]
+        now = self.book.clock()
+        with self.store.budget_tables() as tables:
+            version = tables.version()
+            if version != self.book.version:
+                self._load(tables, version)
+            windows = [self.book.window(budget, now) for budget in self.book.budgets.values()]
+            statuses = self.book.statuses(tables.spend(windows), tables.held(now), now)
+        if not self.store.shared:
+            self._cached = (time.monotonic(), statuses)
+        return statuses
+
+    def status(self, budget_id: str) -> Status:
+        status = next((s for s in self.statuses() if s.budget.id == budget_id), None)
+        if status is None:
+            raise NotFound(f"no budget {budget_id!r}")
+        return status
+
+    def _forget_statuses(self, txn: WriteTxn, columns: CallColumns, added: list[int]) -> None:
+        self._cached = None
+
+    def _count(self, txn: WriteTxn, columns: CallColumns, added: list[int]) -> None:
+        """Writer thread, in the write's transaction: the calls it inserted add to the counters of the budgets
+        they match, and each threshold crossed is claimed (the writer that claims it raises the alert)."""
+        tables = txn.budgets
+        version = tables.version(lock="share")
+        if version != self.book.version:
+            self._load(tables, version)
+        if not self.book.budgets or not added:
+            return
         data = columns.columns
         keys = [k for k in self.match_keys if k in data]
-        calls = [(data["start_us"][i], data["cost_pico"][i] or 0, {k: data[k][i] for k in keys}) for i in added]
-        alerts = self.book.record(calls)
+        increments = self.book.increments(
+            (data["start_us"][i], data["cost_pico"][i] or 0, {k: data[k][i] for k in keys}) for i in added)
+        if not increments:
+            return
+        tables.add(increments)
+        now = self.book.clock()
+        windows = {budget_id: self.book.window(self.book.budgets[budget_id], now) for budget_id, _ in increments}
+        after = tables.spend(list(windows.values()))
+        alerts = []
+        for budget_id, window in windows.items():
+            added_now = sum(amount for (i, bucket), amount in increments.items() if i == budget_id
+                            and _naive(bucket) >= _naive(window.start)
+                            and (window.end is None or _naive(bucket) < _naive(window.end)))
+            budget = self.book.budgets[budget_id]
+            for alert in self.book.crossed(budget, after[budget_id] - added_now, after[budget_id], window.start):
+                if tables.claim_alert(budget_id, alert.period_start, alert.threshold, alert.at):
+                    alerts.append(alert)
+        if alerts and self.loop is not None:
+            txn.after_commit.append(lambda: self.loop.call_soon_threadsafe(self._raise_all, alerts))
+
+    def _raise_all(self, alerts: list[Alert]) -> None:
         for alert in alerts:
-            ledger.con.execute("INSERT OR IGNORE INTO budget_alerts VALUES (?, ?, ?, ?)",
-                               [alert.budget.id, alert.period_start, alert.threshold, alert.at])
-            if self.loop is not None:
-                self.loop.call_soon_threadsafe(self._raise, alert)
+            self._raise(alert)
 
     def _raise(self, alert: Alert) -> None:
         payload = alert.payload()
@@ -182,49 +302,12 @@ class GenAIBudget(Processor):
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
 
-    # budgets through the API -----------------------------------------------------------------------------
-
-    def save(self, data: dict[str, Any], replace: str | None = None) -> Budget:
-        """Create (or, with ``replace``, update) an API-managed budget; raises BudgetError, ReadOnly (a budget
-        of the config file), Conflict (it exists) or NotFound (nothing to replace)."""
-        budget = parse_budget(data, self.match_keys, source="api")
-        existing = self.book.budgets.get(replace or budget.id)
-        if existing is not None and existing.source == "config":
-            raise ReadOnly(f"budget {existing.id} is defined in the config file: change it there")
-        if replace is None and existing is not None:
-            raise Conflict(f"budget {budget.id} exists: PUT /api/v1/budgets/{budget.id} to change it")
-        if replace is not None and existing is None:
-            raise NotFound(f"no budget {replace!r}")
-        if replace is not None and budget.id != replace:
-            raise BudgetError("id", "cannot be changed")
-        con = self.exporter.reader()
-        try:
-            con.execute("INSERT OR REPLACE INTO budgets VALUES (?, ?, now())",
-                        [budget.id, json.dumps(budget.spec())])
-            self.book.set_budget(budget, self.ledger_spend(con, budget))
-        finally:
-            con.close()
-        return budget
-
-    def delete(self, budget_id: str) -> None:
-        existing = self.book.budgets.get(budget_id)
-        if existing is None:
-            raise NotFound(f"no budget {budget_id!r}")
-        if existing.source == "config":
-            raise ReadOnly(f"budget {budget_id} is defined in the config file: remove it there")
-        con = self.exporter.reader()
-        try:
-            con.execute("DELETE FROM budgets WHERE id = ?", [budget_id])
-        finally:
-            con.close()
-        self.book.remove(budget_id)
-
     # spans -----------------------------------------------------------------------------------------------
 
     def process(self, batch: TelemetryBatch) -> None:
-        if not self.book.budgets:
+        if not self.book.budgets and not self.store.shared:  # another replica may define budgets
             return
-        statuses = self.book.statuses()  # one clock read and one lock per batch
+        statuses = self.statuses()  # one read of the budget state per batch
         services: dict[int, Any] = {}
         matched: dict[tuple, list] = {}  # dimension values → the statuses of the budgets they match
         batch_spend: dict[str, int] = {}  # budget id → what the calls of this batch so far add to it
@@ -273,3 +356,7 @@ class GenAIBudget(Processor):
     async def shutdown(self, timeout: float) -> None:
         if self.tasks:
             await asyncio.wait(self.tasks, timeout=min(timeout, 10))
+
+
+def _naive(value: dt.datetime) -> dt.datetime:
+    return value.astimezone(dt.UTC).replace(tzinfo=None) if value.tzinfo else value

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,7 @@ from collector.batch import TelemetryBatch
 from collector.config_builder import ConfigBuilder
 from collector.storage.ledger import Ledger
 from collector.storage.rows import CallColumns
+from collector.storage.store import LedgerStore
 from processors.genai_attribution import AttributionConfig, GenAIAttribution
 from tests.genai_helpers import load_sample, run
 from tests.otlp_sink import OtlpSink
@@ -147,3 +149,36 @@ def ledger_file(tmp_path) -> Path:
     assert ledger.roll_up() == 12  # as the collector does at shutdown
     ledger.close()
     return path
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A PostgreSQL server of the test session's own (see tests/postgres_server.py)."""
+    from tests.postgres_server import PostgresServer, binaries
+    bin_dir = binaries()
+    if bin_dir is None:
+        pytest.skip("PostgreSQL is not installed: scripts/test installs Debian's postgresql as root")
+    server = PostgresServer(bin_dir).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["duckdb", "postgresql"])
+def ledger_backend(request, tmp_path) -> Callable[..., LedgerStore]:
+    """Opens a new, empty ledger store of each backend: the backend-agnostic tests run on both."""
+    opened: list[LedgerStore] = []
+    target = tmp_path / "costs.duckdb" if request.param == "duckdb" \
+        else request.getfixturevalue("postgres").new_database()
+
+    def open_store(dimensions: tuple[str, ...] = ()) -> LedgerStore:
+        from collector.storage.postgresql import PostgresLedger
+        store = Ledger.open(target, dimensions) if request.param == "duckdb" \
+            else PostgresLedger.open(target, dimensions, pool_size=4)
+        opened.append(store)
+        return store
+
+    open_store.backend = request.param
+    open_store.target = target
+    yield open_store
+    for store in opened:
+        store.close()

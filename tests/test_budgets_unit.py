@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import datetime as dt
+from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 import pytest
 
+from collector.batch import TelemetryBatch
 from collector.errors import BudgetError
+from collector.storage.budget_tables import Window
 from pricing_catalog.compiled import to_pico
-from processors.budgets import BudgetLedger, parse_budget, period_bounds
+from processors.budgets import BudgetBook, parse_budget, period_bounds
 
 BERLIN = ZoneInfo("Europe/Berlin")
 UTC = dt.UTC
@@ -37,36 +40,34 @@ def test_rolling_and_total():
     assert period_bounds("total", now, BERLIN)[1] is None
 
 
-def test_daily_budget_resets_at_local_midnight_and_alerts_once_per_period():
-    clock = [at("2026-03-10T22:00:00+00:00")]  # 23:00 in Berlin
-    book = BudgetLedger(BERLIN, clock=lambda: clock[0])
-    budget = parse_budget({"id": "d", "match": {"customer": "acme"}, "limit": 1, "period": "daily",
-                           "thresholds": [0.5, 1.0]}, ["customer"])
-    book.set_budget(budget)
-    usec = int(clock[0].timestamp() * 1e6)
+def test_calls_count_in_the_period_they_started_in_and_a_rolling_window_by_minute():
+    book = BudgetBook(BERLIN, clock=lambda: at("2026-03-10T22:30:00+00:00"))
+    daily = parse_budget({"id": "d", "match": {"customer": "acme"}, "limit": 1, "period": "daily"}, ["customer"])
+    rolling = parse_budget({"id": "r", "limit": 10, "period": "rolling 1h"}, [])
+    book.budgets = {"d": daily, "r": rolling}
+
+    def usec(text: str) -> int:
+        return int(at(text).timestamp() * 1e6)
+    calls = [(usec("2026-03-10T22:59:59+00:00"), 5, {"customer": "acme"}),  # 23:59:59 in Berlin
+             (usec("2026-03-10T23:00:00+00:00"), 7, {"customer": "acme"}),  # midnight: the next day
+             (usec("2026-03-10T23:00:30+00:00"), 0, {"customer": "acme"}),  # free calls add nothing
+             (usec("2026-03-10T23:00:30+00:00"), 11, {"customer": "globex"})]
+    assert book.increments(calls) == {
+        ("d", at("2026-03-09T23:00:00+00:00")): 5, ("d", at("2026-03-10T23:00:00+00:00")): 7,
+        ("r", at("2026-03-10T22:59:00+00:00")): 5, ("r", at("2026-03-10T23:00:00+00:00")): 18}
+    assert book.window(daily, book.clock()) == Window("d", at("2026-03-09T23:00:00+00:00"),
+                                                      at("2026-03-10T23:00:00+00:00"))
+    assert book.window(rolling, at("2026-03-10T22:30:40+00:00")) == Window("r", at("2026-03-10T21:30:00+00:00"), None)
+
+
+def test_a_threshold_is_crossed_by_the_change_that_reaches_it():
+    book = BudgetBook(UTC)
+    budget = parse_budget({"id": "b", "limit": 1, "thresholds": [0.5, 0.8, 1.0]}, [])
     dollar = to_pico(1)
-    alerts = book.record([(usec, dollar // 2, {"customer": "acme"}), (usec, 0, {"customer": "acme"})])
-    assert [a.threshold for a in alerts] == [0.5]
-    assert book.record([(usec, dollar // 2, {"customer": "acme"})])[0].threshold == 1.0
-    assert book.record([(usec, dollar, {"customer": "acme"})]) == []  # each threshold once per period
-    assert book.status("d").spent_pico == 2 * dollar
-    assert book.record([(usec, dollar, {"customer": "globex"})]) == []
-    clock[0] = at("2026-03-10T23:00:01+00:00")  # midnight in Berlin: a new period
-    assert book.status("d").spent_pico == 0
-    usec = int(clock[0].timestamp() * 1e6)
-    assert [a.threshold for a in book.record([(usec, dollar, {"customer": "acme"})])] == [0.5, 1.0]
-
-
-def test_rolling_window_forgets_old_spend():
-    clock = [at("2026-03-10T12:00:00+00:00")]
-    book = BudgetLedger(UTC, clock=lambda: clock[0])
-    book.set_budget(parse_budget({"id": "r", "limit": 10, "period": "rolling 1h"}, []))
-    book.record([(int(clock[0].timestamp() * 1e6), to_pico(3), {})])
-    clock[0] += dt.timedelta(minutes=30)
-    book.record([(int(clock[0].timestamp() * 1e6), to_pico(4), {})])
-    assert book.status("r").spent_pico == to_pico(7)
-    clock[0] += dt.timedelta(minutes=45)
-    assert book.status("r").spent_pico == to_pico(4)
+    assert [a.threshold for a in book.crossed(budget, 0, dollar // 2, at("2026-03-01T00:00:00+00:00"))] == [0.5]
+    assert [a.threshold for a in book.crossed(budget, dollar // 2, dollar, at("2026-03-01T00:00:00+00:00"))] \
+        == [0.8, 1.0]
+    assert book.crossed(budget, dollar, 2 * dollar, at("2026-03-01T00:00:00+00:00")) == []
 
 
 @pytest.mark.parametrize(("data", "key"), [
@@ -82,26 +83,88 @@ def test_bad_definitions_name_the_field(data, key):
     assert error.value.key == key
 
 
-def test_each_span_carries_the_running_total_of_its_budget():
+NOW = dt.datetime(2026, 1, 1, 12, tzinfo=dt.UTC)  # the test batches' spans start on 2026-01-01
+CALL = {"gen_ai.provider.name": "openai", "gen_ai.request.model": "gpt-4o-mini", "customer.id": "acme",
+        "gen_ai.usage.input_tokens": 1200, "gen_ai.usage.output_tokens": 300}  # 0.00018 + 0.00018
+
+
+def replica(ledger_backend, *budgets):
+    """A genai_budget processor on a ledger exporter of its own over the test's ledger: on PostgreSQL, what
+    one collector replica has."""
+    from collector.exporters.duckdb import DuckDBConfig, DuckDBExporter
+    from collector.exporters.postgresql import PostgresConfig, PostgresExporter
+    from collector.storage.schema import STANDARD_DIMENSIONS
+    from processors.budgets import MATCH_KEYS_FIXED
+    from processors.genai_budget import BudgetConfig, GenAIBudget
+    from tests.genai_helpers import context
+    exporter = DuckDBExporter(DuckDBConfig(str(ledger_backend.target)), context("duckdb")) \
+        if ledger_backend.backend == "duckdb" else \
+        PostgresExporter(PostgresConfig(ledger_backend.target), context("postgresql"))
+    exporter.store = ledger_backend()
+    processor = GenAIBudget(BudgetConfig(budgets=budgets), context("genai_budget"), clock=lambda: NOW)
+    processor.exporter = exporter
+    processor.match_keys = (*MATCH_KEYS_FIXED, *STANDARD_DIMENSIONS)  # what bind_service finds in a service
+    exporter.in_transaction.append(processor._count)
+    exporter.committed.append(processor._forget_statuses)
+    processor._sync_config()
+    return processor
+
+
+def priced(*calls: dict, budget=None) -> TelemetryBatch:
+    """The calls through normalize, cost, attribution and, given one, a genai_budget processor."""
+    from processors.genai_attribution import AttributionConfig, GenAIAttribution
+    from tests.genai_helpers import run
+    from tests.test_genai_processors import batch_of
+    attribution = GenAIAttribution(AttributionConfig(customer=("span.customer.id",)))
+    return run(batch_of(*calls), also=[attribution, *([budget] if budget else [])])
+
+
+ACME_DAILY = parse_budget({"id": "acme-daily", "match": {"customer": "acme"}, "limit": "0.0009", "period": "daily"},
+                          None)
+
+
+def test_each_span_carries_the_running_total_of_its_budget(ledger_backend):
     """Issue 16's regression: three gpt-4o-mini calls of 0.00036 in one batch against a daily budget of 0.0009
     for the customer. Each span's spend is the running total (committed calls plus the earlier calls of the
     batch), so the call that crosses the limit says exceeded."""
-    from processors.genai_attribution import AttributionConfig, GenAIAttribution
-    from processors.genai_budget import BudgetConfig, GenAIBudget
-    from tests.genai_helpers import context, run, span_attributes
-    from tests.test_genai_processors import batch_of
-
-    daily = parse_budget({"id": "acme-daily", "match": {"customer": "acme"}, "limit": "0.0009", "period": "daily"},
-                         None)
-    budget = GenAIBudget(BudgetConfig(budgets=(daily,)), context("genai_budget"))
-    budget.book.set_budget(daily)  # nothing committed yet
-    attribution = GenAIAttribution(AttributionConfig(customer=("span.customer.id",)))
-    call = {"gen_ai.provider.name": "openai", "gen_ai.request.model": "gpt-4o-mini", "customer.id": "acme",
-            "gen_ai.usage.input_tokens": 1200, "gen_ai.usage.output_tokens": 300}  # 0.00018 + 0.00018
-    spans = span_attributes(run(batch_of(call, call, call), also=[attribution, budget]))
+    from tests.genai_helpers import span_attributes
+    budget = replica(ledger_backend, ACME_DAILY)
+    spans = span_attributes(priced(CALL, CALL, CALL, budget=budget))
     assert [spans[f"span{i}"]["gen_ai.usage.cost.amount"] for i in range(3)] == [0.00036] * 3
     assert [spans[f"span{i}"]["gen_ai.budget.spent"] for i in range(3)] == pytest.approx([0.00036, 0.00072, 0.00108])
     assert [spans[f"span{i}"]["gen_ai.budget.remaining"] for i in range(3)] == pytest.approx(
         [0.00054, 0.00018, -0.00018])
     assert [spans[f"span{i}"]["gen_ai.budget.status"] for i in range(3)] == ["ok", "warning", "exceeded"]
-    assert budget.book.status("acme-daily").spent_pico == 0  # only the ledger's commits move the budget
+    assert budget.status("acme-daily").spent_pico == 0  # only the ledger's commits move the budget
+
+
+def test_spend_and_alerts_come_from_the_shared_ledger(ledger_backend):
+    """Two processors over one ledger (two replicas on PostgreSQL): what one commits, the other's spans and
+    statuses show; a replay of the same calls through the other counts nothing and alerts nothing."""
+    first, second = replica(ledger_backend, ACME_DAILY), replica(ledger_backend, ACME_DAILY)
+    from tests.genai_helpers import span_attributes
+    first.exporter._write([(priced(CALL, {**CALL, "_id": b"second!!"}, budget=first), None, None)])
+    assert second.status("acme-daily").spent_pico == to_pico(Decimal("0.00072"))
+    replayed = priced(CALL, {**CALL, "_id": b"second!!"}, budget=second)
+    second.exporter._write([(replayed, None, None)])
+    third = priced({**CALL, "_id": b"third!!!"}, budget=second)
+    assert span_attributes(third)["span0"]["gen_ai.budget.spent"] == pytest.approx(0.00108)
+    second.exporter._write([(third, None, None)])
+    assert first.status("acme-daily").spent_pico == second.status("acme-daily").spent_pico \
+        == to_pico(Decimal("0.00108"))
+    with first.store.reading() as con:
+        fired = sorted(t for (t,) in con.execute("SELECT threshold FROM budget_alerts").fetchall())
+    assert fired == [0.5, 0.8, 1.0]  # 0.5 and 0.8 by the first write, 1.0 by the third call's: each once
+
+
+@pytest.mark.parametrize("ledger_backend", ["postgresql"], indirect=True)  # a DuckDB file has one writer
+def test_budgets_made_through_one_replica_count_on_every_replica(ledger_backend):
+    first, second = replica(ledger_backend), replica(ledger_backend)
+    first.exporter._write([(priced(CALL), None, None)])  # before the budget exists
+    first.save({"id": "acme", "match": {"customer": "acme"}, "limit": 1, "period": "daily"})
+    assert [s.budget.id for s in second.statuses()] == ["acme"]
+    assert second.status("acme").spent_pico == to_pico(Decimal("0.00036"))  # counted from the ledger
+    second.exporter._write([(priced({**CALL, "_id": b"another!"}), None, None)])
+    assert first.status("acme").spent_pico == to_pico(Decimal("0.00072"))
+    second.delete("acme")
+    assert first.statuses() == []

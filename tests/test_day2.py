@@ -137,7 +137,7 @@ def aged_ledger(tmp_path) -> Path:
 def apply_retention(path: Path) -> None:
     """What the running collector does every hour with the default retention (calls 90d, daily forever)."""
     exporter = DuckDBExporter(DuckDBConfig(str(path)), context("duckdb"))
-    with Ledger.open(path) as exporter.ledger:
+    with Ledger.open(path) as exporter.store:
         exporter._apply_retention()
 
 

@@ -116,11 +116,11 @@ def test_retention_policy_prunes_old_calls_and_hourly_rollups(ledger_file):
     from tests.genai_helpers import context
     exporter = DuckDBExporter(DuckDBConfig(str(ledger_file), retention=RetentionConfig(86_400.0, 86_400.0, None)),
                               context("duckdb"))
-    exporter.ledger = Ledger.open(ledger_file)  # the samples are from 2026-01-01: older than a day
+    exporter.store = Ledger.open(ledger_file)  # the samples are from 2026-01-01: older than a day
     exporter._apply_retention()
-    counts = [exporter.ledger.con.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
+    counts = [exporter.store.con.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
               for t in ("llm_calls", "cost_hourly", "cost_daily")]
-    exporter.ledger.close()
+    exporter.store.close()
     assert counts[0] == 0 and counts[1] == 0 and counts[2] > 0  # daily rollups are kept forever
 
 
@@ -177,14 +177,20 @@ def test_a_retried_call_is_not_added_twice_and_its_batch_keeps_the_new_ones(ledg
     ledger.close()
 
 
-@pytest.mark.parametrize("version", [1, 2])
+@pytest.mark.parametrize("version", [1, 2, 3])
 def test_an_older_ledger_is_migrated_and_keeps_its_rollups(ledger_file, version):
     ledger = Ledger.open(ledger_file)
     totals = ledger.consistency()
     keys = ", ".join(["bucket", *(f'"{k}"' for k in ledger.rollup_keys())])
     ledger.con.execute("DELETE FROM schema_version")
     ledger.con.execute("INSERT INTO schema_version VALUES (?, now())", [version])
-    ledger.con.execute("DROP TABLE rollup_watermark")  # before 3, the rollups held every call
+    for table in ("budgets", "budget_registry", "budget_spend", "budget_holds"):  # before 4: budgets of the API only
+        ledger.con.execute(f"DROP TABLE {table}")
+    ledger.con.execute("CREATE TABLE budgets (id VARCHAR PRIMARY KEY, spec JSON NOT NULL, "
+                       "updated_at TIMESTAMP NOT NULL)")
+    ledger.con.execute("""INSERT INTO budgets VALUES ('old', '{"id": "old", "limit": "5"}', now())""")
+    if version < 3:
+        ledger.con.execute("DROP TABLE rollup_watermark")  # before 3, the rollups held every call
     for table in ("cost_hourly", "cost_daily") if version == 1 else ():  # one row per bucket and key, keyed
         ledger.con.execute(f"CREATE TABLE {table}_v1 AS SELECT * FROM {table}")
         ledger.con.execute(f"DROP TABLE {table}")
@@ -196,8 +202,10 @@ def test_an_older_ledger_is_migrated_and_keeps_its_rollups(ledger_file, version)
     assert old.check_version() == version and old.consistency() == totals
     old.close()
     ledger = Ledger.open(ledger_file)
-    assert ledger.check_version() == 3
+    assert ledger.check_version() == 4
     assert ledger.consistency() == totals
+    with ledger.budget_tables() as tables:  # kept; its counters are computed when genai_budget starts
+        assert {k: (v.source, v.counted) for k, v in tables.definitions().items()} == {"old": ("api", None)}
     columns = CallColumns(ledger.dimensions)
     batch = sample_batch("01", "acme")
     for call in batch.genai:

@@ -15,7 +15,7 @@ from typing import Any
 from aiohttp import web
 
 from collector.api.routes import error_response, json_response
-from collector.errors import NotFound, QueryError
+from collector.errors import QueryError
 from pricing_catalog.compiled import to_pico
 from processors.genai_budget import GenAIBudget
 
@@ -33,13 +33,12 @@ class BudgetRoutes:
         app.router.add_delete("/api/v1/budgets/{id}", self.delete)
 
     async def list(self, request: web.Request) -> web.Response:
-        return json_response({"budgets": [s.as_dict() for s in self.processor.book.statuses()]})
+        statuses = await asyncio.to_thread(self.processor.statuses)
+        return json_response({"budgets": [s.as_dict() for s in statuses]})
 
     async def get(self, request: web.Request) -> web.Response:
-        budget_id = request.match_info["id"]
-        if budget_id not in self.processor.book.budgets:
-            raise NotFound(f"no budget {budget_id!r}")
-        return json_response(self.processor.book.status(budget_id).as_dict())
+        status = await asyncio.to_thread(self.processor.status, request.match_info["id"])
+        return json_response(status.as_dict())
 
     async def create(self, request: web.Request) -> web.Response:
         return await self._save(request, None)
@@ -55,7 +54,8 @@ class BudgetRoutes:
         if replace is not None and isinstance(data, dict):
             data.setdefault("id", replace)
         budget = await asyncio.to_thread(self.processor.save, data, replace)
-        return json_response(self.processor.book.status(budget.id).as_dict(), 200 if replace else 201)
+        status = await asyncio.to_thread(self.processor.status, budget.id)
+        return json_response(status.as_dict(), 200 if replace else 201)
 
     async def delete(self, request: web.Request) -> web.Response:
         await asyncio.to_thread(self.processor.delete, request.match_info["id"])
@@ -79,7 +79,7 @@ class BudgetRoutes:
             else:
                 raise QueryError(key, f"unknown parameter; use estimated_cost and "
                                       f"{', '.join(self.processor.match_keys)}")
-        applying = [status for status in self.processor.book.statuses()
+        applying = [status for status in await asyncio.to_thread(self.processor.statuses)
                     if all(key in values for key, _ in status.budget.match) and status.budget.matches(values)]
         for status in sorted(applying, key=lambda s: -s.utilization):
             if (status.budget.hard and status.spent_pico + estimate > status.budget.limit_pico) \

@@ -17,8 +17,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from collector.cardinality import MODEL_LABELS, CardinalityLimit
-from collector.storage.ledger import Ledger
 from collector.storage.rows import CallColumns
+from collector.storage.store import WriteTxn
 from collector.telemetry import SelfTelemetry
 from pricing_catalog.compiled import PICO
 
@@ -41,7 +41,7 @@ class CostCounters:
         self.calls: dict[tuple, int] = defaultdict(int)
         self.models = CardinalityLimit(MODEL_LABELS)
 
-    def on_commit(self, ledger: Ledger, columns: CallColumns, added: list[int]) -> None:
+    def on_commit(self, txn: WriteTxn, columns: CallColumns, added: list[int]) -> None:
         data = columns.columns
         with self.lock:
             for i in added:

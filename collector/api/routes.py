@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import json
 from collections.abc import Awaitable, Callable
@@ -62,7 +63,7 @@ class Params:
 class CostRoutes:
     """The /api/v1 endpoints over one ledger; queries run on worker threads with their own cursor."""
 
-    def __init__(self, connect: Callable[[], LedgerQueries]):
+    def __init__(self, connect: Callable[[], contextlib.AbstractContextManager[LedgerQueries]]):
         self.connect = connect
 
     def add_to(self, app: web.Application) -> None:
@@ -78,11 +79,8 @@ class CostRoutes:
 
     async def _query(self, method: str, *args: Any) -> Any:
         def run() -> Any:
-            queries = self.connect()
-            try:
+            with self.connect() as queries:
                 return getattr(queries, method)(*args)
-            finally:
-                queries.con.close()
         return await asyncio.to_thread(run)
 
     async def costs(self, request: web.Request) -> Any:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -18,10 +19,9 @@ from collector.api.routes import CostRoutes, error_response, json_response
 from collector.auth import ServerTls, bearer, find_token
 from collector.component import BuildContext, Extension
 from collector.errors import LedgerError, RequestError
-from collector.exporters.duckdb import DuckDBExporter, ledger_of
+from collector.exporters.ledger_writer import LedgerExporter, ledger_of
 from collector.http_server import is_loopback, serve
 from collector.schema import Endpoint, Invalid, Parse
-from collector.storage.diagnostics import budget_diagnostics, ledger_diagnostics
 from collector.storage.queries import LedgerQueries
 
 _ADMIN_METHODS = ("POST", "PUT", "DELETE", "PATCH")
@@ -102,6 +102,7 @@ class CostApiConfig:
     public: bool = False  # reads without a token
     tls: ServerTls | None = None
     allowed_hosts: tuple[str, ...] = ()  # Host names answered on loopback besides localhost, 127.0.0.1, [::1]
+    ledger: str | None = None  # the ledger exporter's id; needed only when the config has two
 
     def check(self) -> None:
         if self.trace_url_template and "{trace_id}" not in self.trace_url_template:
@@ -129,23 +130,25 @@ class CostApi(Extension):
         self.public = config.public
         self.tls = config.tls
         self.allowed_hosts = config.allowed_hosts
-        self.ledger: DuckDBExporter | None = None
+        self.ledger_id = config.ledger
+        self.ledger: LedgerExporter | None = None
         self.budgets = None
         self.pricing = None  # the genai_cost processor, whose price snapshot the dashboard names
         self.runner: web.AppRunner | None = None
 
     def bind_service(self, service) -> None:
-        self.ledger = ledger_of(service, f"extension {self.component_id}")
+        self.ledger = ledger_of(service, f"extension {self.component_id}", self.ledger_id)
         self.service = service
-        self.ledger.listeners.append(self.costs.on_commit)
+        self.ledger.committed.append(self.costs.on_commit)
         from processors.genai_budget import GenAIBudget
         from processors.genai_cost import GenAICost
         self.budgets = next((p for p in service.processors if isinstance(p, GenAIBudget)), None)
         self.pricing = next((p for p in service.processors if isinstance(p, GenAICost)), None)
 
-    def queries(self) -> LedgerQueries:
-        assert self.ledger is not None and self.ledger.ledger is not None
-        return LedgerQueries(self.ledger.reader(), self.ledger.ledger.dimensions)
+    def queries(self) -> contextlib.AbstractContextManager[LedgerQueries]:
+        if self.ledger is None or self.ledger.store is None:
+            raise LedgerError("the ledger is not open")
+        return self.ledger.store.queries()
 
     def app(self) -> web.Application:
         open_to_all = not self.tokens and is_loopback(self.host)
@@ -160,7 +163,7 @@ class CostApi(Extension):
         app.router.add_static("/static/", STATIC)
         registry = CollectorRegistry(auto_describe=False)
         registry.register(PrometheusView(self.telemetry, self.costs, self._webhook_failures,
-                                         self.budgets.book.statuses if self.budgets is not None else list))
+                                         self.budgets.statuses if self.budgets is not None else list))
 
         async def metrics(request: web.Request) -> web.Response:
             return web.Response(body=generate_latest(registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
@@ -170,7 +173,8 @@ class CostApi(Extension):
 
     async def _info(self, request: web.Request) -> web.Response:
         catalog = self.pricing.catalog if self.pricing is not None else None
-        return json_response({"version": __version__, "dimensions": list(self.ledger.ledger.dimensions),
+        return json_response({"version": __version__, "dimensions": list(self.ledger.store.dimensions),
+                              "ledger": self.ledger.store.backend,
                               "trace_url_template": self.trace_url_template,
                               "budgets": self.budgets is not None,
                               "price_snapshot": catalog.snapshot_id if catalog else None,
@@ -179,16 +183,11 @@ class CostApi(Extension):
     async def _diagnostics(self, request: web.Request) -> web.Response:
         """Everything ``genai-collector doctor`` checks on a running collector."""
         def collect() -> dict:
-            con = self.ledger.reader()
-            try:
-                statuses = self.budgets.book.statuses() if self.budgets is not None else []
-                return {"ledger": ledger_diagnostics(con), "budgets": budget_diagnostics(con, statuses)}
-            finally:
-                con.close()
+            return self.ledger.store.diagnostics(self.budgets.statuses() if self.budgets is not None else [])
         body = await asyncio.to_thread(collect)
         body["exporters"] = {
             exporter_id: {"last_success": getattr(exporter, "last_success", None) if not isinstance(
-                exporter, DuckDBExporter) else exporter.last_write,
+                exporter, LedgerExporter) else exporter.last_write,
                 "last_error": getattr(exporter, "last_error", None),
                 "queue": self.telemetry.snapshot().get(exporter_id, {}).get("queue_size"),
                 "disk_queue_bytes": self.telemetry.snapshot().get(exporter_id, {}).get("disk_queue_bytes")}

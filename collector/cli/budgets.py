@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +11,8 @@ from collector.cli.api_client import ApiClient, ApiError, add_token_option
 from collector.cli.common import DEFAULT_DB, DEFAULT_URL, load_component
 from collector.errors import CommandError
 from collector.storage.ledger import Ledger
-from processors.budgets import Status, parse_budget, period_bounds, spend_in_ledger
+from collector.storage.schema import SCHEMA_VERSION
+from processors.budgets import BudgetBook, parse_budget
 
 
 def _via_api(url: str, token: str | None) -> list[dict[str, Any]]:
@@ -25,20 +25,31 @@ def _via_api(url: str, token: str | None) -> list[dict[str, Any]]:
 
 
 def _from_file(db: Path, config: Path | None) -> list[dict[str, Any]]:
-    """Budgets of the config file (read and validated as ``run`` reads them) and those created through the
-    API, with spend from the ledger file."""
+    """The budgets in the ledger file (those of the config and of the API, as the collector last stored them),
+    and those of ``config`` not stored yet, with their spend now."""
     processor = load_component(config, "processors", "genai_budget") if config is not None else None
-    zone = processor.book.zone if processor is not None else dt.UTC
+    book = BudgetBook(processor.book.zone if processor is not None else dt.UTC)
     with Ledger.open(db, read_only=True) as ledger:
-        budgets = list(processor.configured) if processor is not None else []
-        budgets += [parse_budget(json.loads(spec), None, source="api")
-                    for (spec,) in ledger.con.execute("SELECT spec FROM budgets ORDER BY id").fetchall()]
-        now = dt.datetime.now(dt.UTC)
-        statuses = []
-        for budget in budgets:
-            start, end = period_bounds(budget.period, now, zone)
-            statuses.append(Status(budget, spend_in_ledger(ledger.con, budget, now, zone), start, end).as_dict())
-        return statuses
+        if ledger.version < SCHEMA_VERSION:
+            raise CommandError(f"{db} has schema version {ledger.version}: start the collector on it once "
+                               f"(genai-collector run) to bring it to {SCHEMA_VERSION}")
+        with ledger.budget_tables() as tables:
+            stored = tables.definitions()
+            budgets = {budget_id: parse_budget(entry.spec, None, source=entry.source)
+                       for budget_id, entry in stored.items()}
+            for budget in processor.configured if processor is not None else ():
+                budgets[budget.id] = budget
+            book.budgets = budgets
+            now = book.clock()
+            counted = [book.window(b, now) for b in budgets.values()
+                       if b.id in stored and stored[b.id].counted == book.counted(b)]
+            spent = tables.spend(counted)
+            for budget in budgets.values():  # counters of another definition or zone: sum the calls
+                if budget.id not in spent:
+                    buckets = tables.spend_of_calls(budget.match, book.window(budget, now),
+                                                    budget.period.startswith("rolling"))
+                    spent[budget.id] = sum(amount for _, amount in buckets)
+            return [status.as_dict() for status in book.statuses(spent, tables.held(now), now)]
 
 
 def render(budgets: list[dict[str, Any]]) -> str:

@@ -1,4 +1,4 @@
-"""The cost ledger: a DuckDB file with one row per billable GenAI call and hourly / daily rollups.
+"""The embedded ledger store: a DuckDB file with one row per billable GenAI call and hourly / daily rollups.
 
 One process writes a ledger file (DuckDB allows a single writer). Writes come in batches (an
 Arrow table per flush), and each is one statement: the calls not already in the ledger — a
@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,19 +23,30 @@ import pyarrow.compute as pc
 
 from collector.errors import LedgerError
 from collector.storage import rollups, schema
+from collector.storage.budget_tables import BudgetTables
+from collector.storage.diagnostics import budget_diagnostics, ledger_diagnostics
+from collector.storage.dialect import DUCKDB
+from collector.storage.queries import LedgerQueries
 from collector.storage.schema import COST_COLUMNS, STANDARD_DIMENSIONS, TEXT_COLUMNS, TOKEN_COLUMNS, q
+from collector.storage.store import LedgerStore, WriteTxn
 
 _PICO_TO_DECIMAL = "0.000000000001::DECIMAL(18,12)"
 
 
-class Ledger:
-    """Writes and maintenance of one ledger file (not thread-safe: one writer thread owns it)."""
+class Ledger(LedgerStore):
+    """Writes, reads and maintenance of one ledger file. Writes are serialised by a lock (the writer thread
+    and budget changes from the API share the connection); reads take cursors of their own."""
+
+    backend = "duckdb"
+    shared = False
+    dialect = DUCKDB
 
     def __init__(self, connection: duckdb.DuckDBPyConnection, dimensions: Sequence[str] = STANDARD_DIMENSIONS):
         self.con = connection
         self.dimensions = tuple(dict.fromkeys((*STANDARD_DIMENSIONS, *dimensions)))
         self.version = schema.SCHEMA_VERSION
         self._last_stamp = 0  # µs: the inserted_at of the last write (each write's is greater)
+        self._lock = threading.RLock()
 
     @classmethod
     def open(cls, path: str | Path, dimensions: Sequence[str] = STANDARD_DIMENSIONS,
@@ -66,23 +78,50 @@ class Ledger:
         """One transaction, rolled back on any error; with ``table``, an Arrow table registered as ``name``
         for its duration. (BEGIN comes first: it closes the result a SELECT may have left open, which
         DuckDB 2 lets no ``register`` pass.)"""
-        self.con.execute("BEGIN")
-        try:
-            if table is not None:
-                self.con.register(name, table)
-            yield
-            self.con.execute("COMMIT")
-        except Exception:
-            self.con.execute("ROLLBACK")
-            raise
-        finally:
-            if table is not None:
-                self.con.unregister(name)
+        with self._lock:
+            self.con.execute("BEGIN")
+            try:
+                if table is not None:
+                    self.con.register(name, table)
+                yield
+                self.con.execute("COMMIT")
+            except Exception:
+                self.con.execute("ROLLBACK")
+                raise
+            finally:
+                if table is not None:
+                    self.con.unregister(name)
 
-    def append(self, calls: pa.Table) -> list[int]:
-        """Add the calls not already in the ledger, in one statement; returns the positions (in ``calls``)
-        of the rows added. ``calls`` has the columns of ``rows.CallColumns``: start time in µs, costs in
-        pico-units."""
+    @contextlib.contextmanager
+    def write(self) -> Iterator[WriteTxn]:
+        txn = _DuckDBWrite(self)
+        try:
+            with self._transaction():
+                yield txn
+        except duckdb.Error as exc:
+            raise LedgerError(f"ledger write failed: {exc}") from exc
+        for action in txn.after_commit:
+            action()
+
+    @contextlib.contextmanager
+    def reading(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        cursor = self.con.cursor()
+        try:
+            yield cursor
+        finally:
+            cursor.close()
+
+    @contextlib.contextmanager
+    def queries(self) -> Iterator[LedgerQueries]:
+        with self.reading() as con:
+            yield LedgerQueries(con, self.dimensions, rollups.rollups_lag(self.version))
+
+    def diagnostics(self, statuses: list) -> dict[str, Any]:
+        with self.reading() as con:
+            return {"ledger": ledger_diagnostics(con), "budgets": budget_diagnostics(con, statuses)}
+
+    def _insert(self, calls: pa.Table) -> list[int]:
+        """The insert of a write's ``append``, inside its transaction."""
         if calls.num_rows == 0:
             return []
         calls = calls.append_column("row_index", pa.array(range(calls.num_rows), type=pa.int64()))
@@ -93,7 +132,8 @@ class Ledger:
         # a span twice in one write keeps its first row; the window costs a few µs per call, so only then
         first_only = "QUALIFY row_number() OVER (PARTITION BY trace_id, span_id ORDER BY row_index) = 1" \
             if pc.count_distinct(ids).as_py() < calls.num_rows else ""
-        with self._transaction("incoming", calls):
+        self.con.register("incoming", calls)
+        try:
             # A retry carries the same span, so the same start time: comparing with the calls of that time
             # range finds every duplicate while the zone maps skip the rest of the table.
             (added,) = self.con.execute(f"""
@@ -113,6 +153,8 @@ class Ledger:
                 SEMI JOIN (SELECT trace_id, span_id FROM llm_calls WHERE inserted_at = make_timestamp($1))
                      USING (trace_id, span_id)
                 GROUP BY trace_id, span_id ORDER BY 1""", [stamp]).fetchall()
+        finally:
+            self.con.unregister("incoming")
         return [i for (i,) in rows]
 
     def _call_columns(self) -> list[str]:
@@ -153,9 +195,11 @@ class Ledger:
         table."""
         cutoff = rollups.day_of(older_than)
         deleted = {}
-        for table in tables:
-            column = "start_time" if table == "llm_calls" else "bucket"
-            deleted[table] = self.con.execute(f"DELETE FROM {table} WHERE {column} < ?", [cutoff]).fetchone()[0]
+        with self._lock:
+            for table in tables:
+                column = "start_time" if table == "llm_calls" else "bucket"
+                deleted[table] = self.con.execute(f"DELETE FROM {table} WHERE {column} < ?",
+                                                  [cutoff]).fetchone()[0]
         return deleted
 
     def billable_calls(self, start: dt.datetime, end: dt.datetime) -> list[tuple]:
@@ -202,8 +246,12 @@ class Ledger:
     def close(self) -> None:
         self.con.close()
 
-    def __enter__(self) -> Ledger:
-        return self
 
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
+class _DuckDBWrite(WriteTxn):
+    def __init__(self, ledger: Ledger):
+        super().__init__()
+        self.ledger = ledger
+        self.budgets = BudgetTables(ledger.con, DUCKDB)
+
+    def append(self, calls: pa.Table) -> list[int]:
+        return self.ledger._insert(calls)

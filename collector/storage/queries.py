@@ -15,12 +15,11 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-import duckdb
-
 from collector.config import parse_duration
 from collector.errors import QueryError
-from collector.storage.rollups import ROLLUP_SUMS, rollup_source
-from collector.storage.schema import ROLLUP_KEYS, q
+from collector.storage.dialect import DUCKDB, SqlDialect
+from collector.storage.rollups import ROLLUP_SUMS
+from collector.storage.schema import ROLLUP_KEYS, call_fields, q
 
 GRANULARITIES = ("hour", "day", "month")
 MAX_CALLS_PAGE = 1000
@@ -71,13 +70,17 @@ class CostQuery:
 
 
 class LedgerQueries:
-    """Queries on one connection (a cursor of the collector's ledger, or a read-only file)."""
+    """Queries on one connection: a cursor of the collector's DuckDB ledger, a read-only file, or a
+    PostgreSQL connection (``dialect``)."""
 
-    def __init__(self, connection: duckdb.DuckDBPyConnection, dimensions: tuple[str, ...], lagging: bool = True):
+    def __init__(self, connection: Any, dimensions: tuple[str, ...], lagging: bool = True,
+                 dialect: SqlDialect = DUCKDB):
         self.con = connection
         self.dimensions = dimensions
         self.keys = (*ROLLUP_KEYS, *dimensions, "currency")
         self.lagging = lagging  # False for a file of schema 2 or older: its rollups hold every call
+        self.dialect = dialect
+        self.fields = ", ".join(call_fields(dimensions))
 
     def check_keys(self, parameter: str, names: list[str]) -> None:
         for name in names:
@@ -101,16 +104,16 @@ class LedgerQueries:
         select = [*groups, *([] if "currency" in query.group_by else ["currency"])]
         if query.granularity:
             select.insert(0, f"date_trunc('{query.granularity}', bucket) AS bucket")
-        # GROUP BY ALL: by the truncated bucket, not the stored (hourly) column of the same name
-        group_clause = "GROUP BY ALL" if select else ""
+        # by position: the truncated bucket, not the stored (hourly) column of the same name
+        group_clause = f"GROUP BY {', '.join(str(i) for i in range(1, len(select) + 1))}" if select else ""
         order = ", ".join([*(["bucket"] if query.granularity else []), "cost DESC", *groups])  # ties: by group
-        source = rollup_source(table, self.keys, self.lagging)
-        sql = (f"SELECT {', '.join([*select, ROLLUP_SUMS])} FROM {source} WHERE {' AND '.join(where)} "
+        source = self.dialect.rollup(table, self.keys, self.lagging)
+        sql = (f"SELECT {', '.join([*select, ROLLUP_SUMS])} FROM {source} AS r WHERE {' AND '.join(where)} "
                f"{group_clause} ORDER BY {order}")
         series = self._rows(sql, params)
         if query.top is not None and query.group_by and not query.granularity:
             series = series[:query.top]
-        totals_sql = f"SELECT currency, {ROLLUP_SUMS} FROM {source} WHERE {' AND '.join(where)} GROUP BY currency"
+        totals_sql = f"SELECT currency, {ROLLUP_SUMS} FROM {source} AS r WHERE {' AND '.join(where)} GROUP BY 1"
         totals = self._rows(totals_sql, params)
         return {"from": iso(query.start), "to": iso(query.end), "granularity": query.granularity,
                 "group_by": query.group_by, "filters": query.filters, "source": table,
@@ -128,14 +131,14 @@ class LedgerQueries:
         where = ["start_time >= ?", "start_time < ?"] + [f"{q(k)} = ?" for k in filters]
         params: list[Any] = [start, end, *filters.values()]
         if order == "cost":
-            rows = self._rows(f"SELECT * EXCLUDE (inserted_at) FROM llm_calls WHERE {' AND '.join(where)} "
+            rows = self._rows(f"SELECT {self.fields} FROM llm_calls WHERE {' AND '.join(where)} "
                               f"AND cost IS NOT NULL ORDER BY cost DESC, start_time DESC LIMIT {limit}", params)
             return {"calls": rows, "next_cursor": None}
         if cursor:
             position = decode_cursor(cursor)
             where.append("(start_time, trace_id, span_id) < (?, ?, ?)")
             params += position
-        rows = self._rows(f"SELECT * EXCLUDE (inserted_at) FROM llm_calls WHERE {' AND '.join(where)} "
+        rows = self._rows(f"SELECT {self.fields} FROM llm_calls WHERE {' AND '.join(where)} "
                           f"ORDER BY start_time DESC, trace_id DESC, span_id DESC LIMIT {limit + 1}", params)
         next_cursor = None
         if len(rows) > limit:
@@ -146,11 +149,11 @@ class LedgerQueries:
 
     def unpriced(self) -> dict[str, Any]:
         rows = self._rows("SELECT provider, model, count(*)::BIGINT AS calls, max(start_time) AS last_seen "
-                          "FROM llm_calls WHERE status = 'unpriced' GROUP BY ALL ORDER BY calls DESC", [])
+                          "FROM llm_calls WHERE status = 'unpriced' GROUP BY 1, 2 ORDER BY calls DESC, 1, 2", [])
         return {"models": rows}
 
     def _rows(self, sql: str, params: list[Any]) -> list[dict[str, Any]]:
-        cursor = self.con.execute(sql, params)
+        cursor = self.con.execute(self.dialect.sql(sql), params)
         names = [d[0] for d in cursor.description]
         return [{n: jsonable(v) for n, v in zip(names, row, strict=True)} for row in cursor.fetchall()]
 

@@ -27,7 +27,7 @@ class CallColumns:
     def __init__(self, dimensions: tuple[str, ...]):
         self.dimensions = dimensions
         self.names = ("start_us", "duration_ms", *TEXT_COLUMNS, *TOKEN_COLUMNS,
-                      *(f"{c}_pico" for c in COST_COLUMNS), *dimensions)
+                      *(f"{c}_pico" for c in COST_COLUMNS), *dimensions, "response_id")
         self._rows: list[tuple] = []
         self._columns: dict[str, list[Any]] | None = None
 
@@ -61,7 +61,7 @@ class CallColumns:
                 call.input, call.output, call.cache_read, call.cache_write, call.reasoning,
                 cost.amount_pico, *(cost.breakdown[1:] if cost.breakdown is not None else _NO_BREAKDOWN),
                 None if cost.reported is None else to_pico(Decimal(repr(cost.reported))),
-                *[attribution.get(dimension) for dimension in dimensions]))
+                *[attribution.get(dimension) for dimension in dimensions], call.response_id))
         self._columns = None
 
     @property

@@ -1,9 +1,9 @@
 """The ledger's schema: tables and columns, migrations between schema versions, and opening a file.
 
-Schema 3. ``llm_calls`` has one row per billable GenAI call; ``cost_hourly`` and ``cost_daily`` hold
+Schema 4. ``llm_calls`` has one row per billable GenAI call; ``cost_hourly`` and ``cost_daily`` hold
 partial sums per bucket and key, rolled up to ``rollup_watermark`` (see :mod:`collector.storage.rollups`);
-``budgets`` and ``budget_alerts`` hold the budgets made through the API and the alerts already raised.
-A file of schema 1 or 2 is migrated when a writer opens it; a newer one is refused.
+the budget tables are :mod:`collector.storage.budget_tables`'s. A file of an older schema is migrated when
+a writer opens it; a newer one is refused.
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ import duckdb
 
 from collector.errors import LedgerError
 
-SCHEMA_VERSION = 3  # 2: rollups without a primary key; 3: rollups lag the calls up to rollup_watermark
+SCHEMA_VERSION = 4  # 2: rollups without a primary key; 3: rollups lag the calls up to rollup_watermark;
+# 4: budget counters, holds and every budget in force in the ledger (collector.storage.budget_tables)
 STANDARD_DIMENSIONS = ("customer", "user", "feature", "team")
 ROLLUP_KEYS = ("provider", "model", "service")  # + currency + dimensions
 TOKEN_COLUMNS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "reasoning_tokens")
@@ -26,6 +27,21 @@ TEXT_COLUMNS = ("trace_id", "span_id", "service", "provider", "model", "request_
 ROLLUPS = {"cost_hourly": "hour", "cost_daily": "day"}
 WATERMARK = "(SELECT rolled_up_to FROM rollup_watermark)"
 _WATERMARK_DDL = "CREATE TABLE rollup_watermark (rolled_up_to TIMESTAMP NOT NULL)"  # one row
+BUDGETS_DDL = ("CREATE TABLE budgets (id VARCHAR PRIMARY KEY, spec VARCHAR NOT NULL, updated_at TIMESTAMP NOT NULL, "
+               "source VARCHAR NOT NULL, counted VARCHAR)")
+ALERTS_DDL = ("CREATE TABLE budget_alerts (budget_id VARCHAR NOT NULL, period_start TIMESTAMPTZ NOT NULL, "
+              "threshold DOUBLE PRECISION NOT NULL, fired_at TIMESTAMPTZ NOT NULL, "
+              "PRIMARY KEY (budget_id, period_start, threshold))")
+
+
+BUDGET_STATE_DDL = (  # see collector.storage.budget_tables
+    "CREATE TABLE budget_registry (version BIGINT NOT NULL)",
+    "INSERT INTO budget_registry VALUES (0)",
+    "CREATE TABLE budget_spend (budget_id VARCHAR NOT NULL, bucket TIMESTAMP NOT NULL, "
+    "spent_pico DECIMAL(38,0) NOT NULL, PRIMARY KEY (budget_id, bucket))",
+    "CREATE TABLE budget_holds (reservation VARCHAR NOT NULL, budget_id VARCHAR NOT NULL, "
+    "amount_pico DECIMAL(38,0) NOT NULL, expires_at TIMESTAMP NOT NULL, PRIMARY KEY (reservation, budget_id))",
+)
 
 
 def q(name: str) -> str:
@@ -52,8 +68,9 @@ def rollup_select(unit: str, keys: Sequence[str], where: str = "") -> str:
     measures = ", ".join(["count(*) AS calls", "count(*) FILTER (WHERE status = 'unpriced') AS unpriced_calls",
                           *(f"coalesce(sum({c}), 0) AS {c}" for c in TOKEN_COLUMNS),
                           "coalesce(sum(cost), 0)::DECIMAL(38,12) AS cost"])
+    groups = ", ".join(str(position) for position in range(1, len(keys) + 2))
     return (f"SELECT date_trunc('{unit}', start_time) AS bucket, {key_sql}, {measures} FROM llm_calls {where} "
-            "GROUP BY ALL")
+            f"GROUP BY {groups}")
 
 
 def check_version(con: duckdb.DuckDBPyConnection) -> int:
@@ -73,8 +90,13 @@ def rollup_keys(dimensions: Sequence[str]) -> tuple[str, ...]:
     return (*ROLLUP_KEYS, *dimensions, "currency")
 
 
+def call_fields(dimensions: Sequence[str]) -> list[str]:
+    """The columns of a call as reports show it: all but the write stamp."""
+    return ["start_time", "duration_ms", *TEXT_COLUMNS, *TOKEN_COLUMNS, *COST_COLUMNS, *map(q, dimensions)]
+
+
 def calls_ddl(dimensions: Sequence[str]) -> str:
-    columns = ["start_time TIMESTAMP NOT NULL", "duration_ms DOUBLE"]
+    columns = ["start_time TIMESTAMP NOT NULL", "duration_ms DOUBLE PRECISION"]
     columns += [f"{c} VARCHAR" for c in TEXT_COLUMNS]
     columns += [f"{c} BIGINT" for c in TOKEN_COLUMNS]
     columns += [f"{c} DECIMAL(38,12)" for c in COST_COLUMNS]
@@ -104,6 +126,8 @@ def migrate(con: duckdb.DuckDBPyConnection, dimensions: Sequence[str]) -> tuple[
         _drop_rollup_keys(con, stored_dimensions(con))
     if version in (1, 2):
         _add_watermark(con)
+    if version in (1, 2, 3):
+        _add_budget_state(con)
     if version == 0:
         con.execute("BEGIN")
         con.execute("CREATE TABLE schema_version (version INTEGER NOT NULL, applied_at TIMESTAMP NOT NULL)")
@@ -112,10 +136,10 @@ def migrate(con: duckdb.DuckDBPyConnection, dimensions: Sequence[str]) -> tuple[
             con.execute(rollup_ddl(table, dimensions))
         con.execute(_WATERMARK_DDL)
         con.execute("INSERT INTO rollup_watermark VALUES ('epoch'::TIMESTAMP)")
-        con.execute("CREATE TABLE budgets (id VARCHAR PRIMARY KEY, spec JSON NOT NULL, updated_at TIMESTAMP NOT NULL)")
-        con.execute("CREATE TABLE budget_alerts (budget_id VARCHAR NOT NULL, period_start TIMESTAMPTZ NOT NULL, "
-                    "threshold DOUBLE NOT NULL, fired_at TIMESTAMPTZ NOT NULL, "
-                    "PRIMARY KEY (budget_id, period_start, threshold))")
+        con.execute(BUDGETS_DDL)
+        con.execute(ALERTS_DDL)
+        for statement in BUDGET_STATE_DDL:
+            con.execute(statement)
         con.execute("INSERT INTO schema_version VALUES (?, now())", [SCHEMA_VERSION])
         con.execute("COMMIT")
     return _ensure_dimensions(con, dimensions)
@@ -138,7 +162,22 @@ def _add_watermark(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("BEGIN")
     con.execute(_WATERMARK_DDL)
     con.execute("INSERT INTO rollup_watermark SELECT coalesce(max(inserted_at), 'epoch'::TIMESTAMP) FROM llm_calls")
-    con.execute("INSERT INTO schema_version VALUES (?, now())", [SCHEMA_VERSION])
+    con.execute("INSERT INTO schema_version VALUES (3, now())")
+    con.execute("COMMIT")
+
+
+def _add_budget_state(con: duckdb.DuckDBPyConnection) -> None:
+    """Schema 3 → 4: budget counters and holds. The budgets made through the API keep their definitions;
+    their counters are computed from the calls when the budget processor starts (``counted`` is empty)."""
+    con.execute("BEGIN")
+    con.execute("CREATE TABLE budgets_v4 AS SELECT id, spec::VARCHAR AS spec, updated_at FROM budgets")
+    con.execute("DROP TABLE budgets")
+    con.execute(BUDGETS_DDL)
+    con.execute("INSERT INTO budgets SELECT id, spec, updated_at, 'api', NULL FROM budgets_v4")
+    con.execute("DROP TABLE budgets_v4")
+    for statement in BUDGET_STATE_DDL:
+        con.execute(statement)
+    con.execute("INSERT INTO schema_version VALUES (4, now())")
     con.execute("COMMIT")
 
 
