@@ -26,6 +26,7 @@ class BuildContext:
     component_id: str
     telemetry: SelfTelemetry
     config_dir: Path
+    shared_ports: bool = False  # one of several worker processes: listeners bind with SO_REUSEPORT
 
     def resolve(self, path: str) -> Path:
         """A path from the config, relative to the config file's folder."""

@@ -57,13 +57,15 @@ def host_check(allowed: Iterable[str]):
 
 
 async def serve(app: web.Application, host: str, port: int, owner: str, ssl_context: ssl.SSLContext | None = None,
-                allowed_hosts: Iterable[str] = (), **runner_options) -> web.AppRunner:
+                allowed_hosts: Iterable[str] = (), reuse_port: bool = False, **runner_options) -> web.AppRunner:
+    """Listen on host:port; ``reuse_port``: the workers of one collector share the port (SO_REUSEPORT)."""
     if is_loopback(host):
         app.middlewares.insert(0, host_check(allowed_hosts))
     runner = web.AppRunner(app, access_log=None, handle_signals=False, **runner_options)
     await runner.setup()
     try:
-        await web.TCPSite(runner, host, port, reuse_address=True, ssl_context=ssl_context).start()
+        await web.TCPSite(runner, host, port, reuse_address=True, reuse_port=reuse_port or None,
+                          ssl_context=ssl_context).start()
     except OSError as exc:
         await runner.cleanup()
         reason = "address already in use" if exc.errno == errno.EADDRINUSE else exc.strerror

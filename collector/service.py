@@ -44,6 +44,7 @@ class Service:
     extensions: dict[str, Extension] = field(default_factory=dict)
     pipelines: dict[str, Signal] = field(default_factory=dict)
     log_level: str = "info"
+    workers: int = 1  # processes sharing the receiver ports (run --workers, service.workers)
     running: bool = False
     own_telemetry: dict[Signal, PipelineSet] = field(default_factory=dict)  # every pipeline, per signal
 
@@ -104,9 +105,11 @@ class Service:
 
 
 class _Builder:
-    def __init__(self, document: Document, config_dir: Path):
+    def __init__(self, document: Document, config_dir: Path, workers: int | None):
         self.doc = document
         self.config_dir = config_dir
+        self.workers_override = workers
+        self.shared_ports = False
         self.telemetry = SelfTelemetry()
         root = document.data
         if not isinstance(root, dict):
@@ -137,7 +140,7 @@ class _Builder:
         type_name, _ = split_id(component_id)
         cls = registry.component_class(kind, type_name)
         section = self.doc.section(kind, component_id)
-        context = BuildContext(component_id, self.telemetry, self.config_dir)
+        context = BuildContext(component_id, self.telemetry, self.config_dir, self.shared_ports)
         component = cls.from_config(section, context)
         section.finish()
         return component
@@ -166,6 +169,9 @@ class _Builder:
         svc.log_level = logs_section.str("level", "info", choices=("debug", "info", "warn", "warning", "error"))
         logs_section.finish()
         telemetry_section.finish()
+        configured_workers = service_section.int("workers", 1, minimum=1)
+        svc.workers = self.workers_override or configured_workers
+        self.shared_ports = svc.workers > 1
 
         for extension_id in service_section.str_list("extensions", []):
             if extension_id not in self.defined["extensions"]:
@@ -216,12 +222,26 @@ class _Builder:
             svc.receivers[receiver_id].attach(signal, heads[0] if len(heads) == 1 else PipelineSet(heads))
         for component in svc.components():
             component.bind_service(svc)
+        if svc.workers > 1:
+            self._check_shared_ledgers(svc)
         return svc
 
+    def _check_shared_ledgers(self, svc: Service) -> None:
+        """Workers write one ledger at once: a DuckDB file allows one writer process."""
+        from collector.exporters.duckdb import DuckDBExporter
+        for exporter_id, exporter in svc.exporters.items():
+            if isinstance(exporter, DuckDBExporter):
+                raise self.doc.error(
+                    ("exporters", exporter_id),
+                    f"{svc.workers} workers cannot share the DuckDB ledger {exporter_id!r}: a DuckDB file allows "
+                    "one writer process", "use the postgresql exporter for the ledger (README: Scale out), or run "
+                    "one worker")
 
-def build_service(document: Document, config_dir: Path | None = None) -> Service:
-    """Build (but do not start) the service a config describes; raises ConfigError."""
+
+def build_service(document: Document, config_dir: Path | None = None, workers: int | None = None) -> Service:
+    """Build (but do not start) the service a config describes; raises ConfigError. ``workers`` overrides
+    ``service.workers`` (``run --workers``)."""
     if config_dir is None:
         config_dir = Path(document.source).parent if document.source and not document.source.startswith("<") \
             else Path.cwd()
-    return _Builder(document, config_dir).service()
+    return _Builder(document, config_dir, workers).service()

@@ -151,6 +151,13 @@ class Status:
     def utilization(self) -> float:
         return self.spent_pico / self.budget.limit_pico
 
+    def refuses(self, estimate_pico: int) -> bool:
+        """Whether a hard budget refuses a call of this estimated cost: spent, held and the estimate would
+        pass the limit (or it is exceeded already)."""
+        limit = self.budget.limit_pico
+        return self.budget.hard and (self.spent_pico >= limit
+                                     or self.spent_pico + self.held_pico + estimate_pico > limit)
+
     @property
     def status(self) -> str:
         if self.spent_pico >= self.budget.limit_pico:
@@ -222,10 +229,12 @@ class BudgetBook:
         return [Alert(budget, threshold, period_start, after, self.clock()) for threshold in budget.thresholds
                 if before < budget.limit_pico * Decimal(repr(threshold)) <= after]
 
-    def statuses(self, spent: Mapping[str, int], held: Mapping[str, int], now: dt.datetime) -> list[Status]:
+    def statuses(self, spent: Mapping[str, int], held: Mapping[str, int], now: dt.datetime,
+                 budgets: Iterable[Budget] | None = None) -> list[Status]:
+        """The status of each budget (of ``budgets``, or all) given its spend and holds."""
         result = []
-        for budget_id in sorted(self.budgets):
-            budget = self.budgets[budget_id]
+        for budget in sorted(self.budgets.values() if budgets is None else budgets, key=lambda b: b.id):
+            budget_id = budget.id
             start, end = period_bounds(budget.period, now, self.zone)
             result.append(Status(budget, spent.get(budget_id, 0), start, end, held.get(budget_id, 0)))
         return result

@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import time
+import uuid
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -35,7 +36,7 @@ from collector.exporters.ledger_writer import LedgerExporter, ledger_of
 from collector.schema import AtLeast, Duration, Invalid, Parse
 from collector.signals import Signal
 from collector.storage.budget_tables import BudgetTables, StoredBudget
-from collector.storage.rows import CallColumns
+from collector.storage.rows import RESERVATION_KEY, CallColumns
 from collector.storage.store import LedgerStore, WriteTxn
 from pricing_catalog.compiled import to_double
 from processors.budget_alerts import Webhook, log_record
@@ -99,6 +100,7 @@ class GenAIBudget(Processor):
     signals = frozenset({Signal.TRACES})
     config_class = BudgetConfig
     reads_genai = True
+    span_keys = frozenset({RESERVATION_KEY})  # the ledger releases a reservation when its call arrives
 
     def __init__(self, config: BudgetConfig, context: BuildContext, clock=None):
         self.component_id = context.component_id
@@ -250,22 +252,62 @@ class GenAIBudget(Processor):
             raise NotFound(f"no budget {budget_id!r}")
         return status
 
+    def reserve(self, values: dict[str, str], estimate_pico: int, ttl: float) -> tuple[str | None, list[Status]]:
+        """Hold ``estimate_pico`` against every budget a call with these dimension values would count towards,
+        until the call's span (carrying the reservation id as gen_ai.budget.reservation) is committed or
+        ``ttl`` seconds pass. Returns the reservation id, or None when a hard budget refuses the call (its
+        status first), with the statuses of the budgets concerned."""
+        with self.store.write() as txn:
+            tables = txn.budgets
+            version = tables.version(lock="share")
+            if version != self.book.version:
+                self._load(tables, version)
+            applying = [budget for budget in self.book.budgets.values()
+                        if all(key in values for key, _ in budget.match) and budget.matches(values)]
+            tables.lock(budget.id for budget in applying)
+            now = self.book.clock()
+            spent = tables.spend([self.book.window(budget, now) for budget in applying])
+            statuses = sorted(self.book.statuses(spent, tables.held(now), now, applying),
+                              key=lambda s: -(s.spent_pico + s.held_pico) / s.budget.limit_pico)
+            refusing = [status for status in statuses if status.refuses(estimate_pico)]
+            if refusing:
+                return None, refusing + [s for s in statuses if s not in refusing]
+            reservation = uuid.uuid4().hex
+            if applying and estimate_pico:
+                tables.hold(reservation, {budget.id: estimate_pico for budget in applying},
+                            now + dt.timedelta(seconds=ttl))
+        self._cached = None
+        return reservation, statuses
+
+    def release(self, reservation: str) -> None:
+        """Give back what a reservation holds (the call was not made); NotFound when it holds nothing."""
+        with self.store.write() as txn:
+            released = txn.budgets.release([reservation], self.book.clock())
+        self._cached = None
+        if not released:
+            raise NotFound(f"no reservation {reservation!r} (released already, expired, or holding nothing)")
+
     def _forget_statuses(self, txn: WriteTxn, columns: CallColumns, added: list[int]) -> None:
         self._cached = None
 
     def _count(self, txn: WriteTxn, columns: CallColumns, added: list[int]) -> None:
         """Writer thread, in the write's transaction: the calls it inserted add to the counters of the budgets
-        they match, and each threshold crossed is claimed (the writer that claims it raises the alert)."""
+        they match and release the reservations they carry, and each threshold crossed is claimed (the
+        writer that claims it raises the alert)."""
         tables = txn.budgets
         version = tables.version(lock="share")
         if version != self.book.version:
             self._load(tables, version)
-        if not self.book.budgets or not added:
+        if not added:
             return
         data = columns.columns
         keys = [k for k in self.match_keys if k in data]
         increments = self.book.increments(
             (data["start_us"][i], data["cost_pico"][i] or 0, {k: data[k][i] for k in keys}) for i in added)
+        tables.lock(budget_id for budget_id, _ in increments)
+        reservations = [data["reservation"][i] for i in added if data["reservation"][i]]
+        if reservations:
+            tables.release(reservations, self.book.clock())
         if not increments:
             return
         tables.add(increments)

@@ -49,8 +49,10 @@ def on_ports(ports: dict[str, int], grpc: bool = True, http: bool = True) -> Con
 class CollectorProcess:
     """A ``genai-collector run`` subprocess on its own config file and free ports."""
 
-    def __init__(self, workdir: Path, config: ConfigBuilder | str, env: dict[str, str] | None = None):
+    def __init__(self, workdir: Path, config: ConfigBuilder | str, env: dict[str, str] | None = None,
+                 args: tuple[str, ...] = ()):
         self.workdir = workdir
+        self.args = args  # more options of ``run`` (--workers 2)
         self.config = workdir / "collector.yaml"
         self.config.write_text(config if isinstance(config, str) else config.yaml())
         self.log_path = workdir / "collector.log"
@@ -59,7 +61,8 @@ class CollectorProcess:
 
     def start(self, health_port: int, timeout: float = 20.0) -> CollectorProcess:
         self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen([sys.executable, "-m", "collector", "run", "--config", str(self.config)],
+        self.proc = subprocess.Popen([sys.executable, "-m", "collector", "run", "--config", str(self.config),
+                                      *self.args],
                                      stdout=self._log, stderr=self._log, env=self.env, cwd=self.workdir)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -111,10 +114,11 @@ def collector(tmp_path):
     stopped after the test."""
     started: list[CollectorProcess] = []
 
-    def start(config: ConfigBuilder | str, health_port: int, env: dict[str, str] | None = None) -> CollectorProcess:
+    def start(config: ConfigBuilder | str, health_port: int, env: dict[str, str] | None = None,
+              args: tuple[str, ...] = ()) -> CollectorProcess:
         workdir = tmp_path / f"collector{len(started)}"
         workdir.mkdir()
-        process = CollectorProcess(workdir, config, env)
+        process = CollectorProcess(workdir, config, env, args)
         started.append(process)
         return process.start(health_port)
 

@@ -1,8 +1,9 @@
-"""/api/v1/budgets: list, create, change, delete budgets, and the pre-call check apps can make.
+"""/api/v1/budgets: list, create, change, delete budgets, and what apps call around an LLM call.
 
 The collector sees a call after it happened, so it cannot stop one. An app that must not overspend
-asks ``GET /api/v1/budgets/check`` before each call and skips the call on 402; calls in flight
-between two checks can overshoot a hard budget by what they cost.
+asks before each call: ``GET /api/v1/budgets/check`` (calls in flight between two checks can overshoot
+a hard budget by what they cost), or ``POST /api/v1/budgets/reserve``, which holds the estimated cost
+until the call's span arrives, so concurrent callers never pass the limit together.
 """
 
 from __future__ import annotations
@@ -15,8 +16,10 @@ from typing import Any
 from aiohttp import web
 
 from collector.api.routes import error_response, json_response
+from collector.config import parse_duration
 from collector.errors import QueryError
 from pricing_catalog.compiled import to_pico
+from processors.budgets import Status
 from processors.genai_budget import GenAIBudget
 
 
@@ -28,6 +31,8 @@ class BudgetRoutes:
         app.router.add_get("/api/v1/budgets", self.list)
         app.router.add_post("/api/v1/budgets", self.create)
         app.router.add_get("/api/v1/budgets/check", self.check)
+        app.router.add_post("/api/v1/budgets/reserve", self.reserve)
+        app.router.add_delete("/api/v1/budgets/reservations/{id}", self.release)
         app.router.add_get("/api/v1/budgets/{id}", self.get)
         app.router.add_put("/api/v1/budgets/{id}", self.update)
         app.router.add_delete("/api/v1/budgets/{id}", self.delete)
@@ -61,31 +66,65 @@ class BudgetRoutes:
         await asyncio.to_thread(self.processor.delete, request.match_info["id"])
         return web.Response(status=204)
 
-    async def check(self, request: web.Request) -> web.Response:
-        """200 {"allowed": true, ...}, or 402 for the first hard budget that is, or would be, exceeded."""
-        values: dict[str, Any] = {}
+    def _call(self, params: Any, extra: tuple[str, ...] = ()) -> tuple[dict[str, str], int]:
+        """The dimension values and estimated cost (pico-units) of the call an app is about to make."""
+        values: dict[str, str] = {}
         estimate = 0
-        for key, value in request.query.items():
+        for key, value in params.items():
             if key == "estimated_cost":
                 try:
-                    amount = Decimal(value)
+                    amount = Decimal(str(value))
                 except InvalidOperation:
                     amount = Decimal(-1)
                 if not amount.is_finite() or amount < 0:
                     raise QueryError("estimated_cost", f"{value!r} is not an amount >= 0")
                 estimate = to_pico(amount)
             elif key in self.processor.match_keys:
-                values[key] = value
-            else:
-                raise QueryError(key, f"unknown parameter; use estimated_cost and "
-                                      f"{', '.join(self.processor.match_keys)}")
+                values[key] = str(value)
+            elif key not in extra:
+                known = ", ".join(("estimated_cost", *extra, *self.processor.match_keys))
+                raise QueryError(key, f"unknown parameter; use {known}")
+        return values, estimate
+
+    async def check(self, request: web.Request) -> web.Response:
+        """200 {"allowed": true, ...}, or 402 for the first hard budget that is, or would be, exceeded."""
+        values, estimate = self._call(request.query)
         applying = [status for status in await asyncio.to_thread(self.processor.statuses)
                     if all(key in values for key, _ in status.budget.match) and status.budget.matches(values)]
         for status in sorted(applying, key=lambda s: -s.utilization):
-            if (status.budget.hard and status.spent_pico + estimate > status.budget.limit_pico) \
-                    or (status.budget.hard and status.spent_pico >= status.budget.limit_pico):
-                body = status.as_dict()
-                return json_response({"allowed": False, "budget": status.budget.id, "spent": body["spent"],
-                                      "limit": body["limit"], "resets_at": body["resets_at"],
-                                      "budgets": [s.as_dict() for s in applying]}, 402)
+            if status.refuses(estimate):
+                return _refused(status, applying)
         return json_response({"allowed": True, "budgets": [s.as_dict() for s in applying]})
+
+    async def reserve(self, request: web.Request) -> web.Response:
+        """Hold an estimated cost against the budgets a call would count towards: 200 with the reservation id
+        (put it on the call's span as gen_ai.budget.reservation), or 402 as the check answers."""
+        try:
+            body = json.loads(await request.read())
+        except ValueError as exc:
+            return error_response(400, "bad_json", f"the body is not JSON: {exc}")
+        if not isinstance(body, dict):
+            raise QueryError("body", "a JSON object: {\"estimated_cost\": \"0.002\", \"customer\": \"acme\", ...}")
+        values, estimate = self._call(body, ("ttl",))
+        try:
+            ttl = parse_duration(body.get("ttl", "60s"))
+        except ValueError as exc:
+            raise QueryError("ttl", str(exc)) from None
+        if not 0 < ttl <= 86400:
+            raise QueryError("ttl", "between 1s and 24h")
+        reservation, statuses = await asyncio.to_thread(self.processor.reserve, values, estimate, ttl)
+        if reservation is None:
+            return _refused(statuses[0], statuses)
+        return json_response({"allowed": True, "reservation": reservation, "ttl": ttl,
+                              "budgets": [s.as_dict() for s in statuses]})
+
+    async def release(self, request: web.Request) -> web.Response:
+        await asyncio.to_thread(self.processor.release, request.match_info["id"])
+        return web.Response(status=204)
+
+
+def _refused(status: Status, applying: list[Status]) -> web.Response:
+    body = status.as_dict()
+    return json_response({"allowed": False, "budget": status.budget.id, "spent": body["spent"],
+                          "reserved": body["reserved"], "limit": body["limit"], "resets_at": body["resets_at"],
+                          "budgets": [s.as_dict() for s in applying]}, 402)

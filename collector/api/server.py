@@ -25,13 +25,20 @@ from collector.schema import Endpoint, Invalid, Parse
 from collector.storage.queries import LedgerQueries
 
 _ADMIN_METHODS = ("POST", "PUT", "DELETE", "PATCH")
-APP_PATHS = frozenset({"/api/v1/budgets/check"})  # what an app calls before an LLM call: check tokens suffice
+# what an app calls around an LLM call: check tokens suffice
+APP_PATHS = frozenset({"/api/v1/budgets/check", "/api/v1/budgets/reserve"})
+APP_PREFIXES = ("/api/v1/budgets/reservations/",)
+
+
+def app_facing(path: str) -> bool:
+    return path in APP_PATHS or path.startswith(APP_PREFIXES)
 
 
 def access_control(tokens: dict[str, str], public: bool, open_to_all: bool):
     """Who may do what. Reads need a read or admin token unless ``public``; changes need an admin token;
-    a check token may only call the app-facing endpoints (APP_PATHS). ``open_to_all`` (no tokens, and the
-    API on loopback): every request is served, as on a developer's machine. The page itself and its
+    the app-facing endpoints (check, reserve, release) take any token (reserving always needs one), and a
+    check token may call only those. ``open_to_all`` (no tokens, and the API on loopback): every request
+    is served, as on a developer's machine. The page itself and its
     static files are always served (the page sends the token it was given in its URL fragment)."""
     @web.middleware
     async def middleware(request: web.Request, handler) -> web.StreamResponse:
@@ -39,10 +46,13 @@ def access_control(tokens: dict[str, str], public: bool, open_to_all: bool):
         if path == "/" or path.startswith("/static/") or open_to_all:
             return await handler(request)
         role = find_token(bearer({k.lower(): v for k, v in request.headers.items()}), tokens)
-        needs_admin = request.method in _ADMIN_METHODS
-        if role == "check" and path not in APP_PATHS:
-            return error_response(403, "forbidden", f"a check token may only call {', '.join(sorted(APP_PATHS))}")
-        if role is None and (needs_admin or not public):
+        app_call = app_facing(path)
+        changes = request.method in _ADMIN_METHODS
+        needs_admin = changes and not app_call
+        if role == "check" and not app_call:
+            return error_response(403, "forbidden", "a check token may only call "
+                                  f"{', '.join(sorted(APP_PATHS))} and {APP_PREFIXES[0]}{{id}}")
+        if role is None and (changes or not public):
             return error_response(401, "unauthenticated", "missing or unknown bearer token "
                                   "(Authorization: Bearer <token>)", {"WWW-Authenticate": "Bearer"})
         if needs_admin and role != "admin":
@@ -123,6 +133,7 @@ class CostApi(Extension):
     def __init__(self, config: CostApiConfig, context: BuildContext):
         self.component_id = context.component_id
         self.telemetry = context.telemetry
+        self.shared_ports = context.shared_ports
         self.costs = CostCounters()
         self.host, self.port = config.endpoint
         self.trace_url_template = config.trace_url_template
@@ -202,7 +213,7 @@ class CostApi(Extension):
     async def start(self) -> None:
         self.runner = await serve(self.app(), self.host, self.port, f"extension {self.component_id}",
                                   ssl_context=self.tls.ssl_context() if self.tls else None,
-                                  allowed_hosts=self.allowed_hosts)
+                                  allowed_hosts=self.allowed_hosts, reuse_port=self.shared_ports)
 
     async def shutdown(self, timeout: float) -> None:
         if self.runner is not None:

@@ -26,6 +26,7 @@ class HealthCheck(Extension):
     def __init__(self, config: HealthCheckConfig, context: BuildContext):
         self.component_id = context.component_id
         self.telemetry = context.telemetry
+        self.shared_ports = context.shared_ports
         self.host, self.port = config.endpoint
         self.path = config.path
         self.allowed_hosts = config.allowed_hosts
@@ -48,7 +49,7 @@ class HealthCheck(Extension):
         app = web.Application()
         app.router.add_get(self.path, self._health)
         self.runner = await serve(app, self.host, self.port, f"extension {self.component_id}",
-                                  allowed_hosts=self.allowed_hosts)
+                                  allowed_hosts=self.allowed_hosts, reuse_port=self.shared_ports)
 
     async def shutdown(self, timeout: float) -> None:
         if self.runner is not None:

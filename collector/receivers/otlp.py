@@ -64,6 +64,7 @@ class OtlpReceiver(Receiver):
         self.limits = config.limits
         self.auth = config.auth if config.auth.enabled else None
         self.telemetry = context.telemetry
+        self.shared_ports = context.shared_ports
         self.consumers: dict[Signal, Consumer] = {}
         self.servers: list = []
         if config.protocols.grpc is not None:

@@ -61,7 +61,7 @@ class GrpcServer:
 
     async def start(self) -> None:
         self.server = grpc.aio.server(options=[("grpc.max_receive_message_length", self.max_message_bytes),
-                                               ("grpc.so_reuseport", 0)])
+                                               ("grpc.so_reuseport", int(self.receiver.shared_ports))])
         handlers = {
             signal.spec.grpc_service: grpc.method_handlers_generic_handler(
                 signal.spec.grpc_service, {"Export": self._handler(signal)})

@@ -145,7 +145,7 @@ class HttpServer:
                 app.router.add_post(signal.spec.http_path, self._handler(signal))
         self.runner = await serve(app, self.host, self.port, f"receiver {self.receiver.component_id} (http)",
                                   ssl_context=self.tls.ssl_context() if self.tls else None, auto_decompress=False,
-                                  allowed_hosts=self.allowed_hosts)
+                                  allowed_hosts=self.allowed_hosts, reuse_port=self.receiver.shared_ports)
 
     async def stop(self, timeout: float) -> None:
         if self.runner is not None:

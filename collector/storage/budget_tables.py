@@ -63,6 +63,13 @@ class BudgetTables:
         suffix = f" FOR {lock.upper()}" if lock and self.dialect.name == "postgresql" else ""
         return self._run(f"SELECT version FROM budget_registry{suffix}").fetchone()[0]
 
+    def lock(self, budget_ids: Iterable[str]) -> None:
+        """Serialise, until the transaction ends, with every other write moving these budgets' spend or holds
+        (PostgreSQL advisory locks, taken in one order; one DuckDB process serialises its writes already)."""
+        if self.dialect.name == "postgresql":
+            for budget_id in sorted(set(budget_ids)):
+                self._run("SELECT pg_advisory_xact_lock(hashtextextended(?, 0))", [budget_id])
+
     def definitions(self) -> dict[str, StoredBudget]:
         rows = self._run("SELECT id, spec, source, counted FROM budgets ORDER BY id").fetchall()
         return {budget_id: StoredBudget(_json(spec), source, _json(counted) if counted else None)

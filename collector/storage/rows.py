@@ -13,6 +13,7 @@ from collector.storage.schema import COST_COLUMNS, TEXT_COLUMNS, TOKEN_COLUMNS
 from pricing_catalog.compiled import to_pico
 
 _NO_BREAKDOWN = (None,) * 5
+RESERVATION_KEY = "gen_ai.budget.reservation"  # set by an app on the span of a call it reserved budget for
 
 
 def _type(name: str) -> pa.DataType:
@@ -27,7 +28,7 @@ class CallColumns:
     def __init__(self, dimensions: tuple[str, ...]):
         self.dimensions = dimensions
         self.names = ("start_us", "duration_ms", *TEXT_COLUMNS, *TOKEN_COLUMNS,
-                      *(f"{c}_pico" for c in COST_COLUMNS), *dimensions, "response_id")
+                      *(f"{c}_pico" for c in COST_COLUMNS), *dimensions, "response_id", "reservation")
         self._rows: list[tuple] = []
         self._columns: dict[str, list[Any]] | None = None
 
@@ -61,7 +62,8 @@ class CallColumns:
                 call.input, call.output, call.cache_read, call.cache_write, call.reasoning,
                 cost.amount_pico, *(cost.breakdown[1:] if cost.breakdown is not None else _NO_BREAKDOWN),
                 None if cost.reported is None else to_pico(Decimal(repr(cost.reported))),
-                *[attribution.get(dimension) for dimension in dimensions], call.response_id))
+                *[attribution.get(dimension) for dimension in dimensions], call.response_id,
+                call.value(RESERVATION_KEY)))
         self._columns = None
 
     @property
