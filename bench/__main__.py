@@ -3,8 +3,10 @@
 Scenarios: ``floor`` (parse + serialise in-process, no server) and collector
 scenarios driven over loopback by ``bench.loadgen`` in its own process, with
 ``bench.sink`` as the downstream backend. Collector CPU time is read from the
-collector process only (user + system) over the timed window. ``--ledger-calls`` starts the
+collector's processes only (user + system; with workers, the supervisor and every worker) over the
+timed window; the PostgreSQL server's is reported apart. ``--ledger-calls`` starts the
 scenarios that write the ledger on a file already holding that many calls (the last 90 days).
+The ``postgresql`` scenarios use ``--postgresql DSN``, or a server of their own (tests/postgres_server.py).
 """
 
 from __future__ import annotations
@@ -33,8 +35,9 @@ FULL = [*GENAI, "genai_attribution", "genai_budget", "batch"]
 FULL_NO_LEDGER = [*GENAI, "genai_attribution", "batch"]  # genai_budget counts ledger commits: it needs duckdb
 
 
-def _scenario(transport: str, processors: list[str], exporters: list[str]) -> dict:
-    return {"transport": transport, "pipeline": {"processors": processors, "exporters": exporters}}
+def _scenario(transport: str, processors: list[str], exporters: list[str], workers: int = 1) -> dict:
+    return {"transport": transport, "pipeline": {"processors": processors, "exporters": exporters},
+            "workers": workers}
 
 
 SCENARIOS: dict[str, dict] = {
@@ -44,6 +47,8 @@ SCENARIOS: dict[str, dict] = {
     "full-no-ledger": _scenario("grpc", FULL_NO_LEDGER, ["otlp/sink"]),
     "full-http": _scenario("http", FULL, ["duckdb", "otlp/sink"]),
     "full-json": _scenario("json", FULL, ["duckdb", "otlp/sink"]),
+    "full-postgresql": _scenario("grpc", FULL, ["postgresql", "otlp/sink"]),
+    "full-postgresql-2w": _scenario("grpc", FULL, ["postgresql", "otlp/sink"], workers=2),
 }
 
 
@@ -62,10 +67,13 @@ def floor(seconds: float) -> dict:
 
 
 def collector_config(scenario: dict, grpc_port: int, http_port: int, sink_port: int, health_port: int,
-                     workdir: Path, price_file: Path | None = None) -> str:
+                     workdir: Path, price_file: Path | None = None, dsn: str | None = None) -> str:
     budgets = [{"id": "customer-0-monthly", "match": {"customer": "customer-0"}, "limit": 1000000, "period": "monthly"},
                {"id": "all-daily", "limit": 1000000, "period": "daily", "thresholds": [0.5, 0.8, 1.0]}]
-    return (ConfigBuilder()
+    config = ConfigBuilder()
+    if dsn is not None:
+        config.exporter("postgresql", dsn=dsn)
+    return (config
             .otlp(grpc=grpc_port, http=http_port, grpc_settings={"max_recv_msg_size_mib": 64})
             .exporter("otlp/sink", endpoint=f"127.0.0.1:{sink_port}", tls={"insecure": True}, compression="none",
                       sending_queue={"queue_size": 64, "num_consumers": 4})
@@ -90,8 +98,48 @@ def preload_ledger(path: Path, calls: int) -> float:
     return time.monotonic() - started
 
 
-def run_collector_scenario(name: str, args: argparse.Namespace) -> dict:
+def collector_cpu(collector: psutil.Process) -> float:
+    """CPU seconds (user + system) of the collector and its workers."""
+    return sum(sum(p.cpu_times()[:2]) for p in [collector, *collector.children(recursive=True)])
+
+
+def collector_rss(collector: psutil.Process) -> int:
+    return sum(p.memory_info().rss for p in [collector, *collector.children(recursive=True)])
+
+
+class PostgresForBench:
+    """The database of the postgresql scenarios: ``--postgresql``'s, or a throwaway server started once."""
+
+    def __init__(self, dsn: str | None):
+        self.dsn = dsn
+        self.server = None
+
+    def new_database(self) -> str:
+        if self.dsn is not None:
+            return self.dsn
+        if self.server is None:
+            from tests.postgres_server import PostgresServer, binaries
+            bin_dir = binaries()
+            if bin_dir is None:
+                raise SystemExit("the postgresql scenarios need PostgreSQL: install it, or pass --postgresql DSN")
+            self.server = PostgresServer(bin_dir).start()
+        return self.server.new_database()
+
+    def cpu(self) -> float:
+        """CPU seconds of the throwaway server's processes (0 for an outside server)."""
+        if self.server is None:
+            return 0.0
+        postmaster = psutil.Process(int((self.server.data / "postmaster.pid").read_text().split()[0]))
+        return sum(sum(p.cpu_times()[:2]) for p in [postmaster, *postmaster.children()])
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.stop()
+
+
+def run_collector_scenario(name: str, args: argparse.Namespace, postgres: PostgresForBench) -> dict:
     scenario = SCENARIOS[name]
+    dsn = postgres.new_database() if "postgresql" in scenario["pipeline"]["exporters"] else None
     ports = {k: free_port() for k in ("grpc", "http", "sink", "health")}
     with tempfile.TemporaryDirectory(prefix=f"bench-{name}-") as tmp:
         workdir = Path(tmp)
@@ -100,7 +148,7 @@ def run_collector_scenario(name: str, args: argparse.Namespace) -> dict:
         if price_file:
             price_file.write_text(variant_price_file(args.models))
         config.write_text(collector_config(scenario, ports["grpc"], ports["http"], ports["sink"], ports["health"],
-                                           workdir, price_file))
+                                           workdir, price_file, dsn))
         preloaded = args.ledger_calls if "duckdb" in scenario["pipeline"]["exporters"] else 0
         if preloaded:
             print(f"{name}: loading {preloaded:,} calls into the ledger "
@@ -108,7 +156,8 @@ def run_collector_scenario(name: str, args: argparse.Namespace) -> dict:
         sink = subprocess.Popen([sys.executable, "-m", "bench.sink", str(ports["sink"])], stdout=subprocess.PIPE,
                                 text=True)
         sink.stdout.readline()
-        collector = subprocess.Popen([sys.executable, "-m", "collector", "run", "--config", str(config)])
+        collector = subprocess.Popen([sys.executable, "-m", "collector", "run", "--config", str(config),
+                                      "--workers", str(scenario["workers"])])
         try:
             if not wait_healthy(ports["health"], collector):
                 raise SystemExit(f"the collector did not start (exit code {collector.poll()})")
@@ -118,7 +167,7 @@ def run_collector_scenario(name: str, args: argparse.Namespace) -> dict:
 
             def sample_rss() -> None:
                 while not sampling.is_set():
-                    peak_rss[0] = max(peak_rss[0], proc.memory_info().rss)
+                    peak_rss[0] = max(peak_rss[0], collector_rss(proc))
                     time.sleep(0.1)
 
             threading.Thread(target=sample_rss, daemon=True).start()
@@ -128,9 +177,9 @@ def run_collector_scenario(name: str, args: argparse.Namespace) -> dict:
                  "--seconds", str(args.seconds), "--concurrency", str(args.concurrency),
                  "--models", str(args.models)], stdout=subprocess.PIPE, text=True)
             assert loadgen.stdout.readline().strip() == "measuring"
-            cpu_start = sum(proc.cpu_times()[:2])
+            cpu_start, database_start = collector_cpu(proc), postgres.cpu()
             summary = json.loads(loadgen.stdout.readline())
-            cpu = sum(proc.cpu_times()[:2]) - cpu_start
+            cpu, database_cpu = collector_cpu(proc) - cpu_start, postgres.cpu() - database_start
             sampling.set()
             loadgen.wait()
         finally:
@@ -142,6 +191,8 @@ def run_collector_scenario(name: str, args: argparse.Namespace) -> dict:
     return {
         "spans_per_s": spans / summary["elapsed_s"],
         "cpu_us_per_span": 1e6 * cpu / spans if spans else None,
+        "database_cpu_us_per_span": 1e6 * database_cpu / spans if spans and dsn else None,
+        "workers": scenario["workers"],
         "p50_ms": summary["p50_ms"], "p99_ms": summary["p99_ms"], "errors": summary["errors"],
         "peak_rss_mb": peak_rss[0] / 2**20, "sink_requests": received.get("requests"), "ledger_calls": preloaded,
         "collector_exit": collector.returncode,
@@ -159,20 +210,33 @@ def main() -> None:
                         help="distinct model names and customers, e.g. 1, 4, 16 (cache and rollup pressure)")
     parser.add_argument("--ledger-calls", type=int, default=0,
                         help="calls already in the ledger when a scenario with the duckdb exporter starts")
+    parser.add_argument("--postgresql", metavar="DSN",
+                        help="the database of the postgresql scenarios (default: a throwaway local server)")
     parser.add_argument("--json", type=Path, help="also write results to this file")
     args = parser.parse_args()
     results = {}
-    for name in args.scenarios:
-        results[name] = floor(args.seconds) if name == "floor" else run_collector_scenario(name, args)
-        row = results[name]
-        print(f"{name:<14} {row['spans_per_s']:>10,.0f} spans/s  {row['cpu_us_per_span']:6.2f} CPU µs/span"
-              + (f"  p50 {row['p50_ms']:.1f} ms  p99 {row['p99_ms']:.1f} ms  RSS {row['peak_rss_mb']:.0f} MB"
-                 f"  errors {row['errors']}" if "p50_ms" in row else ""), flush=True)
+    postgres = PostgresForBench(args.postgresql)
+    try:
+        for name in args.scenarios:
+            results[name] = floor(args.seconds) if name == "floor" else run_collector_scenario(name, args, postgres)
+            row = results[name]
+            database = row.get("database_cpu_us_per_span")
+            print(f"{name:<18} {row['spans_per_s']:>10,.0f} spans/s  {row['cpu_us_per_span']:6.2f} CPU µs/span"
+                  + (f"  p50 {row['p50_ms']:.1f} ms  p99 {row['p99_ms']:.1f} ms  RSS {row['peak_rss_mb']:.0f} MB"
+                     f"  errors {row['errors']}" if "p50_ms" in row else "")
+                  + (f"  (+{database:.2f} µs/span in PostgreSQL)" if database is not None else ""), flush=True)
+    finally:
+        postgres.stop()
     ratios = {}
     if "full" in results and "passthrough" in results:
         ratios["full / passthrough"] = results["full"]["spans_per_s"] / results["passthrough"]["spans_per_s"]
     if "full" in results and "floor" in results:
         ratios["full / floor"] = results["full"]["spans_per_s"] / results["floor"]["spans_per_s"]
+    if "full-postgresql" in results and "full" in results:
+        ratios["full-postgresql / full"] = results["full-postgresql"]["spans_per_s"] / results["full"]["spans_per_s"]
+    if "full-postgresql-2w" in results and "full-postgresql" in results:
+        ratios["2 workers / 1 worker"] = (results["full-postgresql-2w"]["spans_per_s"]
+                                          / results["full-postgresql"]["spans_per_s"])
     if "full" in results and "full-no-ledger" in results:
         ratios["full / full-no-ledger"] = results["full"]["spans_per_s"] / results["full-no-ledger"]["spans_per_s"]
     for name, value in ratios.items():

@@ -27,6 +27,7 @@ class BuildContext:
     telemetry: SelfTelemetry
     config_dir: Path
     shared_ports: bool = False  # one of several worker processes: listeners bind with SO_REUSEPORT
+    worker: int | None = None  # which worker this process is (files of its own, such as a disk queue)
 
     def resolve(self, path: str) -> Path:
         """A path from the config, relative to the config file's folder."""

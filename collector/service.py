@@ -105,10 +105,11 @@ class Service:
 
 
 class _Builder:
-    def __init__(self, document: Document, config_dir: Path, workers: int | None):
+    def __init__(self, document: Document, config_dir: Path, workers: int | None, worker: int | None):
         self.doc = document
         self.config_dir = config_dir
         self.workers_override = workers
+        self.worker = worker
         self.shared_ports = False
         self.telemetry = SelfTelemetry()
         root = document.data
@@ -140,7 +141,7 @@ class _Builder:
         type_name, _ = split_id(component_id)
         cls = registry.component_class(kind, type_name)
         section = self.doc.section(kind, component_id)
-        context = BuildContext(component_id, self.telemetry, self.config_dir, self.shared_ports)
+        context = BuildContext(component_id, self.telemetry, self.config_dir, self.shared_ports, self.worker)
         component = cls.from_config(section, context)
         section.finish()
         return component
@@ -238,10 +239,11 @@ class _Builder:
                     "one worker")
 
 
-def build_service(document: Document, config_dir: Path | None = None, workers: int | None = None) -> Service:
+def build_service(document: Document, config_dir: Path | None = None, workers: int | None = None,
+                  worker: int | None = None) -> Service:
     """Build (but do not start) the service a config describes; raises ConfigError. ``workers`` overrides
-    ``service.workers`` (``run --workers``)."""
+    ``service.workers`` (``run --workers``); ``worker`` is the index of this worker process."""
     if config_dir is None:
         config_dir = Path(document.source).parent if document.source and not document.source.startswith("<") \
             else Path.cwd()
-    return _Builder(document, config_dir, workers).service()
+    return _Builder(document, config_dir, workers, worker).service()

@@ -1,6 +1,6 @@
-"""A real PostgreSQL server for the tests: its own cluster (initdb) in a temporary directory, on 127.0.0.1 and
-a free port, run as a non-root user when the tests run as root. scripts/test installs Debian's PostgreSQL
-where it is missing."""
+"""A real PostgreSQL server for the tests (and ``python -m bench``): its own cluster (initdb) in a temporary
+directory, on 127.0.0.1 and a free port, run as a non-root user when run as root. scripts/test installs
+Debian's PostgreSQL where it is missing."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import psycopg
 
-from tests.conftest import free_port
+from collector.process import free_port
 
 
 def binaries() -> Path | None:

@@ -3,6 +3,8 @@ exact budgets. Each replica is a real collector subprocess; clients speak OTLP/H
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import signal
@@ -16,7 +18,9 @@ from pathlib import Path
 
 import pytest
 
+from collector.cli import main
 from collector.config_builder import ConfigBuilder
+from collector.storage.postgresql import PostgresLedger
 from tests.conftest import free_port
 from tests.otlp_client import GPT4O_COST, get, post, request_body
 from tests.test_budgets import SECRET, WebhookReceiver, wait_until
@@ -185,3 +189,30 @@ def test_workers_that_cannot_start_stop_the_collector_with_the_reason(postgres, 
     assert run.returncode == 1
     assert f"cannot listen on 127.0.0.1:{ports['http']}: address already in use" in run.stderr
     assert "worker failed to start: stopping" in run.stderr
+
+
+def doctor(config: Path) -> tuple[int, str]:
+    """``genai-collector doctor`` in this process: its exit code and what it printed."""
+    output = io.StringIO()
+    with contextlib.redirect_stdout(output):
+        code = main(["doctor", "--config", str(config)])
+    return code, output.getvalue()
+
+
+def test_doctor_checks_the_shared_ledger_and_the_worker_count(postgres, tmp_path):
+    dsn = postgres.new_database()
+    config = tmp_path / "collector.yaml"
+    config.write_text(replica_config(dsn, new_ports(), []).yaml().replace("service:", "service:\n  workers: 2", 1))
+    _, report = doctor(config)
+    assert "WARN  ledger postgresql schema: not created yet" in report
+    assert f"PASS  ledger postgresql reachable: 127.0.0.1:{postgres.port}/" in report
+    assert "PASS  ledger postgresql clock: this host is " in report
+    assert "PASS  workers: 2 processes share the receiver ports and the ledger" in report
+    PostgresLedger.open(dsn).close()  # what the first replica to start does
+    _, report = doctor(config)
+    assert "PASS  ledger postgresql schema: version 1 (0 calls); this collector knows 1" in report
+    config.write_text(replica_config(f"postgresql://postgres@127.0.0.1:{free_port()}/nowhere", new_ports(), [])
+                      .yaml())
+    code, report = doctor(config)
+    assert code == 1 and "FAIL  ledger postgresql reachable: cannot reach PostgreSQL at 127.0.0.1:" in report
+    assert "fix: check the dsn (host, port, database, user, password, sslmode)" in report

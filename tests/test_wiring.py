@@ -28,7 +28,8 @@ def test_example_configs_validate(name, tmp_path):
         certs = make_certificates(tmp_path)
         env.update({"TOKEN_ACME": "a" * 20, "TOKEN_GLOBEX": "g" * 20, "API_READ_TOKEN": "r" * 20,
                     "API_ADMIN_TOKEN": "w" * 20, "TLS_CERT": str(certs["server_cert"]),
-                    "TLS_KEY": str(certs["server_key"]), "ALERT_URL": "https://hooks.example/alert"})
+                    "TLS_KEY": str(certs["server_key"]), "ALERT_URL": "https://hooks.example/alert",
+                    "GENAI_COLLECTOR_PG_DSN": "postgresql://collector@db.internal/costs?sslmode=verify-full"})
     result = subprocess.run([sys.executable, "-m", "collector", "validate", "--config", str(config)],
                             capture_output=True, text=True, timeout=60, env=env)
     assert result.returncode == 0, result.stderr
@@ -83,25 +84,26 @@ def test_grafana_dashboard_queries_metrics_the_collector_exposes():
     assert len(ids) == len(set(ids))
 
 
-KUBERNETES = Path(__file__).parent.parent / "deploy" / "kubernetes"
+DEPLOY = Path(__file__).parent.parent / "deploy"
 
 
-def test_kubernetes_manifests_agree_with_each_other_and_their_config(monkeypatch):
+@pytest.mark.parametrize("variant", ["kubernetes", "kubernetes-postgresql"])
+def test_kubernetes_manifests_agree_with_each_other_and_their_config(variant, monkeypatch):
     from collector.config import parse_yaml
     from collector.service import build_service
 
-    manifests = {path.name: yaml.safe_load(path.read_text()) for path in KUBERNETES.glob("*.yaml")}
-    pod = manifests["deployment.yaml"]["spec"]["template"]["spec"]
+    manifests = {path.name: list(yaml.safe_load_all(path.read_text())) for path in (DEPLOY / variant).glob("*.yaml")}
+    deployment = manifests["deployment.yaml"][0]
+    pod = deployment["spec"]["template"]["spec"]
     container = pod["containers"][0]
-    secret = manifests["secret.example.yaml"]
-    config_text = manifests["configmap.yaml"]["data"]["config.yaml"]
+    secret = manifests["secret.example.yaml"][0]
+    config_text = manifests["configmap.yaml"][0]["data"]["config.yaml"]
     env = {item["name"]: item["valueFrom"]["secretKeyRef"] for item in container["env"]}
     for name, ref in env.items():  # every variable comes from the Secret, under a key it has
         assert ref["name"] == secret["metadata"]["name"] and ref["key"] in secret["stringData"], name
         monkeypatch.setenv(name, secret["stringData"][ref["key"]])
     assert set(re.findall(r"\$\{env:([A-Za-z_]+)", config_text)) <= set(env)
-    service = build_service(parse_yaml(config_text, "configmap.yaml"))  # validates with the Secret's tokens
-    assert manifests["deployment.yaml"]["spec"]["replicas"] == 1  # a DuckDB ledger has one writer
+    service = build_service(parse_yaml(config_text, "configmap.yaml"))  # validates with the Secret's values
 
     ports = {port["name"]: port["containerPort"] for port in container["ports"]}
     listened = {server.port for receiver in service.receivers.values() for server in receiver.servers}
@@ -109,11 +111,26 @@ def test_kubernetes_manifests_agree_with_each_other_and_their_config(monkeypatch
     assert set(ports.values()) == listened
     assert container["readinessProbe"]["httpGet"]["port"] == "health"
     assert ports["health"] == service.extensions["health_check"].port
-    for port in manifests["service.yaml"]["spec"]["ports"]:
-        assert ports[port["targetPort"]] == port["port"]
-
+    for document in manifests["service.yaml"]:
+        for port in document["spec"]["ports"]:
+            assert ports[port["targetPort"]] == port["port"]
     mounts = {mount["name"]: mount["mountPath"] for mount in container["volumeMounts"]}
     assert container["args"][-1] == f"{mounts['config']}/config.yaml"
-    assert str(service.exporters["duckdb"].path.parent) == mounts["ledger"]
-    claims = {v["name"]: v.get("persistentVolumeClaim", {}).get("claimName") for v in pod["volumes"]}
-    assert claims["ledger"] == manifests["pvc.yaml"]["metadata"]["name"]
+
+    if variant == "kubernetes":
+        assert deployment["spec"]["replicas"] == 1 and service.workers == 1  # a DuckDB ledger has one writer
+        assert str(service.exporters["duckdb"].path.parent) == mounts["ledger"]
+        claims = {v["name"]: v.get("persistentVolumeClaim", {}).get("claimName") for v in pod["volumes"]}
+        assert claims["ledger"] == manifests["pvc.yaml"][0]["metadata"]["name"]
+        return
+    assert deployment["spec"]["replicas"] > 1 and service.workers > 1
+    assert service.exporters["postgresql"].dsn == secret["stringData"]["postgresql-dsn"]
+    requested = float(container["resources"]["requests"]["cpu"])
+    assert requested >= service.workers  # a core per worker
+    headless = next(d for d in manifests["service.yaml"] if d["spec"].get("clusterIP") == "None")
+    gateway = next(d for d in manifests["gateway.yaml"] if d["kind"] == "ConfigMap")
+    balancer = yaml.safe_load(gateway["data"]["config.yaml"])["exporters"]["loadbalancing"]
+    assert balancer["routing_key"] == "traceID"
+    host = balancer["resolver"]["dns"]["hostname"]
+    assert host.split(".")[0] == headless["metadata"]["name"]
+    assert balancer["resolver"]["dns"]["port"] == ports["otlp-grpc"]

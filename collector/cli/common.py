@@ -17,10 +17,10 @@ DEFAULT_DB = Path("data/costs.duckdb")
 DEFAULT_URL = "http://127.0.0.1:8888"
 
 
-def load_service(config: Path | str | None, workers: int | None = None) -> Service:
+def load_service(config: Path | str | None, workers: int | None = None, worker: int | None = None) -> Service:
     """The service a config file describes (the embedded default without one), validated and built;
-    ``workers`` overrides its ``service.workers``."""
-    return build_service(load_yaml_file(config or default_config_path()), workers=workers)
+    ``workers`` overrides its ``service.workers``; ``worker``: the index of this worker process."""
+    return build_service(load_yaml_file(config or default_config_path()), workers=workers, worker=worker)
 
 
 def load_component(config: Path, kind: str, type_name: str) -> Component | None:

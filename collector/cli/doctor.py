@@ -23,12 +23,14 @@ from collector.cli.common import load_service
 from collector.config import ConfigError, default_config_path
 from collector.errors import LedgerError
 from collector.exporters.duckdb import DuckDBExporter
+from collector.exporters.postgresql import PostgresExporter
 from collector.http_server import is_loopback
 from collector.receivers.otlp import OtlpReceiver
 from collector.service import Service
 from collector.signals import Signal
 from collector.storage.diagnostics import ledger_diagnostics
 from collector.storage.ledger import Ledger
+from collector.storage.postgresql import probe, where
 
 
 class Report:
@@ -192,6 +194,39 @@ def check_exporters(report: Report, exporters: dict[str, Any]) -> None:
             report.line("PASS", f"exporter {exporter_id}", f"queue {state.get('queue') or 0}")
 
 
+MAX_CLOCK_SKEW = 2.0  # seconds between this host and the database before doctor warns
+
+
+def check_shared_ledgers(report: Report, service: Service) -> None:
+    """Each postgresql ledger: reachable with its DSN, its schema, and this host's clock against the server's."""
+    for exporter_id, exporter in service.exporters.items():
+        if not isinstance(exporter, PostgresExporter):
+            continue
+        try:
+            state = probe(exporter.dsn, exporter.connect_timeout)
+        except LedgerError as error:
+            report.line("FAIL", f"ledger {exporter_id} reachable", str(error),
+                        "check the dsn (host, port, database, user, password, sslmode) and that this host may connect")
+            continue
+        report.line("PASS", f"ledger {exporter_id} reachable", f"{where(exporter.dsn)}, PostgreSQL "
+                    f"{state['server_version'] // 10000}, {state['round_trip_ms']:.1f} ms round trip")
+        version, known = state["schema_version"], state["schema_version_known"]
+        if version == 0:
+            report.line("WARN", f"ledger {exporter_id} schema", "not created yet", "the first collector to start "
+                        "creates it (its role needs CREATE on the database)")
+        else:
+            report.line("PASS" if version == known else "FAIL", f"ledger {exporter_id} schema",
+                        f"version {version} ({state['calls']} calls); this collector knows {known}",
+                        "upgrade every replica to the same genai-cost-collector version")
+        skew = state["clock_skew_s"]
+        report.line("PASS" if abs(skew) <= MAX_CLOCK_SKEW else "WARN", f"ledger {exporter_id} clock",
+                    f"this host is {skew:+.2f} s from the database server",
+                    "run NTP (chrony, systemd-timesyncd) on every replica: replicas whose clocks differ disagree "
+                    "on when a budget period ends")
+    if service.workers > 1:
+        report.line("PASS", "workers", f"{service.workers} processes share the receiver ports and the ledger")
+
+
 def cmd_doctor(args: argparse.Namespace) -> int:
     report = Report()
     backend = api_implementation.Type()
@@ -218,6 +253,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         refused = error
     running = info is not None or refused is not None
     if service is not None:
+        check_shared_ledgers(report, service)
         found = listeners(service)
         check_exposure(report, found)
         for listener in found:

@@ -51,7 +51,7 @@ async def serve_until_signalled(service: Service, shutdown_timeout: float, ready
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    service = load_service(args.config, args.workers)
+    service = load_service(args.config, args.workers, args.worker)
     log.configure(service.log_level, args.worker)
     _LOG.info("loaded config", extra={"config": str(args.config or default_config_path()), "version": __version__,
                                       "workers": service.workers})

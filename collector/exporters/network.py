@@ -101,8 +101,8 @@ class QueuedExporter(Exporter):
         self.config = config
         self.headers = {k.lower(): v for k, v in config.headers.items()}
         queue = config.sending_queue
-        storage = context.resolve(queue.storage) / f"{context.component_id.replace('/', '_')}.sqlite" \
-            if queue.storage else None
+        name = context.component_id.replace("/", "_") + ("" if context.worker is None else f".worker-{context.worker}")
+        storage = context.resolve(queue.storage) / f"{name}.sqlite" if queue.storage else None
         self.disk = DiskQueue(storage, queue.max_size) if storage is not None else None
         self.durable = self.disk is not None  # acknowledged only once on disk
         self.telemetry = context.telemetry

@@ -213,6 +213,28 @@ class _PostgresWrite(WriteTxn):
         return sorted(first[(trace_id, span_id)] for trace_id, span_id in inserted)
 
 
+def probe(dsn: str, timeout: float = 5.0) -> dict[str, Any]:
+    """What ``doctor`` checks of a PostgreSQL ledger without changing it: the server's version, the schema
+    version (0: not created yet), the calls stored, and this host's clock minus the server's, in seconds
+    (replicas whose clocks disagree disagree on when a budget period ends)."""
+    try:
+        with psycopg.connect(dsn, connect_timeout=max(1, int(timeout)), autocommit=True) as con:
+            sent = dt.datetime.now(dt.UTC)
+            server_now = con.execute("SELECT now()").fetchone()[0]
+            received = dt.datetime.now(dt.UTC)
+            version = 0
+            calls = None
+            if con.execute("SELECT to_regclass('schema_version') IS NOT NULL").fetchone()[0]:
+                version = con.execute("SELECT max(version) FROM schema_version").fetchone()[0] or 0
+                calls = con.execute("SELECT count(*) FROM llm_calls").fetchone()[0]
+            return {"server_version": con.info.server_version, "schema_version": version,
+                    "schema_version_known": SCHEMA_VERSION, "calls": calls,
+                    "clock_skew_s": ((sent + (received - sent) / 2) - server_now).total_seconds(),
+                    "round_trip_ms": (received - sent).total_seconds() * 1000}
+    except psycopg.Error as exc:
+        raise LedgerError(f"cannot reach PostgreSQL at {where(dsn)}: {str(exc).strip()}") from None
+
+
 def where(dsn: str) -> str:
     """host:port/dbname of a DSN, without its password."""
     try:
