@@ -175,6 +175,7 @@ def run_collector_scenario(name: str, args: argparse.Namespace, postgres: Postgr
             loadgen = subprocess.Popen(
                 [sys.executable, "-m", "bench.loadgen", "--transport", scenario["transport"], "--port", str(port),
                  "--seconds", str(args.seconds), "--concurrency", str(args.concurrency),
+                 "--connections", str(args.concurrency),
                  "--models", str(args.models)], stdout=subprocess.PIPE, text=True)
             assert loadgen.stdout.readline().strip() == "measuring"
             cpu_start, database_start = collector_cpu(proc), postgres.cpu()

@@ -1,6 +1,6 @@
 """Load generator: pre-built 512-span requests sent by concurrent OTLP clients.
 
-``python -m bench.loadgen --transport grpc|http|json --port P --seconds S --concurrency C``.
+``python -m bench.loadgen --transport grpc|http|json --port P --seconds S --concurrency C --connections N``.
 Prints ``measuring`` when the timed window starts and a JSON summary when it ends.
 """
 
@@ -34,13 +34,16 @@ async def run(args: argparse.Namespace) -> dict:
     stop_at = time.monotonic() + args.warmup + args.seconds
 
     if args.transport == "grpc":
-        channel = grpc.aio.insecure_channel(f"127.0.0.1:{args.port}",
-                                            options=[("grpc.max_send_message_length", -1)])
-        export = channel.unary_unary(Signal.TRACES.grpc_method)
+        # a channel of its own per connection: SO_REUSEPORT spreads connections, not requests, over workers
+        channels = [grpc.aio.insecure_channel(f"127.0.0.1:{args.port}",
+                                              options=[("grpc.max_send_message_length", -1),
+                                                       ("grpc.use_local_subchannel_pool", 1)])
+                    for _ in range(args.connections)]
+        exports = [channel.unary_unary(Signal.TRACES.grpc_method) for channel in channels]
 
-        async def send(body: bytes) -> bool:
+        async def send(body: bytes, offset: int) -> bool:
             try:
-                await export(body, timeout=30)
+                await exports[offset % len(exports)](body, timeout=30)
                 return True
             except grpc.aio.AioRpcError:
                 return False
@@ -49,7 +52,7 @@ async def run(args: argparse.Namespace) -> dict:
         url = f"http://127.0.0.1:{args.port}/v1/traces"
         content_type = "application/json" if args.transport == "json" else "application/x-protobuf"
 
-        async def send(body: bytes) -> bool:
+        async def send(body: bytes, offset: int) -> bool:
             async with session.post(url, data=body, headers={"Content-Type": content_type}) as reply:
                 await reply.read()
                 return reply.status == 200
@@ -61,7 +64,7 @@ async def run(args: argparse.Namespace) -> dict:
             body = bodies[index % len(bodies)]
             index += args.concurrency
             started = time.monotonic()
-            ok = await send(body)
+            ok = await send(body, offset)
             if measuring:
                 if ok:
                     latencies.append(time.monotonic() - started)
@@ -77,7 +80,8 @@ async def run(args: argparse.Namespace) -> dict:
     await asyncio.gather(*workers)
     elapsed = time.monotonic() - window_start
     if args.transport == "grpc":
-        await channel.close()
+        for channel in channels:
+            await channel.close()
     else:
         await session.close()
     latencies.sort()
@@ -98,6 +102,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--warmup", type=float, default=2)
     parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--connections", type=int, default=1, help="gRPC connections the requests are spread over")
     parser.add_argument("--spans", type=int, default=512)
     parser.add_argument("--distinct-requests", type=int, default=400,
                         help="requests are not resent while there are fresh ones (the ledger would dedupe them)")

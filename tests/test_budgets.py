@@ -186,6 +186,23 @@ def test_budget_api_validation_and_read_only_config_budgets(ports, collector, we
     status, error = request(ports, "GET", "/api/v1/budgets/check?colour=red")
     assert status == 400 and error["error"]["message"].startswith("colour: unknown parameter")
 
+    # reservations on the embedded ledger: held, shown, refused past the hard limit, released
+    status, held = request(ports, "POST", "/api/v1/budgets/reserve",
+                           {"customer": "acme", "model": "gpt-4o", "estimated_cost": "0.03", "ttl": "5m"})
+    assert status == 200 and held["allowed"] is True and len(held["reservation"]) == 32
+    assert request(ports, "GET", "/api/v1/budgets/acme-daily")[1]["reserved"] == "0.03"
+    status, refused = request(ports, "POST", "/api/v1/budgets/reserve", {"customer": "acme", "estimated_cost": "0.01"})
+    assert status == 402 and refused["budget"] == "acme-daily" and refused["reserved"] == "0.03"
+    assert request(ports, "GET", "/api/v1/budgets/check?customer=acme&estimated_cost=0.01")[0] == 402
+    assert request(ports, "DELETE", f"/api/v1/budgets/reservations/{held['reservation']}")[0] == 204
+    assert request(ports, "DELETE", f"/api/v1/budgets/reservations/{held['reservation']}")[0] == 404
+    assert request(ports, "GET", "/api/v1/budgets/check?customer=acme&estimated_cost=0.01")[0] == 200
+    for body, message in (({"customer": "acme", "estimated_cost": "lots"}, "estimated_cost: 'lots' is not an amount"),
+                          ({"estimated_cost": "1", "ttl": "2d"}, "ttl: between 1s and 24h"),
+                          ({"estimated_cost": "1", "colour": "red"}, "colour: unknown parameter")):
+        status, error = request(ports, "POST", "/api/v1/budgets/reserve", body)
+        assert status == 400 and error["error"]["message"].startswith(message), error
+
 
 def test_failing_webhook_does_not_block_the_pipeline(ports, collector, sink, tmp_path):
     failing = WebhookReceiver(status=500)

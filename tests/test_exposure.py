@@ -103,6 +103,8 @@ def test_public_beyond_loopback_serves_reads_but_never_anonymous_changes(ports, 
     assert ask(ports["api"], "/api/v1/costs")[0] == 200
     status, _ = ask(ports["api"], "/api/v1/budgets", "POST", body={"id": "b", "limit": 1, "period": "daily"})
     assert status == 401
+    assert ask(ports["api"], "/api/v1/budgets/check?estimated_cost=0.01")[0] == 200  # a read
+    assert ask(ports["api"], "/api/v1/budgets/reserve", "POST", body={"estimated_cost": "1"})[0] == 401  # a hold
 
 
 def test_a_check_token_checks_budgets_and_reads_nothing_else(ports, collector, tmp_path):
@@ -113,6 +115,9 @@ def test_a_check_token_checks_budgets_and_reads_nothing_else(ports, collector, t
     status, body = ask(ports["api"], "/api/v1/costs", token=CHECK)
     assert status == 403 and "a check token may only call /api/v1/budgets/check" in body["error"]["message"]
     assert ask(ports["api"], "/api/v1/budgets", "POST", token=CHECK, body={"id": "b", "limit": 1})[0] == 403
+    status, held = ask(ports["api"], "/api/v1/budgets/reserve", "POST", token=CHECK, body={"estimated_cost": "0.01"})
+    assert status == 200 and held["allowed"] is True
+    assert ask(ports["api"], f"/api/v1/budgets/reservations/{held['reservation']}", "DELETE", token=CHECK)[0] == 204
     assert ask(ports["api"], "/api/v1/budgets/check?estimated_cost=0.01")[0] == 401  # tokens on: none is no one
 
 

@@ -124,3 +124,14 @@ def test_holds_count_until_released_or_expired(ledger_backend):
         assert txn.budgets.release(["r1", "unknown"], now + dt.timedelta(minutes=2)) == 2
     with store.budget_tables() as tables:
         assert tables.held(now) == {}
+
+
+@pytest.mark.parametrize("customer", ['a,"b"\nc', "", "—ü\\N", "NULL"])
+def test_text_comes_back_as_it_was_written(ledger_backend, customer):
+    store = ledger_backend()
+    columns = CallColumns(store.dimensions)
+    columns.add(sample_batch("01", customer))
+    store.append(columns.table())
+    with store.queries() as queries:
+        (call,) = queries.calls(DAY, DAY + dt.timedelta(days=1), {}, 10, None)["calls"]
+    assert call["customer"] == customer and call["user"] is None

@@ -49,8 +49,8 @@ def document() -> dict:
                                       "content": {"application/json": {"schema": {"type": "object"}}}},
                               "400": _ERROR}}},
             "/api/v1/info": {"get": {
-                "summary": "Version, dimensions, trace link template, whether budgets are on, the price "
-                           "snapshot and currency of genai_cost",
+                "summary": "Version, dimensions, the ledger backend, trace link template, whether budgets are on, "
+                           "the price snapshot and currency of genai_cost",
                 "responses": {"200": {"description": "info",
                                       "content": {"application/json": {"schema": {"type": "object"}}}}}}},
             "/api/v1/budgets": {"get": {"summary": "Budgets with their spend, status and reset time",
@@ -76,6 +76,20 @@ def document() -> dict:
                                 "description": "customer=acme&model=gpt-5: the call's dimensions"}],
                 "responses": {"200": {"description": "allowed"}, "402": {"description": "refused"},
                               "400": _ERROR}}},
+            "/api/v1/budgets/reserve": {"post": {
+                "summary": "Hold the call's estimated cost against the budgets it counts towards until its span "
+                           "(carrying gen_ai.budget.reservation) is stored or the ttl passes; 402 as the check",
+                "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                    "type": "object", "required": ["estimated_cost"],
+                    "properties": {"estimated_cost": {"type": "string"},
+                                   "ttl": {"type": "string", "description": "how long to hold (default 60s)"}},
+                    "additionalProperties": {"type": "string", "description": "the call's dimensions"}}}}},
+                "responses": {"200": {"description": "held: the reservation id"}, "402": {"description": "refused"},
+                              "400": _ERROR}}},
+            "/api/v1/budgets/reservations/{id}": {"delete": {
+                "summary": "Release a reservation whose call was not made",
+                "parameters": [{"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}],
+                "responses": {"204": {"description": "released"}, "404": _ERROR}}},
             "/api/v1/unpriced": {"get": {
                 "summary": "Models seen without a price, with counts and last seen",
                 "responses": {"200": {"description": "models",

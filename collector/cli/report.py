@@ -19,8 +19,7 @@ from collector.cli.api_client import ApiClient, add_token_option
 from collector.cli.common import DEFAULT_DB, DEFAULT_URL, add_time_range, time_range
 from collector.errors import LedgerError, QueryError
 from collector.storage.ledger import Ledger
-from collector.storage.queries import CostQuery, LedgerQueries
-from collector.storage.rollups import rollups_lag
+from collector.storage.queries import CostQuery
 
 
 def _filters(pairs: list[str]) -> dict[str, str]:
@@ -45,8 +44,8 @@ def _report_from_file(path: Path, args: argparse.Namespace) -> dict[str, Any]:
     start, end = time_range(args, 30)  # as the API's default range
     query = CostQuery(start, end, [g for g in (args.group_by or "").split(",") if g], args.granularity,
                       _filters(args.filter), args.top)
-    with Ledger.open(path, read_only=True) as ledger:
-        return LedgerQueries(ledger.con, ledger.dimensions, rollups_lag(ledger.version)).costs(query)
+    with Ledger.open(path, read_only=True) as ledger, ledger.queries() as queries:
+        return queries.costs(query)
 
 
 def cmd_report(args: argparse.Namespace) -> int:
