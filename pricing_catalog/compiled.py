@@ -136,8 +136,8 @@ class CompiledPrice:
             raise PricingError(plan)
         return plan
 
-    def price(self, usage: dict[str, int]) -> Breakdown:
-        """Cost in pico-USD of a usage mapping (genai-prices usage keys → non-negative counts)."""
+    def _leaves(self, usage: dict[str, int]) -> dict[str, int]:
+        """The count each priced unit is charged for: its usage key's count less its priced descendants'."""
         reported = self._plan(usage)
         leaves: dict[str, int] = {}
         for key, descendants in self.leaf_order:
@@ -147,6 +147,11 @@ class CompiledPrice:
             if leaf < 0:
                 raise PricingError(f"invalid usage: more specific token counts exceed {key} ({usage.get(key, 0)})")
             leaves[key] = leaf
+        return leaves
+
+    def price(self, usage: dict[str, int]) -> Breakdown:
+        """Cost in pico-USD of a usage mapping (genai-prices usage keys → non-negative counts)."""
+        leaves = self._leaves(usage)
         total_input = usage.get("input_tokens", 0) if self.has_tiers else 0
         parts = [0, 0, 0, 0, 0]
         for key, rate, index in self._rates:
@@ -159,3 +164,31 @@ class CompiledPrice:
             cost = rate * count
             parts[index] += cost if type(cost) is int else round_pico(cost)
         return Breakdown(sum(parts), *parts)
+
+    def lines(self, usage: dict[str, int]) -> list[PricedLine]:
+        """How :meth:`price` arrives at its parts: one line per unit the call is charged for."""
+        leaves = self._leaves(usage)
+        total_input = usage.get("input_tokens", 0)
+        result = []
+        for (key, price, per, index), (_, rate, _) in zip(self.units, self._rates, strict=True):
+            count = 1 if key == "requests" else leaves[key]
+            if not count:
+                continue
+            if isinstance(price, TieredPrices):
+                price = next((t.price for t in reversed(price.tiers) if total_input > t.start), price.base)
+                rate = _rate(price, per)
+            cost = rate * count
+            result.append(PricedLine(key, count, price, per, CATEGORIES[index],
+                                     cost if type(cost) is int else round_pico(cost)))
+        return result
+
+
+class PricedLine(NamedTuple):
+    """One unit of a call's price: ``count`` units × ``price`` per ``per`` units = ``cost_pico``."""
+
+    usage_key: str
+    count: int
+    price: Decimal
+    per: int
+    category: str
+    cost_pico: int

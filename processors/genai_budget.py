@@ -118,6 +118,7 @@ class GenAIBudget(Processor):
         self.loop: asyncio.AbstractEventLoop | None = None
         self.tasks: set[asyncio.Task] = set()
         self._cached: tuple[float, list[Status]] | None = None  # (monotonic time, statuses) of an unshared ledger
+        self._writes = 0  # writes committed, or definitions changed: a cached status read before one is stale
 
     def bind_service(self, service) -> None:
         self.exporter = ledger_of(service, f"processor {self.component_id}", self.ledger_id)
@@ -162,10 +163,9 @@ class GenAIBudget(Processor):
                         or stored[budget.id].source != "config":
                     self._define(tables, budget)
             for budget_id, entry in stored.items():  # API budgets of an older ledger, or of another zone
-                if entry.source == "api" and budget_id not in configured and entry.counted != {
-                        **entry.spec, "timezone": str(self.book.zone)}:
+                if entry.source == "api" and budget_id not in configured:
                     budget = self._parse_stored(budget_id, entry)
-                    if budget is not None:
+                    if budget is not None and entry.counted != self.book.counted(budget):
                         self._define(tables, budget)
             self._load(tables)
 
@@ -193,7 +193,7 @@ class GenAIBudget(Processor):
             if budget is not None:
                 budgets[budget_id] = budget
         self.book.budgets, self.book.version = budgets, version
-        self._cached = None
+        self._forget_statuses()
 
     def save(self, data: dict[str, Any], replace: str | None = None) -> Budget:
         """Create (or, with ``replace``, update) an API-managed budget; raises BudgetError, ReadOnly (a budget
@@ -235,6 +235,7 @@ class GenAIBudget(Processor):
         cached = self._cached
         if cached is not None and time.monotonic() - cached[0] < 1.0:
             return cached[1]
+        writes = self._writes
         now = self.book.clock()
         with self.store.budget_tables() as tables:
             version = tables.version()
@@ -242,7 +243,7 @@ class GenAIBudget(Processor):
                 self._load(tables, version)
             windows = [self.book.window(budget, now) for budget in self.book.budgets.values()]
             statuses = self.book.statuses(tables.spend(windows), tables.held(now), now)
-        if not self.store.shared:
+        if not self.store.shared and writes == self._writes:  # no write committed while this was read
             self._cached = (time.monotonic(), statuses)
         return statuses
 
@@ -276,18 +277,20 @@ class GenAIBudget(Processor):
             if applying and estimate_pico:
                 tables.hold(reservation, {budget.id: estimate_pico for budget in applying},
                             now + dt.timedelta(seconds=ttl))
-        self._cached = None
+        self._forget_statuses()
         return reservation, statuses
 
     def release(self, reservation: str) -> None:
         """Give back what a reservation holds (the call was not made); NotFound when it holds nothing."""
         with self.store.write() as txn:
             released = txn.budgets.release([reservation], self.book.clock())
-        self._cached = None
+        self._forget_statuses()
         if not released:
             raise NotFound(f"no reservation {reservation!r} (released already, expired, or holding nothing)")
 
-    def _forget_statuses(self, txn: WriteTxn, columns: CallColumns, added: list[int]) -> None:
+    def _forget_statuses(self, *committed: object) -> None:
+        """After a write (a committed listener: transaction, columns, rows added) or a change of budgets."""
+        self._writes += 1
         self._cached = None
 
     def _count(self, txn: WriteTxn, columns: CallColumns, added: list[int]) -> None:

@@ -69,6 +69,17 @@ def usage_of(call: GenAICall) -> dict[str, int]:
     return usage
 
 
+LEDGER_USAGE_KEYS = {"input_tokens": "input_tokens", "output_tokens": "output_tokens",
+                     "cache_read_tokens": "cache_read_tokens", "cache_write_tokens": "cache_write_tokens",
+                     "reasoning_tokens": "output_reasoning_tokens"}  # ledger column → genai-prices usage key
+
+
+def usage_of_row(tokens: dict[str, int | None]) -> dict[str, int]:
+    """genai-prices usage keys of a stored call's token columns (as ``usage_of`` reads a span)."""
+    return {LEDGER_USAGE_KEYS[column]: value or 0 for column, value in tokens.items()
+            if value or column in ("input_tokens", "output_tokens")}
+
+
 def price_usage(catalog: PriceCatalog, provider: str | None, model: str, start_ns: int, tier: str,
                 usage: dict[str, int], reported: float | None = None, prefer: str = "local",
                 tolerance: float = 0.01) -> CostResult:

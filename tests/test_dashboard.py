@@ -1,17 +1,39 @@
-"""The dashboard in a real headless Chromium: the numbers shown, the filters, a screenshot."""
+"""The dashboard in a real headless Chromium: the numbers shown, the filters, the explanation of a cost, the
+layout from 1024 to 1920 px, screenshots."""
 
 from __future__ import annotations
 
 import shutil
 import urllib.request
-from pathlib import Path
 
 import pytest
 
 from tests.test_ledger import emit, ledger_config, tracer
 
 CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
-ARTIFACTS = Path(__file__).parent.parent / "test-artifacts"
+# what the page must never show: an element wider than its card, a number in scientific notation, a budget bar
+# whose fill differs from its utilisation
+LAYOUT_PROBLEMS = """
+const problems = [];
+for (const box of document.querySelectorAll(".card, .panel, #explain[open]")) {
+  const outer = box.getBoundingClientRect();
+  if (box.scrollWidth > box.clientWidth + 1) problems.push(`${box.id || box.className} scrolls sideways`);
+  for (const inner of box.querySelectorAll("*")) {
+    const rect = inner.getBoundingClientRect();
+    if (rect.width && (rect.right > outer.right + 1 || rect.left < outer.left - 1))
+      problems.push(`${inner.tagName}.${inner.className} overflows ${box.id || box.className}`);
+  }
+}
+const text = document.body.innerText;
+const scientific = /\\b\\d+(\\.\\d+)?[eE][+-]?\\d+\\b/g;
+for (const match of text.match(scientific) || []) problems.push(`scientific notation: ${match}`);
+for (const bar of document.querySelectorAll(".budget .bar")) {
+  const fill = bar.querySelector(".fill").getBoundingClientRect().width / bar.getBoundingClientRect().width;
+  const expected = Math.min(1, Number(bar.getAttribute("aria-valuenow")) / 100);
+  if (Math.abs(fill - expected) > 0.01) problems.push(`budget bar filled ${fill} for ${expected}`);
+}
+return problems;
+"""
 pytestmark = pytest.mark.skipif(CHROMIUM is None or DRIVER is None,
                                 reason="needs Debian's chromium and chromium-driver (./scripts/test installs them)")
 
@@ -96,10 +118,30 @@ def test_dashboard_shows_the_ledger_and_filters_it(ports, collector, browser, tm
     models = browser.find_elements(By.CSS_SELECTOR, "table[data-dimension=model] tr.row td:nth-child(2)")
     assert [m.text for m in models] == ["2"]
 
-    ARTIFACTS.mkdir(exist_ok=True)
-    assert browser.save_screenshot(str(ARTIFACTS / "dashboard.png"))
     browser.find_element(By.CSS_SELECTOR, "#filters .chip").click()  # remove the filter
     loaded("0.021")
+
+    # explain a cost: one call's tokens × unit prices, the price it matched, what the ledger holds, the trace
+    browser.find_element(By.CSS_SELECTOR, "#expensive tr.call").click()
+    dialog = wait.until(lambda d: d.find_element(By.CSS_SELECTOR, "#explain[open]"))
+    lines = [line.text for line in dialog.find_elements(By.CSS_SELECTOR, "tr.line")]
+    assert lines == ["input tokens 1,000 × 2.5 USD / 1M = 0.00250 USD",
+                     "output tokens 100 × 10 USD / 1M = 0.00100 USD"]
+    assert dialog.find_element(By.CSS_SELECTOR, "tr.total td.num").get_attribute("data-exact") == "0.0035"
+    assert "price of openai / gpt-4o, standard tier, from genai-prices (genai-prices 0.2.3)" in dialog.text
+    assert "the ledger holds 0.00350 USD, priced with genai-prices 0.2.3" in dialog.text
+    assert dialog.find_element(By.LINK_TEXT, "open the trace").get_attribute("href").startswith(
+        "http://jaeger.example:16686/trace/")
+    assert browser.execute_script(LAYOUT_PROBLEMS) == []
+    dialog.find_element(By.CSS_SELECTOR, "button.close").click()
+
+    # from a small laptop to a wide screen: nothing overflows its card, no scientific notation, true bars
+    for width in (1024, 1920):
+        browser.set_window_size(width, 1800)
+        browser.get(page)
+        loaded("0.021")
+        assert browser.execute_script(LAYOUT_PROBLEMS) == [], (width, browser.execute_script(LAYOUT_PROBLEMS))
+        assert browser.save_screenshot(str(tmp_path / f"dashboard-{width}.png"))
 
     provider, _ = tracer(ports, "acme")
     emit(provider, 1, **{"gen_ai.request.model": "gpt-unknown-9"})  # a model without a price

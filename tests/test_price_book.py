@@ -176,3 +176,34 @@ def test_live_price_update_changes_prices_and_snapshot_id():
     assert before.amount == D("0.00385") and after.amount == D("0.00685")  # 1200 × $5 + 85 × $10
     snapshot = span_attributes(after_batch)["chat gpt-4o"]["gen_ai.usage.cost.pricing.snapshot"]
     assert snapshot.startswith("genai-prices 0.2.3+live:")
+
+
+@pytest.mark.parametrize(("provider", "model", "usage"), [
+    ("openai", "gpt-4o", {"input_tokens": 1200, "output_tokens": 300, "cache_read_tokens": 200}),
+    ("anthropic", "claude-haiku-4-5", {"input_tokens": 3000, "output_tokens": 10, "cache_read_tokens": 2000,
+                                       "cache_write_tokens": 500}),
+    ("google", "gemini-2.5-pro", {"input_tokens": 250_000, "output_tokens": 900}),  # above the 200k tier
+    ("google", "gemini-2.5-pro", {"input_tokens": 1000, "output_tokens": 900, "output_reasoning_tokens": 400}),
+])
+def test_the_explanation_adds_up_to_the_price(provider, model, usage):
+    from pricing_catalog.explain import explain
+    book = PriceCatalog()
+    match = book.lookup(provider, model, JAN_2026, "standard")
+    lines = match.compiled.lines(usage)
+    assert sum(line.cost_pico for line in lines) == match.price(usage).total
+    for line in lines:  # each line is its count × its unit price
+        assert Decimal(line.count) * line.price / line.per == from_pico(line.cost_pico)
+    explained = explain(book, provider, model, JAN_2026, "standard", usage)
+    assert Decimal(explained["total"]) == from_pico(match.price(usage).total)
+    assert explain(book, provider, "no-such-model", JAN_2026, "standard", usage)["priced"] is False
+
+
+def test_the_explanation_shows_the_adjustment_and_the_exchange_rate(tmp_path):
+    from pricing_catalog.explain import explain
+    book = PriceCatalog.from_files([EXAMPLE])
+    explained = explain(book, "anthropic", "claude-haiku-4-5", JAN_2026 + 200 * DAY, "standard",
+                        {"input_tokens": 1000, "output_tokens": 100})  # the example's 15% discount
+    assert explained["currency"] == "EUR" and explained["lines_currency"] == "USD"
+    assert explained["adjustment"] == "0.85" and explained["exchange_rate"] is not None
+    total = Decimal(explained["subtotal"]) * Decimal(explained["adjustment"]) * Decimal(explained["exchange_rate"])
+    assert abs(Decimal(explained["total"]) - total) < Decimal("1e-11")

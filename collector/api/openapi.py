@@ -48,6 +48,13 @@ def document() -> dict:
                 "responses": {"200": {"description": "calls and next_cursor",
                                       "content": {"application/json": {"schema": {"type": "object"}}}},
                               "400": _ERROR}}},
+            "/api/v1/calls/{trace_id}/{span_id}/cost": {"get": {
+                "summary": "How a stored call's cost is made up, priced by the catalog at its start time",
+                "parameters": [{"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+                               for name in ("trace_id", "span_id")],
+                "responses": {"200": {"description": "the call, its explanation (lines, adjustment, rate, "
+                                                     "total) and whether the ledger agrees"},
+                              "404": _ERROR}}},
             "/api/v1/info": {"get": {
                 "summary": "Version, dimensions, the ledger backend, trace link template, whether budgets are on, "
                            "the price snapshot and currency of genai_cost",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -23,6 +24,9 @@ from collector.exporters.ledger_writer import LedgerExporter, ledger_of
 from collector.http_server import is_loopback, serve
 from collector.schema import Endpoint, Invalid, Parse
 from collector.storage.queries import LedgerQueries
+from collector.storage.schema import TOKEN_COLUMNS
+from pricing_catalog.explain import explain
+from processors.genai_cost import usage_of_row
 
 _ADMIN_METHODS = ("POST", "PUT", "DELETE", "PATCH")
 # what an app calls around an LLM call: check tokens suffice
@@ -167,6 +171,7 @@ class CostApi(Extension):
         CostRoutes(self.queries).add_to(app)
         if self.budgets is not None:
             BudgetRoutes(self.budgets).add_to(app)
+        app.router.add_get("/api/v1/calls/{trace_id}/{span_id}/cost", self._explain)
         app.router.add_get("/api/v1/openapi.json", _openapi)
         app.router.add_get("/api/v1/info", self._info)
         app.router.add_get("/api/v1/diagnostics", self._diagnostics)
@@ -190,6 +195,29 @@ class CostApi(Extension):
                               "budgets": self.budgets is not None,
                               "price_snapshot": catalog.snapshot_id if catalog else None,
                               "currency": catalog.currency if catalog else None})
+
+    async def _explain(self, request: web.Request) -> web.Response:
+        """How a stored call's cost is made up, priced again by genai_cost's catalog at the call's start time,
+        beside what the ledger holds (its cost, snapshot and reported cost)."""
+        trace_id, span_id = request.match_info["trace_id"], request.match_info["span_id"]
+
+        def collect() -> dict:
+            with self.queries() as queries:
+                call = queries.call(trace_id, span_id)
+            body: dict[str, Any] = {"call": call, "trace_url": self.trace_url_template.format(trace_id=trace_id)
+                                    if self.trace_url_template else None}
+            if self.pricing is None:
+                body["explanation"] = {"priced": False, "reason": "this collector has no genai_cost processor"}
+                return body
+            start = dt.datetime.fromisoformat(call["start_time"].removesuffix("Z")).replace(tzinfo=dt.UTC)
+            tokens = {column: call[column] for column in TOKEN_COLUMNS}
+            body["explanation"] = explanation = explain(
+                self.pricing.catalog, call["provider"], call["model"] or "",
+                int(start.timestamp() * 1e6) * 1000, call["tier"] or "standard", usage_of_row(tokens))
+            body["matches_ledger"] = explanation.get("total") == call["cost"] \
+                and explanation.get("snapshot") == call["snapshot"]
+            return body
+        return json_response(await asyncio.to_thread(collect))
 
     async def _diagnostics(self, request: web.Request) -> web.Response:
         """Everything ``genai-collector doctor`` checks on a running collector."""

@@ -15,10 +15,7 @@ from collector.storage.ledger import Ledger
 from collector.storage.schema import COST_COLUMNS, TOKEN_COLUMNS
 from pricing_catalog.catalog import PriceCatalog
 from pricing_catalog.compiled import from_pico
-from processors.genai_cost import price_usage
-
-_USAGE_KEYS = dict(zip(TOKEN_COLUMNS, ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens",
-                                       "output_reasoning_tokens"), strict=True))
+from processors.genai_cost import price_usage, usage_of_row
 
 
 def _repriced(calls: list[tuple], catalog: PriceCatalog, show_progress: bool) -> tuple[pa.Table, dict, dict]:
@@ -29,8 +26,7 @@ def _repriced(calls: list[tuple], catalog: PriceCatalog, show_progress: bool) ->
     columns: dict[str, list] = defaultdict(list)
     for index, row in enumerate(calls):
         (trace_id, span_id, start_us, provider, model, tier, source, *tokens, cost, reported, _) = row
-        usage = {_USAGE_KEYS[c]: v for c, v in zip(TOKEN_COLUMNS, tokens, strict=True)
-                 if v or c in ("input_tokens", "output_tokens")}
+        usage = usage_of_row(dict(zip(TOKEN_COLUMNS, tokens, strict=True)))
         result = price_usage(catalog, provider, model or "", start_us * 1000, tier or "standard", usage,
                              float(reported) if reported is not None else None,
                              prefer="reported" if source == "provider" else "local")

@@ -16,7 +16,7 @@ from decimal import Decimal
 from typing import Any
 
 from collector.config import parse_duration
-from collector.errors import QueryError
+from collector.errors import NotFound, QueryError
 from collector.storage.dialect import DUCKDB, SqlDialect
 from collector.storage.rollups import ROLLUP_SUMS
 from collector.storage.schema import ROLLUP_KEYS, call_fields, q
@@ -146,6 +146,14 @@ class LedgerQueries:
             last = rows[-1]
             next_cursor = encode_cursor(last["start_time"], last["trace_id"], last["span_id"])
         return {"calls": rows, "next_cursor": next_cursor}
+
+    def call(self, trace_id: str, span_id: str) -> dict[str, Any]:
+        """One stored call, by its span; NotFound when the ledger has none."""
+        rows = self._rows(f"SELECT {self.fields} FROM llm_calls WHERE trace_id = ? AND span_id = ?",
+                          [trace_id, span_id])
+        if not rows:
+            raise NotFound(f"no call {trace_id}/{span_id} in the ledger")
+        return rows[0]
 
     def unpriced(self) -> dict[str, Any]:
         rows = self._rows("SELECT provider, model, count(*)::BIGINT AS calls, max(start_time) AS last_seen "

@@ -160,7 +160,7 @@ async function drawBreakdowns(r) {
       const value = row[dimension];
       const share = Number(row.cost) / (totals[row.currency] || 1);  // of the spend in the row's currency
       const tr = el("tr", { class: "row", "data-value": value },
-        el("td", {}, value || "(none)"), el("td", { class: "num" }, number(row.calls)),
+        el("td", { class: "name", title: value || "" }, value || "(none)"), el("td", { class: "num" }, number(row.calls)),
         el("td", { class: "num" }, number(row.input_tokens + row.output_tokens)),
         el("td", { class: "num" }, `${money(row.cost)} ${row.currency}`),
         el("td", {}, el("span", { class: "share", style: `width:${Math.round(share * 48)}px` }),
@@ -209,12 +209,62 @@ async function drawExpensive(r) {
   for (const call of calls) {
     const trace = template ? el("a", { href: template.replace("{trace_id}", call.trace_id), target: "_blank" },
       call.trace_id.slice(0, 16)) : call.trace_id.slice(0, 16);
-    table.append(el("tr", {}, el("td", {}, when(call.start_time)),
+    if (template) trace.addEventListener("click", (event) => event.stopPropagation());
+    const row = el("tr", { class: "call", title: "how this cost is made up" }, el("td", {}, when(call.start_time)),
       el("td", {}, call.model || ""), el("td", {}, call.customer || ""),
       el("td", {}, `${number(call.input_tokens)} / ${number(call.output_tokens)}`),
-      el("td", { class: "num" }, `${money(call.cost)} ${call.currency}`), el("td", {}, trace)));
+      el("td", { class: "num" }, `${money(call.cost)} ${call.currency}`), el("td", {}, trace));
+    row.addEventListener("click", () => explainCall(call).catch((error) => {
+      $("footer").textContent = `could not explain the call: ${error.message}`;
+    }));
+    table.append(row);
   }
   if (!calls.length) table.append(el("tr", {}, el("td", { class: "empty", colspan: 6 }, "no calls")));
+}
+
+const UNITS = { input_tokens: "input tokens", output_tokens: "output tokens", cache_read_tokens: "cache reads",
+                cache_write_tokens: "cache writes", output_reasoning_tokens: "reasoning tokens", requests: "request" };
+const per = (n) => n === 1 ? "" : n === 1e6 ? " / 1M" : n === 1e3 ? " / 1K" : ` / ${number(n)}`;
+
+// "Explain a cost": each unit the call is charged for × its unit price, as the catalog prices it now, beside
+// what the ledger holds and what the client reported.
+async function explainCall(call) {
+  const body = await api(`calls/${call.trace_id}/${call.span_id}/cost`);
+  const x = body.explanation, stored = body.call, dialog = $("explain");
+  const lines = el("table", { class: "lines" });
+  const parts = [el("h2", {}, `${stored.model || "?"} · ${stored.provider || "?"} · ${when(stored.start_time)}`)];
+  if (x.priced) {
+    const unit = x.lines_currency;
+    lines.append(el("tr", {}, ...["", "count", "unit price", "cost"].map((h, i) => el("th", i ? { class: "num" } : {}, h))),
+      ...x.lines.map((line) => el("tr", { class: "line" }, el("td", {}, UNITS[line.unit] || line.unit),
+        el("td", { class: "num" }, number(line.count)),
+        el("td", { class: "num" }, `× ${line.unit_price} ${unit}${per(line.per)}`),  // the catalog's, exactly
+        el("td", { class: "num" }, `= ${money(line.cost)} ${unit}`))));
+    if (x.adjustment) lines.append(el("tr", {}, el("td", { colspan: 3 }, "negotiated adjustment"),
+      el("td", { class: "num" }, `× ${x.adjustment}`)));
+    if (x.exchange_rate) lines.append(el("tr", {}, el("td", { colspan: 3 }, `USD → ${x.currency}`),
+      el("td", { class: "num" }, `× ${x.exchange_rate}`)));
+    lines.append(el("tr", { class: "total" }, el("td", { colspan: 3 }, "total"),
+      el("td", { class: "num", "data-exact": x.total }, `${money(x.total)} ${x.currency}`)));
+    parts.push(lines, el("p", { class: "meta" },
+      `price of ${x.provider} / ${x.model}, ${x.tier} tier, from ${x.source} (${x.snapshot})`));
+  } else {
+    parts.push(el("p", { class: "warning-text" }, `not priced: ${x.reason}`));
+  }
+  parts.push(el("p", { class: "meta" }, `the ledger holds ${money(stored.cost)} ${stored.currency}, priced with ` +
+    `${stored.snapshot || "?"}` + (body.matches_ledger === false && x.priced
+      ? `: the catalog prices it ${money(x.total)} ${x.currency} now (genai-collector reprice updates it)` : "")));
+  if (stored.reported_cost !== null) {
+    const reported = Number(stored.reported_cost), ours = Number(x.priced ? x.total : stored.cost);
+    const gap = Math.abs(ours - reported) / Math.max(Math.abs(ours), Math.abs(reported), 1e-12);
+    parts.push(el("p", { class: gap > 0.01 ? "warning-text" : "meta" },
+      `the client reported ${money(stored.reported_cost)}` + (gap > 0.01 ? `: ${(gap * 100).toFixed(1)}% apart` : "")));
+  }
+  if (body.trace_url) parts.push(el("p", {}, el("a", { href: body.trace_url, target: "_blank" }, "open the trace")));
+  const close = el("button", { class: "close", "aria-label": "close" }, "close");
+  close.addEventListener("click", () => dialog.close());
+  dialog.replaceChildren(close, ...parts);
+  dialog.showModal();
 }
 
 async function drawUnpriced() {
