@@ -9,7 +9,7 @@ from typing import Any
 
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
-from processors.dialects import normalize_tier, provider_from_model
+from processors.dialects import LITELLM_RAW_USAGE, normalize_provider, normalize_tier, provider_from_model
 from processors.genai_call import GenAICall, as_float, json_attr, token_count
 
 
@@ -88,16 +88,64 @@ def _python_literal(text: str) -> Any:
         return None
 
 
+def _mapping(value: Any) -> dict[str, Any]:
+    """A nested usage object, or an empty one when the text held something else there."""
+    return value if isinstance(value, dict) else {}
+
+
+def _raw_usage(usage: dict[str, Any]) -> dict[str, Any]:
+    """Canonical token counts of a provider's own usage object: OpenAI's (input includes the cached tokens),
+    Anthropic's and Bedrock's (input excludes them), Gemini's (``thoughts`` apart from the candidates)."""
+    if "prompt_tokens" in usage:
+        return {"input": usage.get("prompt_tokens"), "output": usage.get("completion_tokens"),
+                "cache_read": _mapping(usage.get("prompt_tokens_details")).get("cached_tokens"),
+                "reasoning": _mapping(usage.get("completion_tokens_details")).get("reasoning_tokens")}
+    if "promptTokenCount" in usage:
+        return {"input": usage.get("promptTokenCount"),
+                "output": token_count(usage.get("candidatesTokenCount") or 0)
+                + token_count(usage.get("thoughtsTokenCount") or 0),
+                "cache_read": usage.get("cachedContentTokenCount"), "reasoning": usage.get("thoughtsTokenCount")}
+    cache_read = usage.get("cache_read_input_tokens") or usage.get("cacheReadInputTokens") or 0
+    cache_write = usage.get("cache_creation_input_tokens") or usage.get("cacheWriteInputTokens") or 0
+    uncached = usage.get("input_tokens", usage.get("inputTokens"))
+    return {"input": None if uncached is None else token_count(uncached) + token_count(cache_read)
+            + token_count(cache_write),
+            "output": usage.get("output_tokens", usage.get("outputTokens")),
+            "cache_read": cache_read, "cache_write": cache_write}
+
+
+def _litellm_raw(call: GenAICall) -> None:
+    """A ``raw_gen_ai_request`` span: the provider's own response, one per call. Inside an app's span LiteLLM
+    writes its ``gen_ai.*`` attributes onto the app's span, where a second call overwrites the first; these
+    spans stay one per call, so they are what is priced (the span above them is then a wrapper)."""
+    key = next((key for key in LITELLM_RAW_USAGE if key in call.index), None)
+    text = call.value(key) if key is not None else None
+    usage = _python_literal(text) if isinstance(text, str) else None
+    if not isinstance(usage, dict):
+        return
+    call.provider = normalize_provider(key.split(".")[1])
+    call.operation = "chat"
+    try:
+        for field, value in _raw_usage(usage).items():
+            if value is not None:
+                setattr(call, field, token_count(value))
+    except ValueError as exc:
+        call.usage_error = f"{key}: {exc}"
+
+
 def _litellm(call: GenAICall, span: Span) -> None:
     """LiteLLM's ``litellm_request`` span counts cached tokens in ``gen_ai.usage.input_tokens`` but names them
     only inside ``metadata.usage_object``, the ``repr`` of its Usage object (OpenAI's ``prompt_tokens_details``
     and Anthropic's ``cache_*_input_tokens`` alike)."""
+    if span.name == "raw_gen_ai_request":
+        _litellm_raw(call)
+        return
     text = call.value("metadata.usage_object")
     usage = _python_literal(text) if isinstance(text, str) else None
     if not isinstance(usage, dict):
         return
-    prompt = usage.get("prompt_tokens_details") or {}
-    completion = usage.get("completion_tokens_details") or {}
+    prompt = _mapping(usage.get("prompt_tokens_details"))
+    completion = _mapping(usage.get("completion_tokens_details"))
     found = {"cache_read": prompt.get("cached_tokens") or usage.get("cache_read_input_tokens"),
              "cache_write": prompt.get("cache_creation_tokens") or prompt.get("cache_write_tokens")
              or usage.get("cache_creation_input_tokens"),

@@ -24,14 +24,21 @@ CACHE_WRITE_TOKENS = "gen_ai.usage.cache_creation.input_tokens"
 REASONING_TOKENS = "gen_ai.usage.reasoning.output_tokens"
 DIALECT = "gen_ai.normalize.dialect"
 
+# LiteLLM's ``raw_gen_ai_request`` spans hold the provider's own response as ``llm.<provider>.<field>``,
+# <provider> being LiteLLM's name for it (processors.dialect_rules reads them).
+LITELLM_RAW_PROVIDERS = ("openai", "azure", "anthropic", "bedrock", "vertex_ai", "gemini", "mistral", "groq",
+                         "deepseek", "cohere", "together_ai", "fireworks_ai", "xai", "openrouter", "ollama",
+                         "hosted_vllm", "perplexity", "cerebras", "databricks", "watsonx")
+LITELLM_RAW_USAGE = tuple(f"llm.{provider}.usage" for provider in LITELLM_RAW_PROVIDERS)
+
 # Where each canonical field may come from, most specific first.
 SOURCES: dict[str, tuple[str, ...]] = {
     "provider": (PROVIDER, "gen_ai.system", "llm.provider", "ai.model.provider"),
     "operation": (OPERATION, "llm.request.type", "openinference.span.kind", "langfuse.observation.type"),
     "request_model": (REQUEST_MODEL, "llm.request.model_name", "ai.model.id", "embedding.model_name"),
     "response_model": (RESPONSE_MODEL, "llm.response.model_name", "llm.model_name", "ai.response.model",
-                       "langfuse.observation.model.name"),
-    "response_id": (RESPONSE_ID, "ai.response.id"),
+                       "langfuse.observation.model.name", *(f"llm.{p}.model" for p in LITELLM_RAW_PROVIDERS)),
+    "response_id": (RESPONSE_ID, "ai.response.id", *(f"llm.{p}.id" for p in LITELLM_RAW_PROVIDERS)),
     "input": (INPUT_TOKENS, "gen_ai.usage.prompt_tokens", "llm.token_count.prompt", "ai.usage.inputTokens",
               "ai.usage.promptTokens", "gen_ai.response.prompt_tokens"),
     "output": (OUTPUT_TOKENS, "gen_ai.usage.completion_tokens", "llm.token_count.completion",
@@ -53,30 +60,31 @@ SOURCES: dict[str, tuple[str, ...]] = {
                     "gen_ai.usage.prompt_tokens_details.audio_tokens"),
     "output_audio": ("llm.token_count.completion_details.audio", "gen_ai.usage.details.output_audio_tokens",
                      "gen_ai.usage.completion_tokens_details.audio_tokens"),
+    "total": ("gen_ai.usage.total_tokens", "llm.usage.total_tokens", "ai.usage.totalTokens", "llm.token_count.total"),
     "tier": ("openai.response.service_tier", "gen_ai.openai.response.service_tier",
              "openai.request.service_tier", "gen_ai.openai.request.service_tier"),
     "reported_cost": ("gen_ai.usage.cost", "operation.cost", "llm.cost.total", "gen_ai.cost.total_cost"),
     "server": ("server.address", "gen_ai.openai.api_base"),
 }
-TOKEN_FIELDS = ("input", "output", "cache_read", "cache_write", "reasoning", "input_audio", "output_audio")
+TOKEN_FIELDS = ("input", "output", "cache_read", "cache_write", "reasoning", "input_audio", "output_audio", "total")
 
 # Keys read for dialect shape, wrappers and JSON-encoded details.
 MARKERS = (
     "gen_ai.aggregated_usage.input_tokens", "traceloop.span.kind", "telemetry.sdk.name", "ai.operationId",
     "ai.usage.inputTokenDetails.noCacheTokens", "ai.response.providerMetadata", "llm.system",
     "llm.invocation_parameters", "langfuse.observation.usage_details", "langfuse.observation.cost_details",
-    "metadata.usage_object",
+    "metadata.usage_object", *LITELLM_RAW_USAGE,
 )
 KNOWN_KEYS = frozenset(k for keys in SOURCES.values() for k in keys) | frozenset(MARKERS)
 # What the collector itself writes: indexed too, so a span processed twice is updated, not duplicated.
 COST_PREFIX = "gen_ai.usage.cost."
 OUTPUT_KEYS = frozenset({DIALECT} | {COST_PREFIX + name for name in (
     "amount", "currency", "source", "input", "output", "cache_read", "cache_write", "other", "status", "tier",
-    "pricing.model", "pricing.provider", "pricing.snapshot", "reported", "mismatch", "exchange_rate")})
+    "pricing.model", "pricing.provider", "pricing.snapshot", "reported", "mismatch", "exchange_rate", "reason")})
 # Seeing one of these makes a span a GenAI span worth reading.
 GENAI_EVIDENCE = frozenset(SOURCES["provider"] + SOURCES["request_model"] + SOURCES["response_model"]
-                           + SOURCES["input"] + SOURCES["output"] + ("openinference.span.kind",
-                                                                     "langfuse.observation.type"))
+                           + SOURCES["input"] + SOURCES["output"] + LITELLM_RAW_USAGE
+                           + ("openinference.span.kind", "langfuse.observation.type"))
 
 # DIALECTS.md §d: seen provider values → gen_ai.provider.name well-known (or lower-snake custom) values.
 _PROVIDER_ALIASES = {
@@ -95,7 +103,8 @@ _PROVIDER_ALIASES = {
     "fireworks": "fireworks", "openrouter": "openrouter", "hugging_face": "hugging_face",
     "huggingface": "hugging_face", "replicate": "replicate", "aleph_alpha": "aleph_alpha",
     "alephalpha": "aleph_alpha", "vllm": "vllm", "oci_genai": "oci_genai", "cerebras": "cerebras",
-    "moonshot": "moonshot", "moonshotai": "moonshot", "litellm": "litellm",
+    "moonshot": "moonshot", "moonshotai": "moonshot", "litellm": "litellm", "fireworks_ai": "fireworks",
+    "hosted_vllm": "vllm",
 }
 # Vercel AI SDK provider prefixes (``google.generative-ai`` → the part before the first dot is too coarse).
 _VERCEL_PROVIDERS = {"google.generative-ai": "gcp.gemini", "google.vertex": "gcp.vertex_ai"}

@@ -30,6 +30,7 @@ class GenAICall:
     reasoning = 0
     input_audio = 0
     output_audio = 0
+    total: int | None = None  # the span's total token count, when it has one: a check on the others
     tier = "standard"
     reported_cost: float | None = None
     billable = True

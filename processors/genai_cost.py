@@ -80,6 +80,25 @@ def usage_of_row(tokens: dict[str, int | None]) -> dict[str, int]:
             if value or column in ("input_tokens", "output_tokens")}
 
 
+def missing_tokens(call: GenAICall, result: CostResult) -> str | None:
+    """Why a priced call's token counts are demonstrably incomplete (its cost is then a guess), or None: a
+    total above the parts it should be the sum of, or a reported cost below our price of the tokens seen on
+    a span that names no cached tokens for a model whose cached tokens are cheaper."""
+    itemised = (call.input or 0) + (call.output or 0)
+    if call.total is not None and call.total > itemised:
+        return f"total_tokens {call.total} exceeds input + output ({itemised}): some tokens are not itemised"
+    if result.mismatch and result.breakdown is not None and result.match is not None \
+            and not call.cache_read and not call.cache_write \
+            and any(key == "cache_read_tokens" for key, *_ in result.match.compiled.units):
+        reported = to_pico(Decimal(repr(result.reported)))
+        if result.rate is not None:
+            reported = round_pico(reported * result.rate)
+        if result.breakdown.total > reported:
+            return "the reported cost is below the price of the tokens seen, and the span names no cached " \
+                   "tokens: they are probably missing"
+    return None
+
+
 def price_usage(catalog: PriceCatalog, provider: str | None, model: str, start_ns: int, tier: str,
                 usage: dict[str, int], reported: float | None = None, prefer: str = "local",
                 tolerance: float = 0.01) -> CostResult:
@@ -197,6 +216,10 @@ class GenAICost(Processor):
                              call.tier, usage_of(call), call.reported_cost, self.prefer, self.tolerance)
         if result.status == "unpriced" or (result.source == "provider" and result.match is None):
             self._note_unpriced(call, result.reason)
+        elif result.status == "priced":
+            missing = missing_tokens(call, result)
+            if missing:
+                result.status, result.reason = "incomplete_usage", missing
         return result
 
     def _note_unpriced(self, call: GenAICall, reason: str) -> None:
@@ -231,6 +254,8 @@ class GenAICost(Processor):
             numbers.append((COST + "reported", result.reported))
         if result.mismatch is not None:
             numbers.append((COST + "mismatch", result.mismatch))
+        if result.status == "incomplete_usage":
+            numbers.append((COST + "reason", result.reason))
         if _COST_KEYS.isdisjoint(call.index):  # the usual case: none of our attributes on the span yet
             encode = attributes.encode
             call.append(shared[1] + b"".join([encode(k, v) for k, v in numbers]))

@@ -1,8 +1,8 @@
 """The real-client matrix: which instrumentations the suite drives through the collector.
 
 The tests parametrize from ``CLIENTS``; ``python -m tests.client_matrix --write`` regenerates the README's
-"Verified clients" table from it, with the versions installed where each client runs (the test venv,
-the isolated venvs of ``ISOLATED_VENVS``, ``tests/node/package-lock.json``).
+"Verified clients" table (and docs/CLIENTS.md's) from it, with the versions installed where each client runs
+(the test venv, the isolated venvs of ``ISOLATED_VENVS``, ``tests/node/package-lock.json``).
 
 Clients whose dependencies conflict with the test venv's (OpenLIT pins older openai, anthropic and
 OpenTelemetry releases) and third-party backends (Arize Phoenix) run from their own venv, made with uv
@@ -23,6 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).parent.parent
 NODE_LOCK = ROOT / "tests" / "node" / "package-lock.json"
 README = ROOT / "README.md"
+CLIENTS_DOC = ROOT / "docs" / "CLIENTS.md"  # the same table, with how the clients are driven
 BEGIN, END = "<!-- client-matrix:begin -->", "<!-- client-matrix:end -->"
 ISOLATED_VENVS = {
     "openlit": ("openlit==1.45.0", "openai", "anthropic"),
@@ -33,6 +34,8 @@ OPENAI_COST = 0.0004944  # gpt-4o-mini-2024-07-18: 2048 × $0.15 + 312 × $0.60 
 # claude-sonnet-4-5: raw input 150 + cache read 4000 + cache write 1000, output 420:
 # 150 × $3 + 4000 × $0.30 + 1000 × $3.75 + 420 × $15 per MTok
 ANTHROPIC_COST = 0.0117
+# gpt-4o-mini-2024-07-18, a prompt-cache hit: 1000 × $0.15 + 200 × $0.075 + 300 × $0.60 per MTok
+OPENAI_CACHED_COST = 0.000345
 # o4-mini-2025-04-16, Responses API: input 1500 of which 1024 cached, output 900 (reasoning 640 included):
 # 476 × $1.10 + 1024 × $0.275 + 900 × $4.40 per MTok
 RESPONSES_COST = 0.0047652
@@ -47,7 +50,8 @@ class Client:
     sdk: str
     protocol: str  # how the app exports: grpc or http/protobuf
     scopes: tuple[str, ...]  # instrumentation scopes of the forwarded spans
-    spans_per_call: int  # spans per provider call: the priced one plus SDK, wrapper or HTTP spans
+    spans_per_call: float  # spans per provider call: the priced one plus SDK, wrapper or HTTP spans (1.5: one
+    # app span around both calls)
     cost: float
     what: str
     venv: str | None = None  # an ISOLATED_VENVS name, when it cannot share the test venv
@@ -92,9 +96,14 @@ CLIENTS = (
            "messages with cache tokens: OpenLIT's input excludes the cache, corrected; its `gen_ai.usage.cost` "
            "0 (no price fetched) is no report", venv="openlit"),
     Client("litellm", ("litellm",), "litellm", "http/protobuf", ("litellm",), 2, ANTHROPIC_COST,
-           "`litellm.callbacks = ['otel']`, default mode; Anthropic messages with cache tokens (read from "
-           "`metadata.usage_object`), LiteLLM's `gen_ai.cost.total_cost` kept as reported; the "
-           "`raw_gen_ai_request` child is not priced", venv="litellm", provider="anthropic"),
+           "`litellm.callbacks = ['otel']`, default mode; Anthropic messages with cache tokens: the "
+           "`raw_gen_ai_request` child (the provider's own usage) is priced, the `litellm_request` span is its "
+           "duplicate and hands down LiteLLM's `gen_ai.cost.total_cost` as reported", venv="litellm",
+           provider="anthropic"),
+    Client("litellm-app-span", ("litellm",), "litellm", "http/protobuf", ("litellm", "shop.checkout"), 1.5,
+           OPENAI_CACHED_COST, "two calls inside the app's own request span, which LiteLLM writes one call's "
+           "`gen_ai.*` onto: each call priced from its `raw_gen_ai_request` child; OpenAI chat with 200 of 1,200 "
+           "input tokens cached", venv="litellm", provider="openai"),
 )
 NODE_PACKAGES = ("ai", "@ai-sdk/openai", "@opentelemetry/sdk-node")
 
@@ -159,14 +168,15 @@ def readme_section(text: str) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m tests.client_matrix", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--write", action="store_true", help="replace the table in README.md")
+    parser.add_argument("--write", action="store_true", help="replace the table in README.md and docs/CLIENTS.md")
     args = parser.parse_args()
     generated = table()
     if not args.write:
         print(generated)
         return
-    head, rest = README.read_text().split(BEGIN, 1)
-    README.write_text(f"{head}{BEGIN}\n{generated}\n{END}{rest.split(END, 1)[1]}")
+    for document in (README, CLIENTS_DOC):
+        head, rest = document.read_text().split(BEGIN, 1)
+        document.write_text(f"{head}{BEGIN}\n{generated}\n{END}{rest.split(END, 1)[1]}")
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ from collector.attributes import plain_value
 from collector.config_builder import ConfigBuilder
 from collector.demo.fake_provider import FakeProvider
 from collector.signals import Signal
-from tests.client_matrix import CLIENTS, Client, isolated_python, readme_section
+from tests.client_matrix import CLIENTS, CLIENTS_DOC, Client, isolated_python, readme_section
 from tests.conftest import on_ports
 
 ROOT = Path(__file__).parent.parent
@@ -85,3 +85,4 @@ def test_readme_table_is_generated_from_the_matrix():
     assert [row.split(" | ", 1)[0].count("`") // 2 for row in rows[:len(CLIENTS)]] == \
         [len(c.instrumentation) for c in CLIENTS]
     assert len(rows) == len(CLIENTS) + 2  # + the Vercel AI SDK and Phoenix rows
+    assert readme_section(CLIENTS_DOC.read_text()) == readme_section((ROOT / "README.md").read_text())

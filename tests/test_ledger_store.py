@@ -53,7 +53,7 @@ def test_reports_agree_with_the_calls_on_every_backend(ledger_backend):
     assert {row["customer"] for row in report["series"]} == {"acme", "globex"}
     assert sum(row["calls"] for row in report["series"]) == 12
     assert sum(Decimal(row["cost"]) for row in daily["series"]) == expected
-    assert unpriced == {"models": []}
+    assert unpriced == {"models": [], "incomplete": []}
     assert len(costliest["calls"]) == 3 and all(c["customer"] == "acme" for c in costliest["calls"])
     assert [c["cost"] for c in costliest["calls"]] == sorted((c["cost"] for c in costliest["calls"]),
                                                               key=Decimal, reverse=True)

@@ -154,6 +154,10 @@ def check_traffic(report: Report, diagnostics: dict[str, Any], telemetry: dict[s
     report.line("WARN" if no_usage else "PASS", "calls without token counts", str(no_usage),
                 "streamed OpenAI calls need stream_options={'include_usage': True}; some instrumentations record "
                 "no usage for some APIs")
+    incomplete = last["statuses"].get("incomplete_usage", 0)
+    report.line("WARN" if incomplete else "PASS", "calls priced from incomplete token counts", str(incomplete),
+                "gen_ai.usage.cost.reason on those spans says what is missing (cached or reasoning tokens the "
+                "instrumentation does not report): README, Verified clients, names the settings that give them")
     for model in last["unpriced"]:
         report.line("WARN", f"unpriced model {model['provider']}/{model['model']}", f"{model['calls']} calls",
                     f"genai-collector pricing lookup --provider {model['provider']} --model {model['model']}; "

@@ -25,7 +25,7 @@ def _repriced(calls: list[tuple], catalog: PriceCatalog, show_progress: bool) ->
     new_totals: dict[tuple, Decimal] = defaultdict(Decimal)
     columns: dict[str, list] = defaultdict(list)
     for index, row in enumerate(calls):
-        (trace_id, span_id, start_us, provider, model, tier, source, *tokens, cost, reported, _) = row
+        (trace_id, span_id, start_us, provider, model, tier, source, stored_status, *tokens, cost, reported, _) = row
         usage = usage_of_row(dict(zip(TOKEN_COLUMNS, tokens, strict=True)))
         result = price_usage(catalog, provider, model or "", start_us * 1000, tier or "standard", usage,
                              float(reported) if reported is not None else None,
@@ -34,7 +34,10 @@ def _repriced(calls: list[tuple], catalog: PriceCatalog, show_progress: bool) ->
         old_totals[key] += cost or Decimal(0)
         new_totals[key] += from_pico(result.amount_pico) if result.amount_pico is not None else Decimal(0)
         parts = result.breakdown[1:] if result.breakdown is not None else (None,) * 5
-        for name, value in (("trace_id", trace_id), ("span_id", span_id), ("status", result.status),
+        # the ledger keeps no total token count: a call flagged incomplete when it arrived stays so
+        status = stored_status if stored_status == "incomplete_usage" and result.status == "priced" \
+            else result.status
+        for name, value in (("trace_id", trace_id), ("span_id", span_id), ("status", status),
                             ("source", result.source if result.amount_pico is not None else None),
                             ("pricing_provider", result.match.provider_id if result.match else None),
                             ("pricing_model", result.match.model_id if result.match else None),

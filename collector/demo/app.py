@@ -14,6 +14,7 @@ OpenTelemetry callback (in a venv of its own).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 
@@ -126,18 +127,38 @@ def run_openlit_anthropic(provider_url: str, calls: int, tracer_provider: Tracer
     anthropic_messages(OpenLITInstrumentor, provider_url, calls, tracer_provider)
 
 
-def run_litellm(provider_url: str, calls: int, tracer_provider: TracerProvider) -> None:
-    """LiteLLM's own OpenTelemetry callback in its default mode, to the collector the standard variables name."""
+@contextlib.contextmanager
+def litellm_otel():
+    """LiteLLM with its own OpenTelemetry callback (default mode), exporting to the collector the standard
+    variables name; waits for LiteLLM's logging thread, which ends its spans after each call returns."""
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # no fetch of its price list from GitHub
     os.environ["OTEL_EXPORTER"] = "otlp_http"
     os.environ["OTEL_ENDPOINT"] = os.environ["OTEL_EXPORTER_OTLP_ENDPOINT"] + "/v1/traces"
     import litellm
     litellm.callbacks = ["otel"]
-    for _ in range(calls):
-        litellm.completion(model="anthropic/claude-sonnet-4-5", api_base=provider_url, api_key="demo-key",
-                           max_tokens=1024, messages=[{"role": "user", "content": "Hi"}])
+    yield litellm
     from litellm.litellm_core_utils.thread_pool_executor import executor
-    executor.shutdown(wait=True)  # LiteLLM ends its spans on a logging thread after each call returns
+    executor.shutdown(wait=True)
+
+
+def run_litellm(provider_url: str, calls: int, tracer_provider: TracerProvider) -> None:
+    """LiteLLM's default mode: a ``litellm_request`` span per call with a ``raw_gen_ai_request`` child."""
+    with litellm_otel() as litellm:
+        for _ in range(calls):
+            litellm.completion(model="anthropic/claude-sonnet-4-5", api_base=provider_url, api_key="demo-key",
+                               max_tokens=1024, messages=[{"role": "user", "content": "Hi"}])
+
+
+def run_litellm_in_app_span(provider_url: str, calls: int, tracer_provider: TracerProvider) -> None:
+    """An instrumented web app's request making every call: LiteLLM writes its ``gen_ai.*`` attributes onto the
+    app's span (one call's overwriting the other's) and makes a ``raw_gen_ai_request`` child per call. OpenAI
+    chat with a prompt-cache hit (200 of 1,200 input tokens cached)."""
+    from collector.demo.fake_provider import CACHED_PROMPT
+    with litellm_otel() as litellm, \
+            tracer_provider.get_tracer("shop.checkout").start_as_current_span("POST /checkout"):
+        for order in range(calls):
+            litellm.completion(model="openai/gpt-4o-mini", api_base=f"{provider_url}/v1", api_key="demo-key",
+                               messages=[{"role": "user", "content": f"{CACHED_PROMPT} order {order}"}])
 
 
 RUNNERS = {
@@ -145,6 +166,7 @@ RUNNERS = {
     "openinference-responses": run_openinference_responses, "openllmetry-openai": run_openllmetry_openai,
     "openllmetry-responses": run_openllmetry_responses, "anthropic": run_anthropic, "pydantic_ai": run_pydantic_ai,
     "openlit-openai": run_openlit_openai, "openlit-anthropic": run_openlit_anthropic, "litellm": run_litellm,
+    "litellm-app-span": run_litellm_in_app_span,
 }
 
 

@@ -1,7 +1,8 @@
 """A local stand-in for the OpenAI and Anthropic HTTP APIs, answering with fixed usage.
 
 Real provider SDKs talk to it through their ``base_url``; nothing leaves 127.0.0.1. It serves OpenAI
-chat completions (also streamed, with the usage chunk when ``stream_options.include_usage`` is set),
+chat completions (also streamed, with the usage chunk when ``stream_options.include_usage`` is set; a
+prompt starting with ``CACHED_PROMPT`` is a cache hit),
 the Responses API and embeddings, and Anthropic messages with cache tokens.
 """
 
@@ -18,7 +19,16 @@ ANTHROPIC_USAGE = {"input_tokens": 150, "cache_read_input_tokens": 4000, "cache_
                    "output_tokens": 420}
 RESPONSES_USAGE = {"input_tokens": 1500, "input_tokens_details": {"cached_tokens": 1024}, "output_tokens": 900,
                    "output_tokens_details": {"reasoning_tokens": 640}, "total_tokens": 2400}
+# a chat request whose first message starts with CACHED_PROMPT is answered as a prompt-cache hit
+CACHED_PROMPT = "[cached prefix]"
+OPENAI_CACHED_USAGE = {"prompt_tokens": 1200, "completion_tokens": 300, "total_tokens": 1500,
+                       "prompt_tokens_details": {"cached_tokens": 200}}
 TEXT = "Hello from the fake provider."
+
+
+def _cached(body: dict) -> bool:
+    messages = body.get("messages") or [{}]
+    return str(messages[0].get("content", "")).startswith(CACHED_PROMPT)
 
 
 def openai_chat(body: dict, serial: int) -> dict:
@@ -27,7 +37,7 @@ def openai_chat(body: dict, serial: int) -> dict:
         "model": "gpt-4o-mini-2024-07-18", "service_tier": "default", "system_fingerprint": "fp_fake",
         "choices": [{"index": 0, "finish_reason": "stop", "logprobs": None,
                      "message": {"role": "assistant", "content": TEXT, "refusal": None}}],
-        "usage": OPENAI_USAGE,
+        "usage": OPENAI_CACHED_USAGE if _cached(body) else OPENAI_USAGE,
     }
 
 

@@ -203,12 +203,13 @@ class Ledger(LedgerStore):
         return deleted
 
     def billable_calls(self, start: dt.datetime, end: dt.datetime) -> list[tuple]:
-        """What ``reprice`` prices again: (trace_id, span_id, start_us, provider, model, tier, source,
-        *TOKEN_COLUMNS, cost, reported_cost, currency) of the priced and unpriced calls in [start, end)."""
+        """What ``reprice`` prices again: (trace_id, span_id, start_us, provider, model, tier, source, status,
+        *TOKEN_COLUMNS, cost, reported_cost, currency) of the priced and unpriced calls in [start, end)
+        (those priced from incomplete token counts too)."""
         return self.con.execute(
-            f"SELECT trace_id, span_id, epoch_us(start_time) AS start_us, provider, model, tier, source, "
+            f"SELECT trace_id, span_id, epoch_us(start_time) AS start_us, provider, model, tier, source, status, "
             f"{', '.join(TOKEN_COLUMNS)}, cost, reported_cost, currency FROM llm_calls WHERE start_time >= ? "
-            f"AND start_time < ? AND status IN ('priced', 'unpriced')", [start, end]).fetchall()
+            f"AND start_time < ? AND status IN ('priced', 'unpriced', 'incomplete_usage')", [start, end]).fetchall()
 
     def apply_prices(self, repriced: pa.Table, start: dt.datetime, end: dt.datetime) -> int:
         """Replace the costs of stored calls (``repriced``: trace_id, span_id, status, source, pricing_provider,

@@ -156,9 +156,11 @@ class LedgerQueries:
         return rows[0]
 
     def unpriced(self) -> dict[str, Any]:
-        rows = self._rows("SELECT provider, model, count(*)::BIGINT AS calls, max(start_time) AS last_seen "
-                          "FROM llm_calls WHERE status = 'unpriced' GROUP BY 1, 2 ORDER BY calls DESC, 1, 2", [])
-        return {"models": rows}
+        """Models without a price, and models priced from incomplete token counts, with counts and last seen."""
+        def models(status: str) -> list[dict[str, Any]]:
+            return self._rows("SELECT provider, model, count(*)::BIGINT AS calls, max(start_time) AS last_seen "
+                              "FROM llm_calls WHERE status = ? GROUP BY 1, 2 ORDER BY calls DESC, 1, 2", [status])
+        return {"models": models("unpriced"), "incomplete": models("incomplete_usage")}
 
     def _rows(self, sql: str, params: list[Any]) -> list[dict[str, Any]]:
         cursor = self.con.execute(self.dialect.sql(sql), params)

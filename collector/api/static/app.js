@@ -210,8 +210,10 @@ async function drawExpensive(r) {
     const trace = template ? el("a", { href: template.replace("{trace_id}", call.trace_id), target: "_blank" },
       call.trace_id.slice(0, 16)) : call.trace_id.slice(0, 16);
     if (template) trace.addEventListener("click", (event) => event.stopPropagation());
+    const model = el("td", {}, call.model || "");
+    if (call.status === "incomplete_usage") model.append(" ", el("span", { class: "status warning" }, "incomplete"));
     const row = el("tr", { class: "call", title: "how this cost is made up" }, el("td", {}, when(call.start_time)),
-      el("td", {}, call.model || ""), el("td", {}, call.customer || ""),
+      model, el("td", {}, call.customer || ""),
       el("td", {}, `${number(call.input_tokens)} / ${number(call.output_tokens)}`),
       el("td", { class: "num" }, `${money(call.cost)} ${call.currency}`), el("td", {}, trace));
     row.addEventListener("click", () => explainCall(call).catch((error) => {
@@ -268,7 +270,11 @@ async function explainCall(call) {
 }
 
 async function drawUnpriced() {
-  const { models } = await api("unpriced");
+  const { models, incomplete } = await api("unpriced");
+  $("incomplete-panel").hidden = !incomplete.length;
+  $("incomplete").replaceChildren(el("tr", {}, el("th", {}, "provider / model"), el("th", { class: "num" }, "calls"),
+    el("th", {}, "last seen")), ...incomplete.map((m) => el("tr", {}, el("td", {}, `${m.provider} / ${m.model}`),
+      el("td", { class: "num" }, number(m.calls)), el("td", {}, when(m.last_seen)))));
   $("unpriced-panel").hidden = !models.length;
   $("unpriced").replaceChildren(el("tr", {}, el("th", {}, "provider / model"), el("th", { class: "num" }, "calls"),
     el("th", {}, "last seen"), el("th", {}, "look it up")),
