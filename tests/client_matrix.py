@@ -29,6 +29,9 @@ ISOLATED_VENVS = {
     "openlit": ("openlit==1.45.0", "openai", "anthropic"),
     "phoenix": ("arize-phoenix==20.26.1",),
     "litellm": ("litellm==1.110.2", "opentelemetry-sdk", "opentelemetry-exporter-otlp-proto-http"),
+    # the contrib instrumentation needs a newer opentelemetry-util-genai than openai-v2 in the test venv
+    "google-genai": ("google-genai==2.34.0", "opentelemetry-instrumentation-google-genai==1.3b0",
+                     "opentelemetry-sdk", "opentelemetry-exporter-otlp-proto-http"),
 }
 OPENAI_COST = 0.0004944  # gpt-4o-mini-2024-07-18: 2048 × $0.15 + 312 × $0.60 per MTok
 # claude-sonnet-4-5: raw input 150 + cache read 4000 + cache write 1000, output 420:
@@ -36,6 +39,9 @@ OPENAI_COST = 0.0004944  # gpt-4o-mini-2024-07-18: 2048 × $0.15 + 312 × $0.60 
 ANTHROPIC_COST = 0.0117
 # gpt-4o-mini-2024-07-18, a prompt-cache hit: 1000 × $0.15 + 200 × $0.075 + 300 × $0.60 per MTok
 OPENAI_CACHED_COST = 0.000345
+# gemini-2.5-flash: 1200 input of which 400 from a cached content, 300 answer + 500 thinking tokens:
+# 800 × $0.30 + 400 × $0.03 + 800 × $2.50 per MTok
+GEMINI_COST = 0.002252
 # o4-mini-2025-04-16, Responses API: input 1500 of which 1024 cached, output 900 (reasoning 640 included):
 # 476 × $1.10 + 1024 × $0.275 + 900 × $4.40 per MTok
 RESPONSES_COST = 0.0047652
@@ -104,6 +110,10 @@ CLIENTS = (
            OPENAI_CACHED_COST, "two calls inside the app's own request span, which LiteLLM writes one call's "
            "`gen_ai.*` onto: each call priced from its `raw_gen_ai_request` child; OpenAI chat with 200 of 1,200 "
            "input tokens cached", venv="litellm", provider="openai"),
+    Client("google-genai", ("opentelemetry-instrumentation-google-genai",), "google-genai", "http/protobuf",
+           ("opentelemetry.instrumentation.google_genai",), 1, GEMINI_COST,
+           "Gemini `generate_content` against a fake Gemini API: cached-content tokens (cheaper input) and "
+           "thinking tokens (priced as output)", venv="google-genai", provider="gcp.gemini"),
 )
 NODE_PACKAGES = ("ai", "@ai-sdk/openai", "@opentelemetry/sdk-node")
 

@@ -161,12 +161,24 @@ def run_litellm_in_app_span(provider_url: str, calls: int, tracer_provider: Trac
                                messages=[{"role": "user", "content": f"{CACHED_PROMPT} order {order}"}])
 
 
+def run_google_genai(provider_url: str, calls: int, tracer_provider: TracerProvider) -> None:
+    """The Google GenAI SDK with the OpenTelemetry contrib instrumentation: Gemini generateContent with
+    cached-content and thinking tokens."""
+    from google import genai
+    from google.genai import types
+    from opentelemetry.instrumentation.google_genai import GoogleGenAiSdkInstrumentor
+    GoogleGenAiSdkInstrumentor().instrument()
+    client = genai.Client(api_key="demo-key", http_options=types.HttpOptions(base_url=provider_url))
+    for _ in range(calls):
+        client.models.generate_content(model="gemini-2.5-flash", contents="Hi")
+
+
 RUNNERS = {
     "openinference": run_openinference, "openinference-anthropic": run_openinference_anthropic,
     "openinference-responses": run_openinference_responses, "openllmetry-openai": run_openllmetry_openai,
     "openllmetry-responses": run_openllmetry_responses, "anthropic": run_anthropic, "pydantic_ai": run_pydantic_ai,
     "openlit-openai": run_openlit_openai, "openlit-anthropic": run_openlit_anthropic, "litellm": run_litellm,
-    "litellm-app-span": run_litellm_in_app_span,
+    "litellm-app-span": run_litellm_in_app_span, "google-genai": run_google_genai,
 }
 
 

@@ -3,7 +3,8 @@
 Real provider SDKs talk to it through their ``base_url``; nothing leaves 127.0.0.1. It serves OpenAI
 chat completions (also streamed, with the usage chunk when ``stream_options.include_usage`` is set; a
 prompt starting with ``CACHED_PROMPT`` is a cache hit),
-the Responses API and embeddings, and Anthropic messages with cache tokens.
+the Responses API and embeddings, Anthropic messages with cache tokens, and Gemini's generateContent with
+cached-content and thinking tokens.
 """
 
 from __future__ import annotations
@@ -77,8 +78,20 @@ def anthropic_message(body: dict, serial: int) -> dict:
     }
 
 
+# Gemini: 400 of 1,200 prompt tokens from a cached content, 500 thinking tokens beside 300 of answer
+GEMINI_USAGE = {"promptTokenCount": 1200, "cachedContentTokenCount": 400, "candidatesTokenCount": 300,
+                "thoughtsTokenCount": 500, "totalTokenCount": 2000}
+
+
+def gemini_generate(body: dict, serial: int) -> dict:
+    return {"candidates": [{"content": {"role": "model", "parts": [{"text": TEXT}]}, "finishReason": "STOP",
+                            "index": 0}],
+            "usageMetadata": GEMINI_USAGE, "modelVersion": "gemini-2.5-flash", "responseId": f"resp-fake{serial}"}
+
+
 ROUTES = {"/v1/chat/completions": openai_chat, "/v1/responses": openai_response,
           "/v1/embeddings": openai_embeddings, "/v1/messages": anthropic_message}
+GEMINI_METHOD = ":generateContent"  # POST /v1/models/<model>:generateContent (v1beta too)
 
 
 class FakeProvider:
@@ -92,7 +105,8 @@ class FakeProvider:
             def do_POST(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
                 path = self.path.split("?", 1)[0]
-                route = ROUTES.get(path)
+                route = gemini_generate if path.startswith(("/v1/models/", "/v1beta/models/")) \
+                    and path.endswith(GEMINI_METHOD) else ROUTES.get(path)
                 if route is None:
                     self.send_error(404)
                     return
