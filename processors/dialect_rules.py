@@ -5,6 +5,7 @@ details), applied by the span reader after the table-driven fields."""
 from __future__ import annotations
 
 import ast
+import re
 from typing import Any
 
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
@@ -12,10 +13,22 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span
 from processors.dialects import LITELLM_RAW_USAGE, normalize_provider, normalize_tier, provider_from_model
 from processors.genai_call import GenAICall, as_float, json_attr, token_count
 
+# a provider's response id as it opens the JSON of a response: OpenAI chat and responses, Anthropic messages
+_RESPONSE_ID = re.compile(r'"id":\s?"((?:chatcmpl|resp|msg)[-_][A-Za-z0-9_-]{1,200})"')
+MAX_OUTPUT_SCAN = 1 << 20  # bytes of output.value searched for a response id
+
 
 def _openinference(call: GenAICall, span: Span) -> None:
+    """OpenInference names no response id; its ``output.value`` (the provider's response as JSON, or a
+    framework's result that quotes it) does. With it, a LangChain span and the OpenAI SDK span of the same call
+    — two traces when both instrumentations are on — are priced once."""
     kind = str(call.value("openinference.span.kind") or "").upper()
     call.operation = {"LLM": "chat", "EMBEDDING": "embeddings"}.get(kind, kind.lower() or None)
+    if kind == "LLM" and not call.response_id:
+        output = call.value("output.value")
+        if isinstance(output, str):
+            found = _RESPONSE_ID.search(output, 0, MAX_OUTPUT_SCAN)
+            call.response_id = found.group(1) if found else None
     parameters = json_attr(call, "llm.invocation_parameters")
     if not call.request_model and call.response_model:
         call.request_model = parameters.get("model")

@@ -73,7 +73,7 @@ MARKERS = (
     "gen_ai.aggregated_usage.input_tokens", "traceloop.span.kind", "telemetry.sdk.name", "ai.operationId",
     "ai.usage.inputTokenDetails.noCacheTokens", "ai.response.providerMetadata", "llm.system",
     "llm.invocation_parameters", "langfuse.observation.usage_details", "langfuse.observation.cost_details",
-    "metadata.usage_object", *LITELLM_RAW_USAGE,
+    "metadata.usage_object", *LITELLM_RAW_USAGE, "output.value",
 )
 KNOWN_KEYS = frozenset(k for keys in SOURCES.values() for k in keys) | frozenset(MARKERS)
 # What the collector itself writes: indexed too, so a span processed twice is updated, not duplicated.

@@ -32,6 +32,14 @@ ISOLATED_VENVS = {
     # the contrib instrumentation needs a newer opentelemetry-util-genai than openai-v2 in the test venv
     "google-genai": ("google-genai==2.34.0", "opentelemetry-instrumentation-google-genai==1.3b0",
                      "opentelemetry-sdk", "opentelemetry-exporter-otlp-proto-http"),
+    "openai-agents": ("openai-agents==0.24.0", "openinference-instrumentation-openai-agents==2.6.0",
+                      "opentelemetry-sdk", "opentelemetry-exporter-otlp-proto-http"),
+    "langchain": ("langchain-openai==1.7.4", "openinference-instrumentation-langchain==0.1.80",
+                  "openinference-instrumentation-openai==0.1.66", "opentelemetry-instrumentation-langchain==0.62.4",
+                  "opentelemetry-instrumentation-openai==0.62.4", "opentelemetry-sdk",
+                  "opentelemetry-exporter-otlp-proto-http"),
+    "bedrock": ("boto3==1.44.5", "opentelemetry-instrumentation-botocore==0.66b2", "opentelemetry-sdk",
+                "opentelemetry-exporter-otlp-proto-http"),
 }
 OPENAI_COST = 0.0004944  # gpt-4o-mini-2024-07-18: 2048 × $0.15 + 312 × $0.60 per MTok
 # claude-sonnet-4-5: raw input 150 + cache read 4000 + cache write 1000, output 420:
@@ -42,6 +50,9 @@ OPENAI_CACHED_COST = 0.000345
 # gemini-2.5-flash: 1200 input of which 400 from a cached content, 300 answer + 500 thinking tokens:
 # 800 × $0.30 + 400 × $0.03 + 800 × $2.50 per MTok
 GEMINI_COST = 0.002252
+# claude-sonnet-4-5 on Bedrock through the us. inference profile (genai-prices' regional price, +10%): input 150
+# without the cache + cache read 4000 + cache write 1000, output 420 → the ANTHROPIC_COST usage at 1.1×
+BEDROCK_COST = 0.01287
 # o4-mini-2025-04-16, Responses API: input 1500 of which 1024 cached, output 900 (reasoning 640 included):
 # 476 × $1.10 + 1024 × $0.275 + 900 × $4.40 per MTok
 RESPONSES_COST = 0.0047652
@@ -114,6 +125,29 @@ CLIENTS = (
            ("opentelemetry.instrumentation.google_genai",), 1, GEMINI_COST,
            "Gemini `generate_content` against a fake Gemini API: cached-content tokens (cheaper input) and "
            "thinking tokens (priced as output)", venv="google-genai", provider="gcp.gemini"),
+    Client("openai-agents", ("openinference-instrumentation-openai-agents",), "openai-agents", "http/protobuf",
+           ("openinference.instrumentation.openai_agents",), 4, RESPONSES_COST,
+           "an agent with a function tool: one run is two Responses API calls (o4-mini, cached input and reasoning "
+           "tokens), both priced; the agent, workflow, turn and tool spans not", venv="openai-agents",
+           provider="openai"),
+    Client("langchain-openinference",
+           ("openinference-instrumentation-langchain", "openinference-instrumentation-openai"), "langchain-openai",
+           "http/protobuf",
+           ("openinference.instrumentation.langchain", "openinference.instrumentation.openai"), 4, OPENAI_COST,
+           "an LCEL chain (a prompt piped into ChatOpenAI) with both instrumentations on: one call, two LLM spans in "
+           "two traces, priced once by the response id in their `output.value`; the chain and prompt spans not",
+           venv="langchain", provider="openai"),
+    Client("langchain-openllmetry",
+           ("opentelemetry-instrumentation-langchain", "opentelemetry-instrumentation-openai"), "langchain-openai",
+           "http/protobuf", ("opentelemetry.instrumentation.langchain",), 3, OPENAI_COST,
+           "the same chain with OpenLLMetry's two instrumentations on (its LangChain one keeps the OpenAI one from "
+           "reporting the call again): the chat span priced, the workflow and task spans not", venv="langchain",
+           provider="openai"),
+    Client("bedrock", ("opentelemetry-instrumentation-botocore",), "boto3", "http/protobuf",
+           ("opentelemetry.instrumentation.botocore.bedrock-runtime",), 1, BEDROCK_COST,
+           "Bedrock Runtime `converse` against a fake Bedrock endpoint, model `us.anthropic.claude-sonnet-4-5-…` "
+           "(a US inference profile, priced at the regional rate): its input excludes the cache, corrected; "
+           "cache reads and writes priced", venv="bedrock", provider="aws.bedrock"),
 )
 NODE_PACKAGES = ("ai", "@ai-sdk/openai", "@opentelemetry/sdk-node")
 

@@ -336,3 +336,19 @@ def test_token_counts_that_do_not_add_up_are_flagged_not_priced_as_complete():
     assert reasons[0].startswith("total_tokens 1700 exceeds input + output (1100)")
     assert "cached tokens" in reasons[1] and reasons[2] == ""
     assert batch.genai[0].cost.amount == Decimal("0.0035")  # still priced from what the span says
+
+
+def test_two_openinference_spans_of_one_call_in_two_traces_are_priced_once():
+    """Issue 19: LangChain's and the OpenAI SDK's OpenInference instrumentations both on report one call twice,
+    in two traces; the response id, which OpenInference keeps only inside output.value, ties them."""
+    llm = {"openinference.span.kind": "LLM", "llm.system": "openai", "llm.model_name": "gpt-4o-mini-2024-07-18",
+           "llm.token_count.prompt": 2048, "llm.token_count.completion": 312, "output.mime_type": "application/json"}
+    sdk = {**llm, "_name": "ChatCompletion", "_trace": b"t" * 16,
+           "output.value": '{"id":"chatcmpl-fake1","choices":[],"model":"gpt-4o-mini-2024-07-18"}'}
+    chain = {**llm, "_name": "ChatOpenAI", "_trace": b"u" * 16, "_id": b"langchai",
+             "output.value": '{"generations": [[{"message": {"kwargs": {"response_metadata": {"id": "chatcmpl-fake1"}, '
+                             '"id": "lc_run--01a2"}}}]]}'}
+    other = {**sdk, "_name": "another call", "_id": b"another!", "output.value": '{"id": "chatcmpl-fake2"}'}
+    batch = run(batch_of(sdk, chain, other, scope="openinference.instrumentation.openai"))
+    assert [c.response_id for c in batch.genai] == ["chatcmpl-fake1", "chatcmpl-fake1", "chatcmpl-fake2"]
+    assert [c.cost.status if c.billable else c.skip_reason for c in batch.genai] == ["priced", "duplicate", "priced"]

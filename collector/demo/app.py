@@ -173,12 +173,82 @@ def run_google_genai(provider_url: str, calls: int, tracer_provider: TracerProvi
         client.models.generate_content(model="gemini-2.5-flash", contents="Hi")
 
 
+def run_bedrock(provider_url: str, calls: int, tracer_provider: TracerProvider) -> None:
+    """boto3's Bedrock Runtime Converse with the OpenTelemetry contrib botocore instrumentation, through a US
+    cross-region inference profile, with cache reads and writes."""
+    for name, value in (("AWS_ACCESS_KEY_ID", "demo"), ("AWS_SECRET_ACCESS_KEY", "demo"),
+                        ("AWS_DEFAULT_REGION", "us-east-1")):
+        os.environ.setdefault(name, value)
+    import boto3
+    from opentelemetry.instrumentation.botocore import BotocoreInstrumentor
+    BotocoreInstrumentor().instrument()
+    client = boto3.client("bedrock-runtime", endpoint_url=provider_url)
+    for _ in range(calls):
+        client.converse(modelId="us.anthropic.claude-sonnet-4-5-20250929-v1:0",
+                        messages=[{"role": "user", "content": [{"text": "Hi"}]}])
+
+
+def run_openai_agents(provider_url: str, calls: int, tracer_provider: TracerProvider) -> None:
+    """The OpenAI Agents SDK with OpenInference's instrumentation: an agent with one function tool, so each
+    run is two model calls (the tool call, then the answer) under agent, turn and tool spans."""
+    import agents
+    from openai import AsyncOpenAI
+    from openinference.instrumentation.openai_agents import OpenAIAgentsInstrumentor
+    agents.set_trace_processors([])  # not the SDK's own exporter to OpenAI's platform: OpenInference's alone
+    OpenAIAgentsInstrumentor().instrument(tracer_provider=tracer_provider)
+    agents.set_default_openai_client(AsyncOpenAI(base_url=f"{provider_url}/v1", api_key="demo-key"),
+                                     use_for_tracing=False)
+
+    @agents.function_tool
+    def stock_level(item: str = "widget") -> str:
+        """How many of an item are in stock."""
+        return "12"
+
+    agent = agents.Agent(name="shop assistant", instructions="Answer from the stock.", model="o4-mini",
+                         tools=[stock_level])
+    for _ in range(max(1, calls // 2)):
+        agents.Runner.run_sync(agent, "How many widgets are left?")
+
+
+def _langchain_chain(provider_url: str):
+    """A LangChain (LCEL) chain: a prompt template piped into ChatOpenAI."""
+    from langchain_core.prompts import ChatPromptTemplate
+    from langchain_openai import ChatOpenAI
+    model = ChatOpenAI(model="gpt-4o-mini", base_url=f"{provider_url}/v1", api_key="demo-key")
+    return ChatPromptTemplate.from_messages([("user", "Say hi to {name}")]) | model
+
+
+def run_langchain_openinference(provider_url: str, calls: int, tracer_provider: TracerProvider) -> None:
+    """LangChain with OpenInference's LangChain and OpenAI instrumentations both on: each call is reported by
+    LangChain's ChatOpenAI span and by the OpenAI SDK's, in two traces."""
+    from openinference.instrumentation.langchain import LangChainInstrumentor
+    from openinference.instrumentation.openai import OpenAIInstrumentor
+    LangChainInstrumentor().instrument(tracer_provider=tracer_provider)
+    OpenAIInstrumentor().instrument(tracer_provider=tracer_provider)
+    chain = _langchain_chain(provider_url)
+    for index in range(calls):
+        chain.invoke({"name": f"customer {index}"})
+
+
+def run_langchain_openllmetry(provider_url: str, calls: int, tracer_provider: TracerProvider) -> None:
+    """LangChain with OpenLLMetry's LangChain and OpenAI instrumentations both on."""
+    from opentelemetry.instrumentation.langchain import LangchainInstrumentor
+    from opentelemetry.instrumentation.openai import OpenAIInstrumentor
+    LangchainInstrumentor().instrument(tracer_provider=tracer_provider)
+    OpenAIInstrumentor().instrument(tracer_provider=tracer_provider)
+    chain = _langchain_chain(provider_url)
+    for index in range(calls):
+        chain.invoke({"name": f"customer {index}"})
+
+
 RUNNERS = {
     "openinference": run_openinference, "openinference-anthropic": run_openinference_anthropic,
     "openinference-responses": run_openinference_responses, "openllmetry-openai": run_openllmetry_openai,
     "openllmetry-responses": run_openllmetry_responses, "anthropic": run_anthropic, "pydantic_ai": run_pydantic_ai,
     "openlit-openai": run_openlit_openai, "openlit-anthropic": run_openlit_anthropic, "litellm": run_litellm,
-    "litellm-app-span": run_litellm_in_app_span, "google-genai": run_google_genai,
+    "litellm-app-span": run_litellm_in_app_span, "google-genai": run_google_genai, "bedrock": run_bedrock,
+    "openai-agents": run_openai_agents, "langchain-openinference": run_langchain_openinference,
+    "langchain-openllmetry": run_langchain_openllmetry,
 }
 
 

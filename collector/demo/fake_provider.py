@@ -1,10 +1,13 @@
-"""A local stand-in for the OpenAI and Anthropic HTTP APIs, answering with fixed usage.
+"""A local stand-in for the OpenAI, Anthropic, Gemini and Bedrock HTTP APIs, answering with fixed usage.
 
-Real provider SDKs talk to it through their ``base_url``; nothing leaves 127.0.0.1. It serves OpenAI
-chat completions (also streamed, with the usage chunk when ``stream_options.include_usage`` is set; a
-prompt starting with ``CACHED_PROMPT`` is a cache hit),
-the Responses API and embeddings, Anthropic messages with cache tokens, and Gemini's generateContent with
-cached-content and thinking tokens.
+Real provider SDKs talk to it through their ``base_url``; nothing leaves 127.0.0.1. It serves:
+
+- OpenAI chat completions (also streamed, with the usage chunk when ``stream_options.include_usage`` is
+  set; a prompt starting with ``CACHED_PROMPT`` is a cache hit), the Responses API (a function tool offered
+  and not yet answered is called), and embeddings;
+- Anthropic messages with cache tokens;
+- Gemini's generateContent with cached-content and thinking tokens;
+- Bedrock Runtime's Converse (``/model/<id>/converse``) with cache reads and writes.
 """
 
 from __future__ import annotations
@@ -53,12 +56,23 @@ def openai_chat_chunks(body: dict, serial: int) -> list[dict]:
     return chunks
 
 
+def _tool_to_call(body: dict) -> str | None:
+    """The first function tool of a Responses request that has no tool result yet: the model calls it."""
+    inputs = body.get("input") if isinstance(body.get("input"), list) else []
+    if any(isinstance(item, dict) and item.get("type") == "function_call_output" for item in inputs):
+        return None
+    return next((tool.get("name") for tool in body.get("tools") or [] if tool.get("type") == "function"), None)
+
+
 def openai_response(body: dict, serial: int) -> dict:
+    tool = _tool_to_call(body)
+    output = [{"type": "function_call", "id": f"fc_fake{serial}", "call_id": f"call_fake{serial}", "name": tool,
+               "arguments": "{}", "status": "completed"}] if tool else [
+        {"type": "message", "id": f"msg_fake{serial}", "status": "completed", "role": "assistant",
+         "content": [{"type": "output_text", "text": TEXT, "annotations": []}]}]
     return {
         "id": f"resp_fake{serial}", "object": "response", "created_at": int(time.time()), "status": "completed",
-        "model": "o4-mini-2025-04-16", "service_tier": "default", "output": [
-            {"type": "message", "id": f"msg_fake{serial}", "status": "completed", "role": "assistant",
-             "content": [{"type": "output_text", "text": TEXT, "annotations": []}]}],
+        "model": "o4-mini-2025-04-16", "service_tier": "default", "output": output,
         "parallel_tool_calls": True, "tool_choice": "auto", "tools": [], "usage": RESPONSES_USAGE,
     }
 
@@ -89,6 +103,16 @@ def gemini_generate(body: dict, serial: int) -> dict:
             "usageMetadata": GEMINI_USAGE, "modelVersion": "gemini-2.5-flash", "responseId": f"resp-fake{serial}"}
 
 
+# Bedrock Converse: inputTokens exclude the cache, as Anthropic's input_tokens do
+BEDROCK_USAGE = {"inputTokens": 150, "cacheReadInputTokens": 4000, "cacheWriteInputTokens": 1000, "outputTokens": 420,
+                 "totalTokens": 5570}
+
+
+def bedrock_converse(body: dict, serial: int) -> dict:
+    return {"output": {"message": {"role": "assistant", "content": [{"text": TEXT}]}}, "stopReason": "end_turn",
+            "usage": BEDROCK_USAGE, "metrics": {"latencyMs": 42}}
+
+
 ROUTES = {"/v1/chat/completions": openai_chat, "/v1/responses": openai_response,
           "/v1/embeddings": openai_embeddings, "/v1/messages": anthropic_message}
 GEMINI_METHOD = ":generateContent"  # POST /v1/models/<model>:generateContent (v1beta too)
@@ -106,7 +130,8 @@ class FakeProvider:
                 body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
                 path = self.path.split("?", 1)[0]
                 route = gemini_generate if path.startswith(("/v1/models/", "/v1beta/models/")) \
-                    and path.endswith(GEMINI_METHOD) else ROUTES.get(path)
+                    and path.endswith(GEMINI_METHOD) else bedrock_converse if path.startswith("/model/") \
+                    and path.endswith("/converse") else ROUTES.get(path)
                 if route is None:
                     self.send_error(404)
                     return
