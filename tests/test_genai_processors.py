@@ -352,3 +352,13 @@ def test_two_openinference_spans_of_one_call_in_two_traces_are_priced_once():
     batch = run(batch_of(sdk, chain, other, scope="openinference.instrumentation.openai"))
     assert [c.response_id for c in batch.genai] == ["chatcmpl-fake1", "chatcmpl-fake1", "chatcmpl-fake2"]
     assert [c.cost.status if c.billable else c.skip_reason for c in batch.genai] == ["priced", "duplicate", "priced"]
+
+
+def test_litellm_semconv_mode_reads_the_cache_from_its_usage_object_too():
+    """With OTEL_SEMCONV_STABILITY_OPT_IN=gen_ai_latest_experimental LiteLLM names the provider with
+    gen_ai.provider.name and the span after the model, and still leaves OpenAI's cached tokens out."""
+    semconv = {key: value for key, value in LITELLM_OPENAI.items() if key != "gen_ai.system"}
+    semconv.update({"gen_ai.provider.name": "openai", "gen_ai.operation.name": "chat", "_name": "chat gpt-4o-mini"})
+    attrs = span_attributes(run(batch_of(semconv, scope="litellm")))["chat gpt-4o-mini"]
+    assert attrs["gen_ai.usage.cache_read.input_tokens"] == 200 and attrs["gen_ai.usage.cost.amount"] == 0.000345
+    assert attrs["gen_ai.usage.cost.status"] == "priced" and attrs["gen_ai.usage.cost.mismatch"] is False
