@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import random
@@ -13,6 +15,7 @@ import time
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -186,3 +189,29 @@ def ledger_backend(request, tmp_path) -> Callable[..., LedgerStore]:
     yield open_store
     for store in opened:
         store.close()
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> SimpleNamespace:
+    """``genai-collector ARGS`` through its main, in this process (an interpreter start costs more than most
+    commands): ``returncode``, ``stdout``, ``stderr``. ``env`` is set and ``cwd`` entered for the call only."""
+    from collector.cli import main
+    saved_env = {name: os.environ.get(name) for name in env or {}}
+    saved_cwd = Path.cwd()
+    out, err = io.StringIO(), io.StringIO()
+    try:
+        os.environ.update(env or {})
+        if cwd is not None:
+            os.chdir(cwd)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = main(list(args))
+            except SystemExit as exit_:  # argparse: --version, usage errors
+                code = exit_.code
+    finally:
+        os.chdir(saved_cwd)
+        for name, value in saved_env.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+    return SimpleNamespace(returncode=code, stdout=out.getvalue(), stderr=err.getvalue())

@@ -9,10 +9,7 @@ import hmac
 import io
 import json
 import logging
-import os
 import socket
-import subprocess
-import sys
 import time
 from decimal import Decimal
 from pathlib import Path
@@ -35,7 +32,7 @@ from pricing_catalog.catalog import PriceCatalog
 from pricing_catalog.compiled import to_double
 from processors.genai_redact import GenAIRedact, RedactConfig
 from processors.memory_limiter import MemoryLimiter, MemoryLimiterConfig
-from tests.conftest import on_ports, sample_batch
+from tests.conftest import on_ports, run_cli, sample_batch
 from tests.genai_helpers import context, load_sample, run, span_attributes
 from tests.test_genai_processors import OPENAI_CALL, batch_of
 
@@ -50,9 +47,7 @@ def test_debug_detailed_logs_every_span_with_its_attributes(caplog):
     assert exporter.telemetry.snapshot()["debug"][Signal.TRACES.spec.name]["exported"] == batch.item_count
 
 
-def cli(*args: str, env: dict[str, str] | None = None, cwd=None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "collector", *args], capture_output=True, text=True, timeout=120,
-                          env={**os.environ, **(env or {})}, cwd=cwd)
+cli = run_cli
 
 
 def test_rebuild_stats_takes_a_start_without_an_end(ledger_file):

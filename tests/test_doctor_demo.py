@@ -5,12 +5,12 @@ from __future__ import annotations
 import subprocess
 import sys
 
+from tests.conftest import run_cli
 from tests.test_ledger import GPT4O, emit, ledger_config, tracer
 
 
-def doctor(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "collector", "doctor", *args], capture_output=True, text=True,
-                          timeout=120)
+def doctor(*args: str):
+    return run_cli("doctor", *args)
 
 
 def test_doctor_reports_traffic_prices_and_fixes(ports, collector, tmp_path):

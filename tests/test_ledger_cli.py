@@ -6,8 +6,6 @@ import csv
 import datetime as dt
 import io
 import json
-import subprocess
-import sys
 from decimal import Decimal
 
 import pyarrow.parquet as pq
@@ -18,13 +16,11 @@ from collector.storage import schema
 from collector.storage.ledger import Ledger
 from collector.storage.queries import CostQuery, LedgerQueries
 from collector.storage.rows import CallColumns
-from tests.conftest import sample_batch
+from tests.conftest import run_cli, sample_batch
 from tests.test_dialects import CASES
 from tests.test_ledger import emit, ledger_config, tracer
 
-
-def cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "collector", *args], capture_output=True, text=True, timeout=120)
+cli = run_cli
 
 
 def test_report_formats_parse(ledger_file):

@@ -125,9 +125,10 @@ service: {pipelines: {traces: {receivers: [otlp], processors: [genai_cost], expo
 
 
 def test_pricing_cli(tmp_path):
-    def cli(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "collector", "pricing", *args], capture_output=True, text=True,
-                              timeout=60)
+    from tests.conftest import run_cli
+
+    def cli(*args: str):
+        return run_cli("pricing", *args)
 
     found = cli("lookup", "--provider", "anthropic", "--model", "claude-sonnet-4-5-20250929", "--at", "2026-01-01")
     assert found.returncode == 0

@@ -3,8 +3,6 @@ exact budgets. Each replica is a real collector subprocess; clients speak OTLP/H
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import os
 import signal
@@ -18,10 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from collector.cli import main
 from collector.config_builder import ConfigBuilder
 from collector.storage.postgresql import PostgresLedger
-from tests.conftest import free_port
+from tests.conftest import free_port, run_cli
 from tests.otlp_client import GPT4O_COST, get, post, request_body
 from tests.test_budgets import SECRET, WebhookReceiver, wait_until
 
@@ -193,10 +190,8 @@ def test_workers_that_cannot_start_stop_the_collector_with_the_reason(postgres, 
 
 def doctor(config: Path) -> tuple[int, str]:
     """``genai-collector doctor`` in this process: its exit code and what it printed."""
-    output = io.StringIO()
-    with contextlib.redirect_stdout(output):
-        code = main(["doctor", "--config", str(config)])
-    return code, output.getvalue()
+    result = run_cli("doctor", "--config", str(config))
+    return result.returncode, result.stdout
 
 
 def test_doctor_checks_the_shared_ledger_and_the_worker_count(postgres, tmp_path):
