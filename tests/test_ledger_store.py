@@ -135,3 +135,27 @@ def test_text_comes_back_as_it_was_written(ledger_backend, customer):
     with store.queries() as queries:
         (call,) = queries.calls(DAY, DAY + dt.timedelta(days=1), {}, 10, None)["calls"]
     assert call["customer"] == customer and call["user"] is None
+
+
+def test_a_failing_write_is_rolled_back_and_the_writer_carries_on(ledger_backend):
+    """A listener that fails inside the write's transaction (a bug in a processor, say) rolls the write back:
+    its requests are refused and retried, nothing of it is stored, and the next write goes through."""
+    from collector.exporters.duckdb import DuckDBConfig, DuckDBExporter
+    from collector.exporters.postgresql import PostgresConfig, PostgresExporter
+    from tests.genai_helpers import context
+    exporter = DuckDBExporter(DuckDBConfig(str(ledger_backend.target)), context("duckdb")) \
+        if ledger_backend.backend == "duckdb" else \
+        PostgresExporter(PostgresConfig(ledger_backend.target), context("postgresql"))
+    exporter.store = store = ledger_backend()
+
+    def failing(txn, columns, added):
+        raise RuntimeError("a bug")
+
+    exporter.in_transaction.append(failing)
+    exporter._write([(sample_batch("01", "acme"), None, None)])
+    assert exporter.last_error == "ledger write failed: a bug" and exporter.last_write is None
+    exporter.in_transaction.remove(failing)
+    exporter._write([(sample_batch("01", "acme"), None, None)])
+    assert exporter.last_write is not None
+    with store.queries() as queries:
+        assert len(queries.calls(DAY, DAY + dt.timedelta(days=1), {}, 10, None)["calls"]) == 1

@@ -185,11 +185,12 @@ class LedgerExporter(Exporter):
                 added = txn.append(columns.table())
                 for listener in self.in_transaction:
                     listener(txn, columns, added)
-        except LedgerError as exc:
-            error = exc
-            self.last_error = str(exc)
+        except Exception as exc:  # the store rolled back: the requests are refused, the writer carries on
+            error = exc if isinstance(exc, LedgerError) else LedgerError(f"ledger write failed: {exc}")
+            self.last_error = str(error)
             self.telemetry.add(self.component_id, "traces", "failed", columns.rows)
-            self.log.error("ledger write failed", extra={"rows": columns.rows, "error": str(exc)})
+            self.log.error("ledger write failed", exc_info=not isinstance(exc, LedgerError),
+                           extra={"rows": columns.rows, "error": str(exc)})
         else:
             self.last_write = time.time()
             self.telemetry.add(self.component_id, "traces", "exported", len(added))
