@@ -100,8 +100,7 @@ class Ledger(LedgerStore):
                 yield txn
         except duckdb.Error as exc:
             raise LedgerError(f"ledger write failed: {exc}") from exc
-        for action in txn.after_commit:
-            action()
+        txn.committed()
 
     @contextlib.contextmanager
     def reading(self) -> Iterator[duckdb.DuckDBPyConnection]:

@@ -142,8 +142,7 @@ class PostgresLedger(LedgerStore):
         with self._connection("write") as con:
             txn = _PostgresWrite(self, con)
             yield txn
-        for action in txn.after_commit:
-            action()
+        txn.committed()
 
     @contextlib.contextmanager
     def reading(self) -> Iterator[psycopg.Cursor]:

@@ -16,9 +16,12 @@ from typing import Any
 
 import pyarrow as pa
 
+from collector import log
 from collector.storage.budget_tables import BudgetTables
 from collector.storage.dialect import SqlDialect
 from collector.storage.queries import LedgerQueries
+
+_LOG = log.get("ledger")
 
 
 class WriteTxn(ABC):
@@ -33,6 +36,14 @@ class WriteTxn(ABC):
     def append(self, calls: pa.Table) -> list[int]:
         """Insert the calls not already in the ledger (``calls`` has the columns of ``rows.CallColumns``);
         returns the positions, in ``calls``, of the rows inserted."""
+
+    def committed(self) -> None:
+        """Run what was to happen once the transaction committed; a failure there is logged, the write stands."""
+        for action in self.after_commit:
+            try:
+                action()
+            except Exception:
+                _LOG.exception("after-commit action failed")
 
 
 class LedgerStore(ABC):
