@@ -24,7 +24,9 @@ for (const box of document.querySelectorAll(".card, .panel, #explain[open]")) {
       problems.push(`${inner.tagName}.${inner.className} overflows ${box.id || box.className}`);
   }
 }
-const text = document.body.innerText;
+// where the page shows numbers (trace ids elsewhere are hex: 1234e567… would read as a number)
+const text = [...document.querySelectorAll(".num, .value, .amounts, .change, .meta, svg text, #explain td")]
+  .map((node) => node.textContent).join("\\n");
 const scientific = /\\b\\d+(\\.\\d+)?[eE][+-]?\\d+\\b/g;
 for (const match of text.match(scientific) || []) problems.push(`scientific notation: ${match}`);
 for (const bar of document.querySelectorAll(".budget .bar")) {
@@ -142,6 +144,13 @@ def test_dashboard_shows_the_ledger_and_filters_it(ports, collector, browser, tm
         loaded("0.021")
         assert browser.execute_script(LAYOUT_PROBLEMS) == [], (width, browser.execute_script(LAYOUT_PROBLEMS))
         assert browser.save_screenshot(str(tmp_path / f"dashboard-{width}.png"))
+    browser.execute_script("document.querySelector('#expensive td.num').textContent = '3.2e-7 USD';"
+                           "document.querySelector('.budget .bar .fill').style.width = '10%';"
+                           "document.querySelector('#expensive td').style.display = 'inline-block';"
+                           "document.querySelector('#expensive td').style.width = '5000px'")
+    problems = browser.execute_script(LAYOUT_PROBLEMS)  # the checks above see what they look for
+    assert "scientific notation: 3.2e-7" in problems and any(p.startswith("budget bar filled 0.") for p in problems)
+    assert any("overflows" in p or "scrolls sideways" in p for p in problems)
 
     provider, _ = tracer(ports, "acme")
     emit(provider, 1, **{"gen_ai.request.model": "gpt-unknown-9"})  # a model without a price
