@@ -34,6 +34,8 @@ ISOLATED_VENVS = {
                      "opentelemetry-sdk", "opentelemetry-exporter-otlp-proto-http"),
     "openai-agents": ("openai-agents==0.24.0", "openinference-instrumentation-openai-agents==2.6.0",
                       "opentelemetry-sdk", "opentelemetry-exporter-otlp-proto-http"),
+    # 1.110's proxy extra needs the litellm-proxy distribution, which the package registry here does not have
+    "litellm-proxy": ("litellm[proxy]==1.108.0", "opentelemetry-sdk", "opentelemetry-exporter-otlp-proto-http"),
     "langchain": ("langchain-openai==1.7.4", "openinference-instrumentation-langchain==0.1.80",
                   "openinference-instrumentation-openai==0.1.66", "opentelemetry-instrumentation-langchain==0.62.4",
                   "opentelemetry-instrumentation-openai==0.62.4", "opentelemetry-sdk",
@@ -121,6 +123,10 @@ CLIENTS = (
            OPENAI_CACHED_COST, "two calls inside the app's own request span, which LiteLLM writes one call's "
            "`gen_ai.*` onto: each call priced from its `raw_gen_ai_request` child; OpenAI chat with 200 of 1,200 "
            "input tokens cached", venv="litellm", provider="openai"),
+    # 14 spans a call: the proxy's own (request, auth, router, logging), FastAPI's, and its readiness probe's
+    Client("litellm-proxy", ("litellm",), "openai", "http/protobuf", ("litellm", "fastapi"), 14, OPENAI_CACHED_COST,
+           "the LiteLLM proxy (`litellm --config`, `callbacks: ['otel']`) called with the OpenAI SDK: each call "
+           "priced once, from its `raw_gen_ai_request`", venv="litellm-proxy", provider="openai"),
     Client("google-genai", ("opentelemetry-instrumentation-google-genai",), "google-genai", "http/protobuf",
            ("opentelemetry.instrumentation.google_genai",), 1, GEMINI_COST,
            "Gemini `generate_content` against a fake Gemini API: cached-content tokens (cheaper input) and "

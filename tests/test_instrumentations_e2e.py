@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
+import time
+import urllib.request
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -20,13 +24,17 @@ ROOT = Path(__file__).parent.parent
 pytestmark = pytest.mark.clients
 
 
-def genai_config(ports, exporter: tuple[str, dict] | None = None) -> ConfigBuilder:
+def genai_config(ports, exporter: tuple[str, dict] | None = None, ledger: Path | None = None) -> ConfigBuilder:
     """Receivers on ports grpc and http, normalize → cost → batch, and ``exporter`` (id, settings; default:
-    OTLP/gRPC to the sink on port ``sink``)."""
+    OTLP/gRPC to the sink on port ``sink``); with ``ledger``, a DuckDB ledger there and the API on port ``api``."""
     exporter_id, settings = exporter or ("otlp/backend", {"endpoint": f"127.0.0.1:{ports['sink']}",
                                                           "tls": {"insecure": True}})
-    return (on_ports(ports).processor("batch", timeout="50ms").exporter(exporter_id, **settings)
-            .pipeline("traces", processors=["genai_normalize", "genai_cost", "batch"], exporters=[exporter_id]))
+    config = on_ports(ports).processor("batch", timeout="50ms").exporter(exporter_id, **settings)
+    exporters = [exporter_id]
+    if ledger is not None:
+        config.exporter("duckdb", path=str(ledger), flush_interval="20ms").cost_api(ports["api"])
+        exporters.append("duckdb")
+    return config.pipeline("traces", processors=["genai_normalize", "genai_cost", "batch"], exporters=exporters)
 
 
 @pytest.fixture
@@ -47,10 +55,10 @@ def run_app(library: str, provider_url: str, ports, protocol: str, calls: int = 
 
 
 @pytest.mark.parametrize("client", CLIENTS, ids=lambda client: client.app)
-def test_instrumented_sdk_calls_arrive_priced(client: Client, ports, collector, sink, fake_provider):
+def test_instrumented_sdk_calls_arrive_priced(client: Client, ports, collector, sink, fake_provider, tmp_path):
     python = isolated_python(client.venv) if client.venv else Path(sys.executable)
     sink.start_grpc(ports["sink"])
-    collector(genai_config(ports), ports["health"])
+    collector(genai_config(ports, ledger=tmp_path / "costs.duckdb"), ports["health"])
     run_app(client.app, fake_provider.url, ports, client.protocol, python=python)
     spans_per_call = client.spans_per_call
     assert len(fake_provider.requests) == 2
@@ -75,6 +83,17 @@ def test_instrumented_sdk_calls_arrive_priced(client: Client, ports, collector, 
     if client.provider_name in ("anthropic", "aws.bedrock"):  # input made to include the cache, where it did not
         assert priced[0]["gen_ai.usage.input_tokens"] == 5150
         assert priced[0]["gen_ai.usage.cache_read.input_tokens"] == 4000
+    # the ledger holds each call once, at the same cost
+    url = f"http://127.0.0.1:{ports['api']}/api/v1/calls?from=1d"
+
+    def stored() -> list[dict]:
+        with urllib.request.urlopen(url, timeout=5) as reply:
+            return json.loads(reply.read())["calls"]
+    deadline = time.monotonic() + 10
+    while len(stored()) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    calls = stored()
+    assert len(calls) == 2 and all(Decimal(call["cost"]) == Decimal(repr(client.cost)) for call in calls)
 
 
 def test_readme_table_is_generated_from_the_matrix():

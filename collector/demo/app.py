@@ -15,8 +15,12 @@ OpenTelemetry callback (in a venv of its own).
 from __future__ import annotations
 
 import contextlib
+import json
 import os
+import subprocess
 import sys
+import time
+from pathlib import Path
 
 from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
@@ -210,6 +214,57 @@ def run_openai_agents(provider_url: str, calls: int, tracer_provider: TracerProv
         agents.Runner.run_sync(agent, "How many widgets are left?")
 
 
+PROXY_KEY = "sk-demo-master-key-0123456789abcdef0123456789"
+
+
+def _wait_for(url: str, process: subprocess.Popen, seconds: float) -> None:
+    """Until ``url`` answers; RuntimeError when ``process`` exits or the time runs out first."""
+    import urllib.request
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=1):
+                return
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"{url} did not answer (exit code {process.poll()})") from None
+            time.sleep(0.2)
+
+
+def run_litellm_proxy(provider_url: str, calls: int, tracer_provider: TracerProvider) -> None:
+    """The LiteLLM proxy (``litellm --config``, ``callbacks: ["otel"]``) called with the OpenAI SDK: the same
+    callback as the SDK's, in a server. OpenAI chat with a prompt-cache hit."""
+    import tempfile
+
+    from openai import OpenAI
+
+    from collector.demo.fake_provider import CACHED_PROMPT
+    from collector.process import free_port
+    port = free_port()
+    with tempfile.TemporaryDirectory() as folder:
+        config = Path(folder) / "litellm.yaml"
+        config.write_text(json.dumps({  # JSON is YAML
+            "model_list": [{"model_name": "gpt-4o-mini", "litellm_params": {
+                "model": "openai/gpt-4o-mini", "api_base": f"{provider_url}/v1", "api_key": "demo-key"}}],
+            "litellm_settings": {"callbacks": ["otel"]}, "general_settings": {"master_key": PROXY_KEY}}))
+        env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True", "OTEL_EXPORTER": "otlp_http",
+               "OTEL_ENDPOINT": os.environ["OTEL_EXPORTER_OTLP_ENDPOINT"] + "/v1/traces",
+               "OTEL_BSP_SCHEDULE_DELAY": "200"}  # its batch processor exports every 200 ms, not 5 s
+        proxy = subprocess.Popen([str(Path(sys.executable).parent / "litellm"), "--config", str(config),
+                                  "--host", "127.0.0.1", "--port", str(port)], env=env,
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            _wait_for(f"http://127.0.0.1:{port}/health/liveliness", proxy, 90)
+            client = OpenAI(base_url=f"http://127.0.0.1:{port}", api_key=PROXY_KEY)
+            for order in range(calls):
+                client.chat.completions.create(model="gpt-4o-mini", messages=[
+                    {"role": "user", "content": f"{CACHED_PROMPT} order {order}"}])
+            time.sleep(2.0)  # its logging thread ends the spans after answering, then the batch is exported
+        finally:
+            proxy.terminate()
+            proxy.wait(30)
+
+
 def _langchain_chain(provider_url: str):
     """A LangChain (LCEL) chain: a prompt template piped into ChatOpenAI."""
     from langchain_core.prompts import ChatPromptTemplate
@@ -248,7 +303,7 @@ RUNNERS = {
     "openlit-openai": run_openlit_openai, "openlit-anthropic": run_openlit_anthropic, "litellm": run_litellm,
     "litellm-app-span": run_litellm_in_app_span, "google-genai": run_google_genai, "bedrock": run_bedrock,
     "openai-agents": run_openai_agents, "langchain-openinference": run_langchain_openinference,
-    "langchain-openllmetry": run_langchain_openllmetry,
+    "langchain-openllmetry": run_langchain_openllmetry, "litellm-proxy": run_litellm_proxy,
 }
 
 
