@@ -36,7 +36,7 @@ ISOLATED_VENVS = {
                       "opentelemetry-sdk", "opentelemetry-exporter-otlp-proto-http"),
     # 1.110's proxy extra needs the litellm-proxy distribution, which the package registry here does not have
     "litellm-proxy": ("litellm[proxy]==1.108.0", "opentelemetry-sdk", "opentelemetry-exporter-otlp-proto-http"),
-    "langchain": ("langchain-openai==1.7.4", "openinference-instrumentation-langchain==0.1.80",
+    "langchain": ("langchain-openai==1.7.4", "langgraph==1.2.24", "openinference-instrumentation-langchain==0.1.80",
                   "openinference-instrumentation-openai==0.1.66", "opentelemetry-instrumentation-langchain==0.62.4",
                   "opentelemetry-instrumentation-openai==0.62.4", "opentelemetry-sdk",
                   "opentelemetry-exporter-otlp-proto-http"),
@@ -143,12 +143,12 @@ CLIENTS = (
            "an LCEL chain (a prompt piped into ChatOpenAI) with both instrumentations on: one call, two LLM spans in "
            "two traces, priced once by the response id in their `output.value`; the chain and prompt spans not",
            venv="langchain", provider="openai"),
-    Client("langchain-openllmetry",
-           ("opentelemetry-instrumentation-langchain", "opentelemetry-instrumentation-openai"), "langchain-openai",
-           "http/protobuf", ("opentelemetry.instrumentation.langchain",), 3, OPENAI_COST,
-           "the same chain with OpenLLMetry's two instrumentations on (its LangChain one keeps the OpenAI one from "
-           "reporting the call again): the chat span priced, the workflow and task spans not", venv="langchain",
-           provider="openai"),
+    Client("langgraph-openllmetry",
+           ("opentelemetry-instrumentation-langchain", "opentelemetry-instrumentation-openai"), "langgraph",
+           "http/protobuf", ("opentelemetry.instrumentation.langchain",), 4, OPENAI_COST,
+           "a one-node LangGraph graph calling ChatOpenAI, with OpenLLMetry's two instrumentations on (its LangChain "
+           "one keeps the OpenAI one from reporting the call again): the chat span priced, the graph's agent, "
+           "workflow and task spans not", venv="langchain", provider="openai"),
     Client("bedrock", ("opentelemetry-instrumentation-botocore",), "boto3", "http/protobuf",
            ("opentelemetry.instrumentation.botocore.bedrock-runtime",), 1, BEDROCK_COST,
            "Bedrock Runtime `converse` against a fake Bedrock endpoint, model `us.anthropic.claude-sonnet-4-5-…` "

@@ -265,14 +265,6 @@ def run_litellm_proxy(provider_url: str, calls: int, tracer_provider: TracerProv
             proxy.wait(30)
 
 
-def _langchain_chain(provider_url: str):
-    """A LangChain (LCEL) chain: a prompt template piped into ChatOpenAI."""
-    from langchain_core.prompts import ChatPromptTemplate
-    from langchain_openai import ChatOpenAI
-    model = ChatOpenAI(model="gpt-4o-mini", base_url=f"{provider_url}/v1", api_key="demo-key")
-    return ChatPromptTemplate.from_messages([("user", "Say hi to {name}")]) | model
-
-
 def run_langchain_openinference(provider_url: str, calls: int, tracer_provider: TracerProvider) -> None:
     """LangChain with OpenInference's LangChain and OpenAI instrumentations both on: each call is reported by
     LangChain's ChatOpenAI span and by the OpenAI SDK's, in two traces."""
@@ -280,20 +272,35 @@ def run_langchain_openinference(provider_url: str, calls: int, tracer_provider: 
     from openinference.instrumentation.openai import OpenAIInstrumentor
     LangChainInstrumentor().instrument(tracer_provider=tracer_provider)
     OpenAIInstrumentor().instrument(tracer_provider=tracer_provider)
-    chain = _langchain_chain(provider_url)
+    from langchain_core.prompts import ChatPromptTemplate
+    from langchain_openai import ChatOpenAI
+    model = ChatOpenAI(model="gpt-4o-mini", base_url=f"{provider_url}/v1", api_key="demo-key")
+    chain = ChatPromptTemplate.from_messages([("user", "Say hi to {name}")]) | model  # an LCEL chain
     for index in range(calls):
         chain.invoke({"name": f"customer {index}"})
 
 
-def run_langchain_openllmetry(provider_url: str, calls: int, tracer_provider: TracerProvider) -> None:
-    """LangChain with OpenLLMetry's LangChain and OpenAI instrumentations both on."""
+def run_langgraph_openllmetry(provider_url: str, calls: int, tracer_provider: TracerProvider) -> None:
+    """A one-node LangGraph graph calling ChatOpenAI, with OpenLLMetry's LangChain and OpenAI instrumentations
+    both on."""
+    from langchain_openai import ChatOpenAI
+    from langgraph.graph import END, START, MessagesState, StateGraph
     from opentelemetry.instrumentation.langchain import LangchainInstrumentor
     from opentelemetry.instrumentation.openai import OpenAIInstrumentor
     LangchainInstrumentor().instrument(tracer_provider=tracer_provider)
     OpenAIInstrumentor().instrument(tracer_provider=tracer_provider)
-    chain = _langchain_chain(provider_url)
+    model = ChatOpenAI(model="gpt-4o-mini", base_url=f"{provider_url}/v1", api_key="demo-key")
+
+    def answer(state: MessagesState) -> dict:
+        return {"messages": [model.invoke(state["messages"])]}
+
+    graph = StateGraph(MessagesState)
+    graph.add_node("answer", answer)
+    graph.add_edge(START, "answer")
+    graph.add_edge("answer", END)
+    app = graph.compile()
     for index in range(calls):
-        chain.invoke({"name": f"customer {index}"})
+        app.invoke({"messages": [("user", f"Say hi to customer {index}")]})
 
 
 RUNNERS = {
@@ -303,7 +310,7 @@ RUNNERS = {
     "openlit-openai": run_openlit_openai, "openlit-anthropic": run_openlit_anthropic, "litellm": run_litellm,
     "litellm-app-span": run_litellm_in_app_span, "google-genai": run_google_genai, "bedrock": run_bedrock,
     "openai-agents": run_openai_agents, "langchain-openinference": run_langchain_openinference,
-    "langchain-openllmetry": run_langchain_openllmetry, "litellm-proxy": run_litellm_proxy,
+    "langgraph-openllmetry": run_langgraph_openllmetry, "litellm-proxy": run_litellm_proxy,
 }
 
 
