@@ -319,9 +319,8 @@ class GenAIBudget(Processor):
         after = tables.spend(list(windows.values()))
         alerts = []
         for budget_id, window in windows.items():
-            added_now = sum(amount for (i, bucket), amount in increments.items() if i == budget_id
-                            and _naive(bucket) >= _naive(window.start)
-                            and (window.end is None or _naive(bucket) < _naive(window.end)))
+            added_now = sum(amount for (i, bucket), amount in increments.items()
+                            if i == budget_id and window.contains(bucket))
             budget = self.book.budgets[budget_id]
             for alert in self.book.crossed(budget, after[budget_id] - added_now, after[budget_id], window.start):
                 if tables.claim_alert(budget_id, alert.period_start, alert.threshold, alert.at):
@@ -401,7 +400,3 @@ class GenAIBudget(Processor):
     async def shutdown(self, timeout: float) -> None:
         if self.tasks:
             await asyncio.wait(self.tasks, timeout=min(timeout, 10))
-
-
-def _naive(value: dt.datetime) -> dt.datetime:
-    return value.astimezone(dt.UTC).replace(tzinfo=None) if value.tzinfo else value

@@ -124,12 +124,11 @@ class GenAINormalize(Processor):
         the second span with the same response id, and a priced span whose child span is priced too (the
         child is the leaf: the provider SDK's own span inside the instrumentation's), are duplicates."""
         now = time.monotonic()
-        children: dict[tuple[bytes, bytes], list[GenAICall]] = {}
         for call in calls:
             span = call.span
             if call.billable and span.parent_span_id:
                 self.parents.remember((span.trace_id, span.parent_span_id), True, now)
-                children.setdefault((span.trace_id, span.parent_span_id), []).append(call)
+        reporting_wrappers: dict[tuple[bytes, bytes], GenAICall] = {}
         for call in calls:
             if not call.billable:
                 continue
@@ -137,14 +136,23 @@ class GenAINormalize(Processor):
             if identity in self.parents or (call.response_id and self.responses.remember(
                     (call.provider, call.response_id), identity, now) != identity):
                 call.billable, call.skip_reason = False, "duplicate"
-                self._hand_down_reported_cost(call, children.get(identity, ()))
+                if call.reported_cost is not None:
+                    reporting_wrappers[identity] = call
+        if reporting_wrappers:  # rare: looked for only when a duplicate reports a cost
+            self._hand_down_reported_costs(calls, reporting_wrappers)
 
     @staticmethod
-    def _hand_down_reported_cost(wrapper: GenAICall, children: list[GenAICall]) -> None:
+    def _hand_down_reported_costs(calls: list[GenAICall], wrappers: dict[tuple[bytes, bytes], GenAICall]) -> None:
         """The cost a wrapper span reports (LiteLLM's ``litellm_request``) belongs to the one call it wraps,
         when that call reports none (the provider's raw response)."""
-        if wrapper.reported_cost is not None and len(children) == 1 and children[0].reported_cost is None:
-            children[0].reported_cost = wrapper.reported_cost
+        children: dict[tuple[bytes, bytes], list[GenAICall]] = {}
+        for call in calls:
+            parent = (call.span.trace_id, call.span.parent_span_id)
+            if call.billable and parent in wrappers:
+                children.setdefault(parent, []).append(call)
+        for parent, kids in children.items():
+            if len(kids) == 1 and kids[0].reported_cost is None:
+                kids[0].reported_cost = wrappers[parent].reported_cost
 
     def _write(self, call: GenAICall) -> None:
         """Add the canonical attributes the span lacks, and correct those that differ."""

@@ -184,8 +184,20 @@ def ledger_backend(request, tmp_path) -> Callable[..., LedgerStore]:
         opened.append(store)
         return store
 
+    def open_exporter():
+        """A ledger exporter (the real class of the backend) with a store of its own on this ledger: what one
+        collector process has; its writer thread is not started (tests call its ``_write``)."""
+        from collector.exporters.duckdb import DuckDBConfig, DuckDBExporter
+        from collector.exporters.postgresql import PostgresConfig, PostgresExporter
+        from tests.genai_helpers import context
+        exporter = DuckDBExporter(DuckDBConfig(str(target)), context("duckdb")) if request.param == "duckdb" \
+            else PostgresExporter(PostgresConfig(target), context("postgresql"))
+        exporter.store = open_store()
+        return exporter
+
     open_store.backend = request.param
     open_store.target = target
+    open_store.exporter = open_exporter
     yield open_store
     for store in opened:
         store.close()

@@ -185,6 +185,11 @@ def test_budget_api_validation_and_read_only_config_budgets(ports, collector, we
     assert request(ports, "GET", "/api/v1/budgets/team-growth")[0] == 404
     status, error = request(ports, "GET", "/api/v1/budgets/check?colour=red")
     assert status == 400 and error["error"]["message"].startswith("colour: unknown parameter")
+    for path in ("/api/v1/budgets", "/api/v1/budgets/reserve"):
+        broken = urllib.request.Request(f"http://127.0.0.1:{ports['api']}{path}", data=b"{not json", method="POST")
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(broken, timeout=10)
+        assert refused.value.code == 400 and json.loads(refused.value.read())["error"]["code"] == "bad_json"
 
     # reservations on the embedded ledger: held, shown, refused past the hard limit, released
     status, held = request(ports, "POST", "/api/v1/budgets/reserve",

@@ -91,16 +91,11 @@ CALL = {"gen_ai.provider.name": "openai", "gen_ai.request.model": "gpt-4o-mini",
 def replica(ledger_backend, *budgets):
     """A genai_budget processor on a ledger exporter of its own over the test's ledger: on PostgreSQL, what
     one collector replica has."""
-    from collector.exporters.duckdb import DuckDBConfig, DuckDBExporter
-    from collector.exporters.postgresql import PostgresConfig, PostgresExporter
     from collector.storage.schema import STANDARD_DIMENSIONS
     from processors.budgets import MATCH_KEYS_FIXED
     from processors.genai_budget import BudgetConfig, GenAIBudget
     from tests.genai_helpers import context
-    exporter = DuckDBExporter(DuckDBConfig(str(ledger_backend.target)), context("duckdb")) \
-        if ledger_backend.backend == "duckdb" else \
-        PostgresExporter(PostgresConfig(ledger_backend.target), context("postgresql"))
-    exporter.store = ledger_backend()
+    exporter = ledger_backend.exporter()
     processor = GenAIBudget(BudgetConfig(budgets=budgets), context("genai_budget"), clock=lambda: NOW)
     processor.exporter = exporter
     processor.match_keys = (*MATCH_KEYS_FIXED, *STANDARD_DIMENSIONS)  # what bind_service finds in a service

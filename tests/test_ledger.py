@@ -18,11 +18,11 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
 from collector.config_builder import ConfigBuilder
 from collector.storage.ledger import Ledger
+from tests import otlp_client
 from tests.conftest import on_ports
 
-GPT4O = {"gen_ai.provider.name": "openai", "gen_ai.operation.name": "chat", "gen_ai.request.model": "gpt-4o",
-         "gen_ai.usage.input_tokens": 1000, "gen_ai.usage.output_tokens": 100}
-GPT4O_COST = Decimal("0.0035")  # 1000 × $2.50 + 100 × $10 per MTok
+GPT4O = otlp_client.GPT4O  # one gpt-4o chat call: 1000 × $2.50 + 100 × $10 per MTok
+GPT4O_COST = Decimal(otlp_client.GPT4O_COST)
 
 
 def ledger_config(ports, db) -> ConfigBuilder:

@@ -140,13 +140,8 @@ def test_text_comes_back_as_it_was_written(ledger_backend, customer):
 def test_a_failing_write_is_rolled_back_and_the_writer_carries_on(ledger_backend):
     """A listener that fails inside the write's transaction (a bug in a processor, say) rolls the write back:
     its requests are refused and retried, nothing of it is stored, and the next write goes through."""
-    from collector.exporters.duckdb import DuckDBConfig, DuckDBExporter
-    from collector.exporters.postgresql import PostgresConfig, PostgresExporter
-    from tests.genai_helpers import context
-    exporter = DuckDBExporter(DuckDBConfig(str(ledger_backend.target)), context("duckdb")) \
-        if ledger_backend.backend == "duckdb" else \
-        PostgresExporter(PostgresConfig(ledger_backend.target), context("postgresql"))
-    exporter.store = store = ledger_backend()
+    exporter = ledger_backend.exporter()
+    store = exporter.store
 
     def failing(txn, columns, added):
         raise RuntimeError("a bug")

@@ -15,9 +15,9 @@ from typing import Any
 
 from aiohttp import web
 
-from collector.api.routes import error_response, json_response
+from collector.api.routes import json_response
 from collector.config import parse_duration
-from collector.errors import QueryError
+from collector.errors import InvalidRequest, QueryError
 from pricing_catalog.compiled import to_pico
 from processors.budgets import Status
 from processors.genai_budget import GenAIBudget
@@ -52,10 +52,7 @@ class BudgetRoutes:
         return await self._save(request, request.match_info["id"])
 
     async def _save(self, request: web.Request, replace: str | None) -> web.Response:
-        try:
-            data = json.loads(await request.read())
-        except ValueError as exc:
-            return error_response(400, "bad_json", f"the body is not JSON: {exc}")
+        data = await _json_body(request)
         if replace is not None and isinstance(data, dict):
             data.setdefault("id", replace)
         budget = await asyncio.to_thread(self.processor.save, data, replace)
@@ -99,10 +96,7 @@ class BudgetRoutes:
     async def reserve(self, request: web.Request) -> web.Response:
         """Hold an estimated cost against the budgets a call would count towards: 200 with the reservation id
         (put it on the call's span as gen_ai.budget.reservation), or 402 as the check answers."""
-        try:
-            body = json.loads(await request.read())
-        except ValueError as exc:
-            return error_response(400, "bad_json", f"the body is not JSON: {exc}")
+        body = await _json_body(request)
         if not isinstance(body, dict):
             raise QueryError("body", "a JSON object: {\"estimated_cost\": \"0.002\", \"customer\": \"acme\", ...}")
         values, estimate = self._call(body, ("ttl",))
@@ -121,6 +115,17 @@ class BudgetRoutes:
     async def release(self, request: web.Request) -> web.Response:
         await asyncio.to_thread(self.processor.release, request.match_info["id"])
         return web.Response(status=204)
+
+
+class BadJson(InvalidRequest):
+    code = "bad_json"
+
+
+async def _json_body(request: web.Request) -> Any:
+    try:
+        return json.loads(await request.read())
+    except ValueError as exc:
+        raise BadJson(f"the body is not JSON: {exc}") from None
 
 
 def _refused(status: Status, applying: list[Status]) -> web.Response:

@@ -38,8 +38,11 @@ class StoredBudget:
 class Window:
     """The buckets of ``budget_id`` that make up its current spend: [start, end), end None for open."""
     budget_id: str
-    start: dt.datetime  # naive UTC
+    start: dt.datetime  # UTC: aware, as the budget processor makes them (the tables take naive too)
     end: dt.datetime | None
+
+    def contains(self, moment: dt.datetime) -> bool:
+        return moment >= self.start and (self.end is None or moment < self.end)
 
 
 def _naive(value: dt.datetime) -> dt.datetime:
