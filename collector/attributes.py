@@ -120,25 +120,3 @@ def add_to(container: Any, key: str, value: Any) -> None:
 def add(span: Span, key: str, value: Any) -> None:
     """Append one attribute (the caller knows the key is not on the span yet)."""
     span.MergeFromString(encode(key, value))
-
-
-def put_all(span: Span, index: dict[str, int], items: list[tuple[str, Any]],
-            keep_original_prefix: str | None = None) -> bytes:
-    """Set each (key, value): update an attribute already on the span in place (``index`` maps its keys
-    to their positions; it is not modified), and return the encoded attributes still to append for the
-    others (``span.MergeFromString`` appends them). With ``keep_original_prefix``, a different old value
-    is kept under ``prefix + key``."""
-    appended = []
-    for key, value in items:
-        position = index.get(key)
-        if position is None:
-            appended.append(encode(key, value))
-            continue
-        kv = span.attributes[position]
-        current = value_of(kv)
-        if current == value and type(current) is type(value):
-            continue
-        if keep_original_prefix is not None and current is not None:
-            appended.append(encode(keep_original_prefix + key, current))
-        set_value(kv.value, value)
-    return b"".join(appended)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from google.protobuf.message import Message
 
-from collector.signals import Signal, count_items
+from collector.native import TRACE_WIRE
+from collector.signals import Signal, count_items, top_level
 
 NO_HEADERS: Mapping[str, str] = {}
 
@@ -16,28 +17,84 @@ class TelemetryBatch:
 
     Processors mutate ``message`` in place. Once the batch reaches the exporters it
     is read-only, so every exporter shares the same message and serialised bytes.
+
+    On the native path (:mod:`collector.native`) a trace request the native core vouched for stays
+    as its wire bytes: ``message`` decodes it only when something asks for it, and the GenAI index
+    decodes just the GenAI spans, whose changes :meth:`invalidate` splices back into the bytes.
     """
 
-    __slots__ = ("_item_count", "_wire", "genai", "headers", "message", "signal")
+    __slots__ = ("_item_count", "_message", "_wire", "genai", "headers", "signal", "wire_stats")
 
-    def __init__(self, signal: Signal, message: Message, headers: Mapping[str, str] = NO_HEADERS):
+    def __init__(self, signal: Signal, message: Message | None, headers: Mapping[str, str] = NO_HEADERS):
         self.signal = signal
-        self.message = message
+        self._message = message
         self.headers = headers
         self._item_count: int | None = None
         self._wire: bytes | None = None
         self.genai: list | None = None  # the GenAI calls, indexed by the pipeline (processors.genai_call.GenAICall)
+        # (spans, most attributes on a span, largest attribute value in bytes) of an undecoded request
+        self.wire_stats: tuple[int, int, int] | None = None
 
     @classmethod
     def from_wire(cls, signal: Signal, wire: bytes, headers: Mapping[str, str] = NO_HEADERS) -> TelemetryBatch:
         """Parse protobuf bytes; raises ``google.protobuf.message.DecodeError`` on a malformed body.
 
-        The bytes are kept: a batch no processor changed is forwarded as it was received."""
+        The bytes are kept: a batch no processor changed is forwarded as it was received. A trace
+        request the native core vouches for is not decoded here at all."""
+        if signal is Signal.TRACES and TRACE_WIRE is not None:
+            stats = TRACE_WIRE.scan(wire)
+            if stats is not None:
+                return cls._undecoded(signal, bytes(wire), headers, stats[0], stats)
         message = signal.spec.request_type()
         message.ParseFromString(wire)
         batch = cls(signal, message, headers)
         batch._wire = wire
         return batch
+
+    @classmethod
+    def _undecoded(cls, signal: Signal, wire: bytes, headers: Mapping[str, str], items: int | None,
+                   stats: tuple[int, int, int] | None = None) -> TelemetryBatch:
+        batch = cls(signal, None, headers)
+        batch._wire = wire
+        batch._item_count = items
+        batch.wire_stats = stats
+        return batch
+
+    @classmethod
+    def concatenate(cls, signal: Signal, batches: Sequence[TelemetryBatch],
+                    headers: Mapping[str, str] = NO_HEADERS) -> TelemetryBatch:
+        """One batch of the data of several (the batch processor's merge). Undecoded requests are joined
+        as bytes: protobuf's concatenation of two messages is their merge, repeated fields appended."""
+        if all(batch._message is None for batch in batches):
+            merged = cls._undecoded(signal, b"".join(batch._wire for batch in batches), headers,
+                                    sum(batch.item_count for batch in batches))
+        else:
+            merged = cls(signal, signal.spec.request_type(), headers)
+            for batch in batches:
+                top_level(signal, merged.message).extend(top_level(signal, batch.message))
+        calls = [call for batch in batches for call in batch.genai or ()]
+        for call in calls:  # they read their original spans, which are in another request now
+            call.wire_at = None
+        merged.genai = calls or None
+        return merged
+
+    @property
+    def message(self) -> Message:
+        """The decoded request (decoded on first use where the native path kept it as bytes)."""
+        if self._message is None:
+            message = self.signal.spec.request_type()
+            message.ParseFromString(self._wire)
+            self._message = message
+        return self._message
+
+    @property
+    def decoded(self) -> bool:
+        return self._message is not None
+
+    @property
+    def wire(self) -> bytes | None:
+        """The request's bytes when they are current (received, or spliced on the native path)."""
+        return self._wire
 
     @property
     def item_count(self) -> int:
@@ -47,9 +104,18 @@ class TelemetryBatch:
 
     def invalidate(self) -> None:
         """After processors changed the message: append the attributes they queued on GenAI calls, and
-        forget cached counts and bytes (the pipeline calls this after each run of processors)."""
-        for call in self.genai or ():
+        forget cached counts and bytes (the pipeline calls this after each run of processors). Where the
+        request was never decoded, the changed GenAI spans are spliced into its bytes instead."""
+        calls = self.genai or ()
+        for call in calls:
             call.flush()
+        if self._message is None:
+            edits = [call.edits() for call in calls if call.wire_at is not None]
+            if edits:
+                self._wire = TRACE_WIRE.edit(self._wire, sorted(edits))
+                for call in calls:
+                    call.wire_at = None
+            return
         self._item_count = None
         self._wire = None
 
@@ -60,6 +126,8 @@ class TelemetryBatch:
         return self._wire
 
     def copy(self) -> TelemetryBatch:
+        if self._message is None:
+            return self._undecoded(self.signal, self._wire, self.headers, self._item_count, self.wire_stats)
         clone = self.signal.spec.request_type()
         clone.CopyFrom(self.message)
         return TelemetryBatch(self.signal, clone, self.headers)

@@ -85,10 +85,13 @@ class Processor(Component):
     - ``reads_genai``: ``process`` works from ``batch.genai``, the index of GenAI calls, which the
       pipeline builds once before the first such processor; ``span_keys`` (span attributes read from
       the calls) and ``source_mappings`` (canonical field → extra source keys) shape that index.
+    - ``reads_message``: ``process`` reads or changes ``batch.message``. In a pipeline where no processor
+      does, the native hot path keeps trace requests as bytes and decodes only the GenAI spans.
     """
 
     mutates_data: ClassVar[bool] = True
     reads_genai: ClassVar[bool] = False
+    reads_message: ClassVar[bool] = True
     span_keys: frozenset[str] = frozenset()
     source_mappings: Mapping[str, tuple[str, ...]] = {}
 

@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from collector import log, registry
+from collector import log, native, registry
 from collector.batch import TelemetryBatch
 from collector.component import (
     BuildContext,
@@ -76,7 +76,7 @@ class Service:
         self.running = True
         _LOG.info("collector started", extra={"pipelines": sorted(self.pipelines),
                                               "receivers": sorted(self.receivers),
-                                              "exporters": sorted(self.exporters)})
+                                              "exporters": sorted(self.exporters), **native.describe()})
 
     async def shutdown(self, timeout: float = 30.0) -> None:
         """Stop receiving, flush processors, drain exporters; all within ``timeout``.

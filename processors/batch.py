@@ -14,7 +14,6 @@ from typing import Annotated
 from collector.batch import TelemetryBatch
 from collector.component import BufferingProcessor, BuildContext, Consumer
 from collector.schema import AtLeast, Duration
-from collector.signals import top_level
 
 
 @dataclass(frozen=True)
@@ -26,7 +25,8 @@ class BatchConfig:
 
 @dataclass
 class _Pending:
-    batch: TelemetryBatch
+    headers: dict[str, str]
+    batches: list[TelemetryBatch] = field(default_factory=list)
     items: int = 0
     waiters: list[asyncio.Future] = field(default_factory=list)
     timer: asyncio.TimerHandle | None = None
@@ -54,12 +54,9 @@ class _Batcher:
         pending = self.pending.get(key)
         if pending is None:
             headers = {k: batch.headers[k] for k in self.processor.metadata_keys if k in batch.headers}
-            merged = TelemetryBatch(batch.signal, batch.signal.spec.request_type(), headers)
-            pending = self.pending[key] = _Pending(merged)
+            pending = self.pending[key] = _Pending(headers)
             pending.timer = asyncio.get_running_loop().call_later(self.processor.timeout, self._flush_later, key)
-        top_level(batch.signal, pending.batch.message).extend(top_level(batch.signal, batch.message))
-        if batch.genai:  # the calls read upstream stay with the data (they read their original spans)
-            pending.batch.genai = (pending.batch.genai or []) + batch.genai
+        pending.batches.append(batch)
         pending.items += batch.item_count
         accepted = asyncio.get_running_loop().create_future()
         pending.waiters.append(accepted)
@@ -78,9 +75,9 @@ class _Batcher:
             return
         if pending.timer is not None:
             pending.timer.cancel()
-        pending.batch.invalidate()
+        merged = TelemetryBatch.concatenate(pending.batches[0].signal, pending.batches, pending.headers)
         try:
-            await self.downstream.consume(pending.batch)
+            await self.downstream.consume(merged)
         except Exception as exc:  # every waiting client gets the same refusal
             for waiter in pending.waiters:
                 if not waiter.done():

@@ -92,6 +92,7 @@ class GenAIAttribution(Processor):
     signals = frozenset({Signal.TRACES})
     config_class = AttributionConfig
     reads_genai = True
+    reads_message = False
 
     def __init__(self, config: AttributionConfig, context: BuildContext | None = None):
         self.sources = config.sources()

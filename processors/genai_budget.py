@@ -100,6 +100,7 @@ class GenAIBudget(Processor):
     signals = frozenset({Signal.TRACES})
     config_class = BudgetConfig
     reads_genai = True
+    reads_message = False
     span_keys = frozenset({RESERVATION_KEY})  # the ledger releases a reservation when its call arrives
 
     def __init__(self, config: BudgetConfig, context: BuildContext, clock=None):

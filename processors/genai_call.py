@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import functools
 import json
+from collections.abc import Collection
 from typing import Any
 
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
-from collector.attributes import value_of
+from collector.attributes import encode, set_value, value_of
 
 
 class GenAICall:
@@ -40,6 +42,7 @@ class GenAICall:
     server: str | None = None  # server.address or the API base URL
     pending = b""  # encoded attributes to append to the span
     attribution: dict[str, str] | None = None  # dimension → value (genai_attribution)
+    wire_at: int | None = None  # a WireCall's span payload offset in its request, until spliced
 
     def __init__(self, span: Span, resource: Any, index: dict[str, int], sent: dict[str, Any]):
         self.span = span
@@ -60,7 +63,40 @@ class GenAICall:
     def value(self, key: str) -> Any:
         """The value of one of the indexed attributes, or None."""
         position = self.index.get(key)
-        return None if position is None else value_of(self.span.attributes[position])
+        return None if position is None else self.value_at(position)
+
+    def value_at(self, position: int) -> Any:
+        return value_of(self.span.attributes[position])
+
+    def _store(self, position: int, value: Any) -> None:
+        set_value(self.span.attributes[position].value, value)
+
+    def put(self, items: list[tuple[str, Any]], keep_original_prefix: str | None = None) -> None:
+        """Set each (key, value): an indexed attribute is updated in place, the others are queued to be
+        appended. With ``keep_original_prefix``, a different old value is kept under ``prefix + key``."""
+        appended = []
+        for key, value in items:
+            position = self.index.get(key)
+            if position is None:
+                appended.append(encode(key, value))
+                continue
+            current = self.value_at(position)
+            if current == value and type(current) is type(value):
+                continue
+            if keep_original_prefix is not None and current is not None:
+                appended.append(encode(keep_original_prefix + key, current))
+            self._store(position, value)
+        self.append(b"".join(appended))
+
+    def drop(self, keys: Collection[str]) -> None:
+        """Remove the indexed attributes with these keys from the span (after the queued ones are appended)."""
+        self.flush()
+        span = self.span
+        kept = [kv for kv in span.attributes if kv.key not in keys]
+        del span.attributes[:]
+        span.attributes.extend(kept)
+        self.index = {kv.key: i for i, kv in enumerate(span.attributes) if kv.key in self.index}
+
 
     @property
     def model(self) -> str | None:
@@ -71,6 +107,47 @@ class GenAICall:
     def has_usage(self) -> bool:
         return self.input is not None or self.output is not None
 
+
+class WireCall(GenAICall):
+    """A call read from a span the native core left in the request's bytes (``collector._native.WireSpan``).
+
+    Changes are kept as edits to the span (attributes updated or dropped, by their position in the span as
+    received, and attributes appended) and spliced into the request by ``TelemetryBatch.invalidate``.
+    """
+
+    def __init__(self, span: Any, resource: Any, index: dict[str, int], sent: dict[str, Any]):
+        super().__init__(span, resource, index, sent)
+        self.wire_at = span.payload_start
+        self.updated: dict[int, Any] = {}
+        self.dropped: set[int] = set()
+
+    def flush(self) -> None:
+        """Nothing to do until the edits are spliced into the request."""
+
+    def value_at(self, position: int) -> Any:
+        if position in self.updated:
+            return self.updated[position]
+        value = self.span.value(position)
+        if type(value) is bytearray:  # an array or key-value list: its AnyValue bytes
+            decoded = AnyValue.FromString(bytes(value))
+            value = getattr(decoded, decoded.WhichOneof("value"))
+        return value
+
+    def _store(self, position: int, value: Any) -> None:
+        self.updated[position] = value
+
+    def drop(self, keys: Collection[str]) -> None:
+        self.dropped.update(position for position, key in enumerate(self.span.keys) if key in keys)
+        self.index = {key: position for key, position in self.index.items() if key not in keys}
+
+    def edits(self) -> tuple[int, int, list[tuple[int, bytes | None]], bytes]:
+        """(payload start, payload end, attribute edits by position, attributes to append): the span's
+        changes as ``collector.native.TraceWire.edit`` takes them."""
+        keys = self.span.keys
+        changes: list[tuple[int, bytes | None]] = [(position, None) for position in self.dropped]
+        changes += [(position, encode(keys[position], value)) for position, value in self.updated.items()
+                    if position not in self.dropped]
+        return self.span.payload_start, self.span.payload_end, sorted(changes), self.pending
 
 def as_int(value: Any) -> int | None:
     """Token counts arrive as ints, doubles or (OTLP/JSON, Vercel) strings."""

@@ -159,6 +159,7 @@ class GenAICost(Processor):
     signals = frozenset({Signal.TRACES})
     config_class = CostConfig
     reads_genai = True
+    reads_message = False
 
     def __init__(self, config: CostConfig, context: BuildContext, catalog: PriceCatalog | None = None):
         self.price_files = config.price_files  # `reprice --config` prices with the same books
@@ -205,7 +206,7 @@ class GenAICost(Processor):
                 call.cost = result = self.price(call)
                 self._write(call, result)
             elif call.skip_reason == "duplicate":
-                call.append(attributes.put_all(call.span, call.index, [(COST + "status", "duplicate")]))
+                call.put([(COST + "status", "duplicate")])
 
     def price(self, call: GenAICall) -> CostResult:
         if call.usage_error:
@@ -260,7 +261,7 @@ class GenAICost(Processor):
             encode = attributes.encode
             call.append(shared[1] + b"".join([encode(k, v) for k, v in numbers]))
         else:
-            call.append(attributes.put_all(call.span, call.index, shared[0] + numbers))
+            call.put(shared[0] + numbers)
 
     def _shared_items(self, call: GenAICall, result: CostResult) -> tuple[list[tuple[str, object]], bytes]:
         tier = result.match.tier if result.match is not None else call.tier  # the tier whose price applied

@@ -3,14 +3,22 @@
 Each pipeline owns one :class:`~processors.span_reader.SpanReader`, made from what its processors declare:
 ``source_mappings`` (genai_normalize's ``custom_mappings``) and ``span_keys`` (the span attributes
 genai_attribution reads), so the reader's one scan per span indexes everything they need.
+
+On the native path (a trace request still undecoded, in a pipeline where no processor ``reads_message``),
+the native core picks out the spans with GenAI evidence from the request's bytes; only those spans and
+their resources are decoded, and the same reader reads them. ``TelemetryBatch.invalidate`` splices them
+back.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+from opentelemetry.proto.resource.v1.resource_pb2 import Resource
+
 from collector.batch import TelemetryBatch
 from collector.component import Component, Processor
+from collector.native import TRACE_WIRE
 from processors.genai_call import GenAICall
 from processors.span_reader import SpanReader
 
@@ -30,6 +38,33 @@ def index_batch(batch: TelemetryBatch, reader: SpanReader) -> list[GenAICall]:
     return calls
 
 
+class WireIndex:
+    """The native path's index: the native core finds the spans with GenAI evidence in the request's bytes
+    and the same reader reads them (``SpanReader.read_wire``); their resources alone are decoded."""
+
+    def __init__(self, reader: SpanReader):
+        self.reader = reader
+        self.selector = TRACE_WIRE.selector(reader.evidence)
+
+    def __call__(self, batch: TelemetryBatch) -> list[GenAICall]:
+        spans = None if batch.decoded else self.selector.read(batch.wire)
+        if spans is None:  # decoded already, or a span the native reader leaves to upb
+            return index_batch(batch, self.reader)
+        wire = batch.wire
+        read = self.reader.read_wire
+        calls = []
+        resources: dict[tuple[int, int] | None, Resource] = {}
+        for resource_at, scope, span in spans:
+            resource = resources.get(resource_at)
+            if resource is None:
+                resource = resources[resource_at] = (Resource() if resource_at is None
+                                                     else Resource.FromString(wire[resource_at[0]:resource_at[1]]))
+            call = read(span, scope, resource)
+            if call is not None:
+                calls.append(call)
+        return calls
+
+
 def indexer_for(processors: Sequence[Component]) -> Callable[[TelemetryBatch], list[GenAICall]] | None:
     """The index function of a pipeline of these processors, or None when none of them reads GenAI calls."""
     readers = [p for p in processors if isinstance(p, Processor) and p.reads_genai]
@@ -40,4 +75,6 @@ def indexer_for(processors: Sequence[Component]) -> Callable[[TelemetryBatch], l
         for field, keys in processor.source_mappings.items():
             custom[field] = (*custom.get(field, ()), *keys)
     reader = SpanReader(custom, frozenset().union(*(p.span_keys for p in readers)))
+    if TRACE_WIRE is not None and not any(isinstance(p, Processor) and p.reads_message for p in processors):
+        return WireIndex(reader)
     return lambda batch: index_batch(batch, reader)

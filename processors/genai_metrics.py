@@ -55,6 +55,7 @@ class GenAIMetrics(Processor):
     signals = frozenset({Signal.TRACES})
     config_class = MetricsConfig
     reads_genai = True
+    reads_message = False
     mutates_data = False  # it reads the priced calls; its metrics go to the metrics pipelines
 
     def __init__(self, config: MetricsConfig, context: BuildContext):

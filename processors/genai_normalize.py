@@ -17,7 +17,6 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Annotated
 
-from collector import attributes
 from collector.batch import TelemetryBatch
 from collector.component import BuildContext, Processor
 from collector.schema import AtLeast, Duration, Invalid
@@ -103,6 +102,7 @@ class GenAINormalize(Processor):
     signals = frozenset({Signal.TRACES})
     config_class = NormalizeConfig
     reads_genai = True
+    reads_message = False
 
     def __init__(self, config: NormalizeConfig = NormalizeConfig(), context: BuildContext | None = None):
         self.keep_original = config.keep_original
@@ -166,17 +166,8 @@ class GenAINormalize(Processor):
             if key in sent and sent[key] == value and type(sent[key]) is type(value):
                 continue
             changes.append((key, value))
-        call.append(attributes.put_all(call.span, call.index, changes,
-                                       ORIGINAL_PREFIX if self.keep_original else None))
+        call.put(changes, ORIGINAL_PREFIX if self.keep_original else None)
         if not self.keep_original:
-            call.flush()
-            self._drop_dialect_keys(call)
-
-    @staticmethod
-    def _drop_dialect_keys(call: GenAICall) -> None:
-        mapped = {k for k in call.index if k in _DIALECT_ONLY_KEYS}
-        if mapped:
-            kept = [kv for kv in call.span.attributes if kv.key not in mapped]
-            del call.span.attributes[:]
-            call.span.attributes.extend(kept)
-            call.index = {kv.key: i for i, kv in enumerate(call.span.attributes) if kv.key in call.index}
+            mapped = {k for k in call.index if k in _DIALECT_ONLY_KEYS}
+            if mapped:
+                call.drop(mapped)

@@ -67,6 +67,7 @@ class MemoryLimiterConfig:
 class MemoryLimiter(Processor):
     config_class = MemoryLimiterConfig
     mutates_data = False
+    reads_message = False
 
     def __init__(self, config: MemoryLimiterConfig, context: BuildContext, measure=rss_bytes):
         self.component_id = context.component_id

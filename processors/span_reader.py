@@ -31,7 +31,7 @@ from processors.dialects import (
     provider_value,
     scope_dialect,
 )
-from processors.genai_call import GenAICall, as_float, token_count
+from processors.genai_call import GenAICall, WireCall, as_float, token_count
 
 
 class _Shape:
@@ -90,31 +90,42 @@ class SpanReader:
         return _Shape(dialect, index, fields, scope_dialect(scope) is None and "telemetry.sdk.name" in index,
                       server_keys)
 
-    def read(self, span: Span, scope: str, resource: Any) -> GenAICall | None:
-        """Read a span as a GenAI call, or None when it is not one."""
-        attributes = span.attributes
-        keys = tuple([kv.key for kv in attributes])
+    def _shape_of(self, scope: str, keys: tuple[str, ...]) -> _Shape:
         shape = self.shapes.get((scope, keys))
         if shape is None:
             if len(self.shapes) >= _SHAPE_CACHE_LIMIT:
                 self.shapes.clear()
             shape = self.shapes[(scope, keys)] = self._shape(scope, keys)
+        return shape
+
+    def read(self, span: Span, scope: str, resource: Any) -> GenAICall | None:
+        """Read a span as a GenAI call, or None when it is not one."""
+        attributes = span.attributes
+        keys = tuple([kv.key for kv in attributes])
+        shape = self._shape_of(scope, keys)
         if shape is _NOT_GENAI:
             return None
-        sent: dict[str, Any] = {}
-        call = GenAICall(span, resource, shape.index, sent)
+        call = GenAICall(span, resource, shape.index, {})
         for field, position, integer in shape.fields:
             kv = attributes[position]
             value = kv.value
             read = value.int_value if integer else value.string_value
-            if not read:
-                read = value_of(kv)
-            sent[keys[position]] = read
-            convert = _CONVERTERS.get(field)
-            try:
-                setattr(call, field, read if convert is None else convert(read))
-            except ValueError as exc:
-                call.usage_error = f"{field}: {exc}"
+            _set_field(call, field, keys[position], read or value_of(kv))
+        return self._complete(call, shape, span)
+
+    def read_wire(self, span: Any, scope: str, resource: Any) -> GenAICall | None:
+        """Read a ``collector._native.WireSpan`` as a GenAI call, or None when it is not one."""
+        keys = span.keys
+        shape = self._shape_of(scope, keys)
+        if shape is _NOT_GENAI:
+            return None
+        call = WireCall(span, resource, shape.index, {})
+        for field, position, _ in shape.fields:
+            _set_field(call, field, keys[position], call.value_at(position))
+        return self._complete(call, shape, span)
+
+    @staticmethod
+    def _complete(call: GenAICall, shape: _Shape, span: Any) -> GenAICall:
         call.dialect = shape.dialect
         if shape.openlit_sdk and call.value("telemetry.sdk.name") == "openlit":
             call.dialect = "openlit"
@@ -125,6 +136,16 @@ class SpanReader:
             call.server = call.value(shape.server_keys[0])
         _finish(call)
         return call
+
+
+def _set_field(call: GenAICall, field: str, key: str, value: Any) -> None:
+    """Set a call's field from the attribute ``key`` it is read from (noting the value as sent)."""
+    call.sent[key] = value
+    convert = _CONVERTERS.get(field)
+    try:
+        setattr(call, field, value if convert is None else convert(value))
+    except ValueError as exc:
+        call.usage_error = f"{field}: {exc}"
 
 
 def _finish(call: GenAICall) -> None:

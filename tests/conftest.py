@@ -19,12 +19,14 @@ from types import SimpleNamespace
 
 import pytest
 
+from collector import native
 from collector.batch import TelemetryBatch
 from collector.config_builder import ConfigBuilder
 from collector.storage.ledger import Ledger
 from collector.storage.rows import CallColumns
 from collector.storage.store import LedgerStore
 from processors.genai_attribution import AttributionConfig, GenAIAttribution
+from tests import genai_helpers
 from tests.genai_helpers import load_sample, run
 from tests.otlp_sink import OtlpSink
 
@@ -156,6 +158,16 @@ def ledger_file(tmp_path) -> Path:
     assert ledger.roll_up() == 12  # as the collector does at shutdown
     ledger.close()
     return path
+
+
+@pytest.fixture(params=["python", "native"])
+def hot_path(request, monkeypatch) -> str:
+    """Runs a test on each hot path: the batches tests.genai_helpers makes are decoded (Python) or left as
+    bytes for the native core."""
+    if request.param == "native" and not native.available():
+        pytest.skip(f"the native core is not loaded: {native.WHY_PYTHON}")
+    monkeypatch.setattr(genai_helpers, "HOT_PATH", request.param)
+    return request.param
 
 
 @pytest.fixture(scope="session")

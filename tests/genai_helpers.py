@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
 from collector.attributes import plain_value
 from collector.batch import TelemetryBatch
 from collector.component import BuildContext, Processor
@@ -18,6 +20,17 @@ from processors.genai_index import indexer_for
 from processors.genai_normalize import GenAINormalize
 
 SAMPLES = Path(__file__).parent / "fixtures" / "dialects"
+HOT_PATH = "python"  # the path batches are made for: set per test by the ``hot_path`` fixture (tests/conftest.py)
+
+
+def as_batch(request: ExportTraceServiceRequest) -> TelemetryBatch:
+    """The request as a receiver hands it to the pipeline on the hot path under test: decoded for the Python
+    path, as bytes the native core vouched for on the native path."""
+    if HOT_PATH == "python":
+        return TelemetryBatch(Signal.TRACES, request)
+    batch = TelemetryBatch.from_wire(Signal.TRACES, request.SerializeToString())
+    assert not batch.decoded, "the native core left the request to upb"
+    return batch
 
 
 def context(name: str = "genai_cost") -> BuildContext:
@@ -26,7 +39,7 @@ def context(name: str = "genai_cost") -> BuildContext:
 
 def load_sample(name: str) -> TelemetryBatch:
     path = next(SAMPLES.glob(f"{name}*.json"))
-    return TelemetryBatch(Signal.TRACES, otlp_json.decode(Signal.TRACES, path.read_bytes()))
+    return as_batch(otlp_json.decode(Signal.TRACES, path.read_bytes()))
 
 
 def run(batch: TelemetryBatch, normalize: GenAINormalize | None = None, cost: GenAICost | None = None,

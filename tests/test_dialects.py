@@ -14,6 +14,7 @@ from processors import dialects
 from tests.genai_helpers import load_sample, run, span_attributes
 
 D = Decimal
+pytestmark = pytest.mark.usefixtures("hot_path")
 CASES = [
     # sample, span, dialect, provider, model priced, input (inclusive), output, cache r/w, amount, why
     ("01", "chat gpt-4o-mini", "otel_semconv", "openai", "gpt-4o-mini", 2048, 312, 0, 0,

@@ -29,6 +29,7 @@ from processors.genai_cost import CostConfig, GenAICost
 from processors.genai_normalize import GenAINormalize
 from tests.genai_helpers import SAMPLES, context
 from tests.genai_helpers import run as genai_run
+from tests.wire_mutations import mutate_wire
 
 pytestmark = pytest.mark.fuzz
 NORMALIZE, COST = GenAINormalize(), GenAICost(CostConfig(), context(), PriceCatalog())
@@ -70,21 +71,6 @@ def mutate_document(rng: random.Random, document: object) -> object:
         else:
             parent[key] = replacement
     return document
-
-
-def mutate_wire(rng: random.Random, data: bytearray) -> bytes:
-    for _ in range(rng.randint(1, 8)):
-        position = rng.randrange(max(1, len(data)))
-        action = rng.choice(["flip", "insert", "delete", "truncate"])
-        if action == "flip" and data:
-            data[position] ^= 1 << rng.randrange(8)
-        elif action == "insert":
-            data[position:position] = rng.randbytes(rng.randint(1, 8))
-        elif action == "delete":
-            del data[position:position + rng.randint(1, 8)]
-        elif rng.random() < 0.3:
-            del data[position:]
-    return bytes(data)
 
 
 def decode_or_reject(body: bytes) -> None:

@@ -14,16 +14,16 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from collector import attributes
 from collector.api import metrics
 from collector.batch import TelemetryBatch
-from collector.signals import Signal
 from collector.storage.rows import CallColumns
 from pricing_catalog.catalog import PriceCatalog
 from processors import genai_cost
 from processors.genai_attribution import AttributionConfig, GenAIAttribution
 from processors.genai_cost import CostConfig, GenAICost
 from processors.genai_normalize import GenAINormalize, NormalizeConfig
-from tests.genai_helpers import context, run, span_attributes
+from tests.genai_helpers import as_batch, context, run, span_attributes
 
 JAN_2026 = 1767225600 * 10**9
+pytestmark = pytest.mark.usefixtures("hot_path")
 
 
 def batch_of(*spans: dict, scope: str = "my.app") -> TelemetryBatch:
@@ -40,7 +40,7 @@ def batch_of(*spans: dict, scope: str = "my.app") -> TelemetryBatch:
         for key, value in attrs.items():
             if not key.startswith("_"):
                 attributes.add(span, key, value)
-    return TelemetryBatch(Signal.TRACES, request)
+    return as_batch(request)
 
 
 OPENAI_CALL = {"gen_ai.provider.name": "openai", "gen_ai.operation.name": "chat", "gen_ai.request.model": "gpt-4o",

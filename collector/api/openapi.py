@@ -56,7 +56,8 @@ def document() -> dict:
                                                      "total) and whether the ledger agrees"},
                               "404": _ERROR}}},
             "/api/v1/info": {"get": {
-                "summary": "Version, dimensions, the ledger backend, trace link template, whether budgets are on, "
+                "summary": "Version, the hot path (native or python), dimensions, the ledger backend, trace link "
+                           "template, whether budgets are on, "
                            "the price snapshot and currency of genai_cost",
                 "responses": {"200": {"description": "info",
                                       "content": {"application/json": {"schema": {"type": "object"}}}}}}},

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
-from collector import __version__
+from collector import __version__, native
 from collector.api import openapi
 from collector.api.budgets import BudgetRoutes
 from collector.api.metrics import CostCounters, PrometheusView
@@ -189,7 +189,8 @@ class CostApi(Extension):
 
     async def _info(self, request: web.Request) -> web.Response:
         catalog = self.pricing.catalog if self.pricing is not None else None
-        return json_response({"version": __version__, "dimensions": list(self.ledger.store.dimensions),
+        return json_response({"version": __version__, "hot_path": native.HOT_PATH,
+                              "dimensions": list(self.ledger.store.dimensions),
                               "ledger": self.ledger.store.backend,
                               "trace_url_template": self.trace_url_template,
                               "budgets": self.budgets is not None,

@@ -17,6 +17,7 @@ from typing import Any
 import grpc
 from google.protobuf.internal import api_implementation
 
+from collector import native
 from collector.api.server import CostApi
 from collector.cli.api_client import TOKEN_VARIABLE, ApiClient, ApiError, add_token_option
 from collector.cli.common import load_service
@@ -235,6 +236,8 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     backend = api_implementation.Type()
     report.line("PASS" if backend == "upb" else "FAIL", "protobuf backend", backend,
                 "pip install --upgrade protobuf (the pure-Python backend is ~100x slower)")
+    report.line("PASS" if native.available() else "WARN", "hot path", native.HOT_PATH + (
+        f" ({native.WHY_PYTHON})" if native.WHY_PYTHON else ""), native.BUILD_HINT)
     config_path = args.config or default_config_path()
     service = None
     try:
@@ -274,7 +277,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         report.line("FAIL", "collector running", f"{url} answered {refused.status}: {refused}",
                     f"give doctor a read token: --token or ${TOKEN_VARIABLE}")
     elif running:
-        report.line("PASS", "collector running", f"{url} (version {info['version']})")
+        report.line("PASS", "collector running", f"{url} (version {info['version']}, {info['hot_path']} hot path)")
         diagnostics = api.answers("/api/v1/diagnostics", timeout=30)
         if diagnostics is None:
             report.line("FAIL", "diagnostics", "the API did not answer /api/v1/diagnostics",

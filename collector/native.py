@@ -1,0 +1,110 @@
+"""Which hot path runs: the native core (``collector._native``, the Rust crate in ``native/``) or pure Python.
+
+The native core works on a trace request's wire bytes: it vouches for a request upb would accept (or
+says it cannot, and upb decodes it as before), counts its spans and sizes its attributes without
+decoding, finds the spans with GenAI attributes, and splices the spans the processors changed back
+into the request. The pure-Python path is the reference: both give the same forwarded data and the
+same ledger rows (tests/test_native.py). ``GENAI_COLLECTOR_NATIVE=0`` forces the Python path.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Collection, Sequence
+from typing import Any
+
+from google.protobuf.descriptor import Descriptor, FieldDescriptor
+
+from collector.signals import Signal
+
+ENV = "GENAI_COLLECTOR_NATIVE"
+BUILD_HINT = "reinstall with cargo on PATH (pip install -e . builds the native core), and unset GENAI_COLLECTOR_NATIVE"
+
+
+def _load() -> tuple[Any, str]:
+    """The native module, or None with the reason the Python path runs."""
+    if os.environ.get(ENV, "").strip().lower() in ("0", "false", "no", "off"):
+        return None, f"{ENV}=0"
+    try:
+        from collector import _native
+    except ImportError as exc:
+        return None, f"the native extension is not built ({exc})"
+    return _native, ""
+
+
+_NATIVE, WHY_PYTHON = _load()
+HOT_PATH = "native" if _NATIVE is not None else "python"
+
+# Field kind codes shared with native/src/python.rs (schema::Kind::from_code).
+_VARINT, _FIXED64, _BYTES, _STRING, _MESSAGE, _FIXED32, _UNSURE = range(7)
+_KINDS = {
+    **dict.fromkeys((FieldDescriptor.TYPE_INT32, FieldDescriptor.TYPE_INT64, FieldDescriptor.TYPE_UINT32,
+                     FieldDescriptor.TYPE_UINT64, FieldDescriptor.TYPE_SINT32, FieldDescriptor.TYPE_SINT64,
+                     FieldDescriptor.TYPE_BOOL, FieldDescriptor.TYPE_ENUM), _VARINT),
+    **dict.fromkeys((FieldDescriptor.TYPE_FIXED64, FieldDescriptor.TYPE_SFIXED64, FieldDescriptor.TYPE_DOUBLE),
+                    _FIXED64),
+    **dict.fromkeys((FieldDescriptor.TYPE_FIXED32, FieldDescriptor.TYPE_SFIXED32, FieldDescriptor.TYPE_FLOAT),
+                    _FIXED32),
+    FieldDescriptor.TYPE_BYTES: _BYTES, FieldDescriptor.TYPE_STRING: _STRING, FieldDescriptor.TYPE_MESSAGE: _MESSAGE,
+}
+
+
+def schema_fields(root: Descriptor) -> tuple[list[tuple[int, int, int, int]], int]:
+    """(message index, field number, kind code, target message index) of every field reachable from
+    ``root`` (message 0), and the number of messages: the schema the native validator checks against.
+    Repeated scalars (packed or not) and groups are left to upb."""
+    messages: dict[str, int] = {root.full_name: 0}
+    pending = [root]
+    fields = []
+    while pending:
+        message = pending.pop()
+        for field in message.fields:
+            target = 0
+            kind = _KINDS.get(field.type, _UNSURE)
+            if kind == _MESSAGE:
+                name = field.message_type.full_name
+                if name not in messages:
+                    messages[name] = len(messages)
+                    pending.append(field.message_type)
+                target = messages[name]
+            elif field.is_repeated and kind != _BYTES and kind != _STRING:
+                kind = _UNSURE
+            fields.append((messages[message.full_name], field.number, kind, target))
+    return fields, len(messages)
+
+
+def available() -> bool:
+    return _NATIVE is not None
+
+
+class TraceWire:
+    """The native operations on trace requests (only when :func:`available`)."""
+
+    def __init__(self) -> None:
+        fields, count = schema_fields(Signal.TRACES.spec.request_type.DESCRIPTOR)
+        self.schema = _NATIVE.TraceSchema(fields, count)
+
+    def scan(self, wire: bytes) -> tuple[int, int, int] | None:
+        """(spans, most attributes on one span, largest attribute value in bytes) of a request the
+        native core vouches upb would accept; None when upb must decode it (malformed, or unusual)."""
+        return self.schema.scan(wire)
+
+    @staticmethod
+    def selector(evidence: Collection[str]) -> Any:
+        """A ``SpanSelector``: its ``read(wire)`` gives (resource payload range or None, scope name, WireSpan)
+        of each span of a scanned request with an ``evidence`` key, or None when upb must decode it."""
+        return _NATIVE.SpanSelector(sorted(evidence))
+
+    @staticmethod
+    def edit(wire: bytes, edits: Sequence[tuple[int, int, list[tuple[int, bytes | None]], bytes]]) -> bytes:
+        """``wire`` with spans rewritten: (payload start, payload end, attribute edits by position (None
+        drops), attributes to append) for each, sorted by start."""
+        return _NATIVE.edit_spans(wire, edits)
+
+
+TRACE_WIRE = TraceWire() if _NATIVE is not None else None
+
+
+def describe() -> dict[str, str]:
+    """What the startup log, ``doctor`` and ``/api/v1/info`` say of the hot path."""
+    return {"hot_path": HOT_PATH, **({"reason": WHY_PYTHON} if WHY_PYTHON else {})}

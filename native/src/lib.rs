@@ -1,0 +1,10 @@
+//! The native hot path of the GenAI Cost Collector (`collector._native`): OTLP trace requests checked,
+//! counted, searched and rewritten on their wire bytes, so spans no processor reads never become Python
+//! objects. `collector/native.py` is the Python side; the pure-Python path is the reference.
+
+pub mod schema;
+pub mod traces;
+pub mod wire;
+
+#[cfg(feature = "python")]
+mod python;

@@ -1,0 +1,238 @@
+//! The Python module: thin wrappers that release the GIL while the wire code runs.
+
+use std::collections::{HashMap, HashSet};
+
+use pyo3::exceptions::{PyIndexError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyBool, PyByteArray, PyBytes, PyFloat, PyString, PyTuple};
+
+use crate::schema::{Kind, Schema};
+use crate::traces::{self, Range, Value};
+
+/// The trace request schema, built once from the installed protobuf descriptors.
+#[pyclass(name = "TraceSchema", module = "collector._native", frozen)]
+struct PySchema(Schema);
+
+#[pymethods]
+impl PySchema {
+    /// `fields`: (message index, field number, kind code, target message index) for every known field;
+    /// message 0 is `ExportTraceServiceRequest`.
+    #[new]
+    fn new(fields: Vec<(usize, u32, u8, usize)>, message_count: usize) -> PyResult<Self> {
+        let mut kinds = Vec::with_capacity(fields.len());
+        for (message, number, code, target) in fields {
+            let kind = Kind::from_code(code, target)
+                .ok_or_else(|| PyValueError::new_err(format!("unknown field kind code {code}")))?;
+            kinds.push((message, number, kind));
+        }
+        Schema::new(&kinds, message_count)
+            .map(PySchema)
+            .ok_or_else(|| PyValueError::new_err("a field names a message the schema does not have"))
+    }
+
+    /// `(spans, most attributes on a span, largest attribute value in bytes)` of a request it vouches
+    /// for, or None: the request is malformed or unusual, and the caller decodes it with upb.
+    fn scan(&self, py: Python<'_>, wire: &[u8]) -> Option<(u64, u64, u64)> {
+        py.detach(|| {
+            self.0.validate(wire).ok()?;
+            let stats = traces::stats(wire).ok()?;
+            Some((stats.spans, stats.max_attributes, stats.max_value_bytes))
+        })
+    }
+}
+
+/// The GenAI span reader of one pipeline: the attribute keys that make a span worth reading, and the
+/// `str` of each attribute key seen, made once.
+#[pyclass(name = "SpanSelector", module = "collector._native")]
+struct PySpanSelector {
+    evidence: HashSet<Vec<u8>>,
+    names: HashMap<Vec<u8>, Py<PyString>>,
+}
+
+/// Distinct attribute keys remembered; past this the memory starts afresh (as the reader's shape cache).
+const NAME_CACHE_LIMIT: usize = 20_000;
+
+#[pymethods]
+impl PySpanSelector {
+    #[new]
+    fn new(evidence: Vec<String>) -> Self {
+        PySpanSelector {
+            evidence: evidence.into_iter().map(String::into_bytes).collect(),
+            names: HashMap::new(),
+        }
+    }
+
+    /// `(resource payload range or None, scope name, span)` of each span of a scanned request with an
+    /// evidence key; None when a selected span encodes an attribute in a way a decoder would merge (the
+    /// caller then decodes the request).
+    #[allow(clippy::type_complexity)]
+    fn read(
+        &mut self,
+        py: Python<'_>,
+        wire: Bound<'_, PyBytes>,
+    ) -> PyResult<Option<Vec<(Option<Range>, Py<PyString>, WireSpan)>>> {
+        let buf = wire.as_bytes();
+        let evidence = &self.evidence;
+        let Ok(selected) = py.detach(|| traces::select(buf, |key| evidence.contains(key))) else {
+            return Err(PyValueError::new_err("the request is malformed: scan it first"));
+        };
+        if self.names.len() > NAME_CACHE_LIMIT {
+            self.names.clear();
+        }
+        let wire_ref: Py<PyBytes> = wire.clone().unbind();
+        let mut out = Vec::with_capacity(selected.len());
+        for item in selected {
+            let Ok(parts) = traces::read_span(buf, item.span) else {
+                return Ok(None);
+            };
+            let keys = parts
+                .attributes
+                .iter()
+                .map(|((start, end), _)| self.name(py, &buf[*start..*end]))
+                .collect::<PyResult<Vec<_>>>()?;
+            let scope = match item.scope_name {
+                Some((start, end)) => self.name(py, &buf[start..end])?,
+                None => self.name(py, b"")?,
+            };
+            let span = WireSpan {
+                wire: wire_ref.clone_ref(py),
+                payload_start: item.span.0,
+                payload_end: item.span.1,
+                keys: PyTuple::new(py, keys)?.unbind(),
+                parts,
+            };
+            out.push((item.resource, scope, span));
+        }
+        Ok(Some(out))
+    }
+}
+
+impl PySpanSelector {
+    fn name(&mut self, py: Python<'_>, bytes: &[u8]) -> PyResult<Py<PyString>> {
+        if let Some(name) = self.names.get(bytes) {
+            return Ok(name.clone_ref(py));
+        }
+        let text = std::str::from_utf8(bytes).map_err(|_| PyValueError::new_err("an attribute key is not UTF-8"))?;
+        let name = PyString::new(py, text).unbind();
+        self.names.insert(bytes.to_vec(), name.clone_ref(py));
+        Ok(name)
+    }
+}
+
+/// A span read from an undecoded request: what the GenAI processors read of a span, under the names
+/// upb's `Span` gives them, and attribute values decoded on demand.
+#[pyclass(module = "collector._native", frozen)]
+struct WireSpan {
+    wire: Py<PyBytes>,
+    /// Where the span's payload is in the request.
+    #[pyo3(get)]
+    payload_start: usize,
+    #[pyo3(get)]
+    payload_end: usize,
+    /// The attribute keys, in order.
+    #[pyo3(get)]
+    keys: Py<PyTuple>,
+    parts: traces::SpanParts,
+}
+
+impl WireSpan {
+    fn bytes<'py>(&self, py: Python<'py>, (start, end): Range) -> Bound<'py, PyBytes> {
+        PyBytes::new(py, &self.wire.bind(py).as_bytes()[start..end])
+    }
+}
+
+#[pymethods]
+impl WireSpan {
+    #[getter]
+    fn trace_id<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        self.bytes(py, self.parts.trace_id)
+    }
+
+    #[getter]
+    fn span_id<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        self.bytes(py, self.parts.span_id)
+    }
+
+    #[getter]
+    fn parent_span_id<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        self.bytes(py, self.parts.parent_span_id)
+    }
+
+    #[getter]
+    fn name<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyString>> {
+        let (start, end) = self.parts.name;
+        let buf: &[u8] = self.wire.bind(py).as_bytes();
+        let text =
+            std::str::from_utf8(&buf[start..end]).map_err(|_| PyValueError::new_err("the span name is not UTF-8"))?;
+        Ok(PyString::new(py, text))
+    }
+
+    #[getter]
+    fn start_time_unix_nano(&self) -> u64 {
+        self.parts.start_time
+    }
+
+    #[getter]
+    fn end_time_unix_nano(&self) -> u64 {
+        self.parts.end_time
+    }
+
+    /// The value of the attribute at `position`, as ``collector.attributes.value_of`` gives it; arrays and
+    /// key-value lists come back as the `AnyValue` bytes, to be decoded by the caller.
+    fn value<'py>(&self, py: Python<'py>, position: usize) -> PyResult<Bound<'py, PyAny>> {
+        let (_, payload) = self
+            .parts
+            .attributes
+            .get(position)
+            .ok_or_else(|| PyIndexError::new_err("no attribute at this position"))?;
+        let buf = self.wire.bind(py).as_bytes();
+        let value = traces::value_of(buf, *payload).map_err(|_| PyValueError::new_err("malformed attribute value"))?;
+        Ok(match value {
+            Value::Unset => py.None().into_bound(py),
+            Value::Str((start, end)) => PyString::new(
+                py,
+                std::str::from_utf8(&buf[start..end]).map_err(|_| PyValueError::new_err("a value is not UTF-8"))?,
+            )
+            .into_any(),
+            Value::Bool(flag) => PyBool::new(py, flag).to_owned().into_any(),
+            Value::Int(number) => number.into_pyobject(py)?.into_any(),
+            Value::Double(number) => PyFloat::new(py, number).into_any(),
+            Value::Bytes(range) => self.bytes(py, range).into_any(),
+            Value::Compound(range) => PyByteArray::new(py, &buf[range.0..range.1]).into_any(),
+        })
+    }
+}
+
+/// `wire` with span payloads rewritten: each edit is (span payload start, end, attribute edits as
+/// (ordinal, encoded field or None to drop), encoded attribute fields to append), sorted by start.
+#[pyfunction]
+#[allow(clippy::type_complexity)]
+fn edit_spans<'py>(
+    py: Python<'py>,
+    wire: &[u8],
+    edits: Vec<(usize, usize, Vec<(usize, Option<Vec<u8>>)>, Vec<u8>)>,
+) -> PyResult<Bound<'py, PyBytes>> {
+    let spliced = py
+        .detach(|| {
+            let mut payloads = Vec::with_capacity(edits.len());
+            for (start, end, attributes, append) in &edits {
+                let attributes: Vec<(usize, Option<&[u8]>)> =
+                    attributes.iter().map(|(at, new)| (*at, new.as_deref())).collect();
+                payloads.push((*start, traces::edit_span(wire, (*start, *end), &attributes, append)?));
+            }
+            let replacements: Vec<(usize, &[u8])> =
+                payloads.iter().map(|(at, payload)| (*at, payload.as_slice())).collect();
+            traces::splice(wire, &replacements)
+        })
+        .map_err(|_| PyValueError::new_err("edits must be sorted, and name spans and attributes of this request"))?;
+    Ok(PyBytes::new(py, &spliced))
+}
+
+#[pymodule]
+fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
+    module.add_class::<PySchema>()?;
+    module.add_class::<PySpanSelector>()?;
+    module.add_class::<WireSpan>()?;
+    module.add_function(wrap_pyfunction!(edit_spans, module)?)?;
+    Ok(())
+}

@@ -1,0 +1,550 @@
+//! The OTLP trace request's own structure: `ExportTraceServiceRequest.resource_spans` (1) →
+//! `ResourceSpans.resource` (1) and `.scope_spans` (2) → `ScopeSpans.scope` (1, its `name` 1) and `.spans` (2)
+//! → `Span.attributes` (9) → `KeyValue.key` (1) and `.value` (2). These field numbers are the OTLP wire
+//! contract; everything else about the messages comes from the schema (`schema.rs`).
+
+use crate::wire::{put_varint, Field, Reader, Result, Unsure, FIXED64, LEN, VARINT};
+
+const RESOURCE_SPANS: u32 = 1;
+const RESOURCE: u32 = 1;
+const SCOPE_SPANS: u32 = 2;
+const SCOPE: u32 = 1;
+const SCOPE_NAME: u32 = 1;
+const SPANS: u32 = 2;
+const SPAN_ATTRIBUTES: u32 = 9;
+const TRACE_ID: u32 = 1;
+const SPAN_ID: u32 = 2;
+const PARENT_SPAN_ID: u32 = 4;
+const NAME: u32 = 5;
+const START_TIME: u32 = 7;
+const END_TIME: u32 = 8;
+const KEY: u32 = 1;
+const VALUE: u32 = 2;
+const STRING_VALUE: u32 = 1;
+const BOOL_VALUE: u32 = 2;
+const INT_VALUE: u32 = 3;
+const DOUBLE_VALUE: u32 = 4;
+const ARRAY_VALUE: u32 = 5;
+const KVLIST_VALUE: u32 = 6;
+const BYTES_VALUE: u32 = 7;
+
+pub type Range = (usize, usize);
+
+/// What the receiver's limits need to know of a request without decoding it.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Stats {
+    pub spans: u64,
+    /// The most attributes on one span.
+    pub max_attributes: u64,
+    /// The largest attribute value on the wire: at least the value's size once decoded.
+    pub max_value_bytes: u64,
+}
+
+/// A span that has at least one attribute key the caller looks for, with where its parts are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Selected {
+    /// The resource message's payload; `None` when the ResourceSpans has none.
+    pub resource: Option<Range>,
+    /// The instrumentation scope's name; `None` when it has none.
+    pub scope_name: Option<Range>,
+    /// The span message's payload.
+    pub span: Range,
+}
+
+/// What the GenAI processors read of a span: ids and times, and where each attribute's key and value are.
+/// Absent fields are empty ranges and zeros, as a decoder's defaults.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct SpanParts {
+    pub trace_id: Range,
+    pub span_id: Range,
+    pub parent_span_id: Range,
+    pub name: Range,
+    pub start_time: u64,
+    pub end_time: u64,
+    /// (key, AnyValue payload or `None` when the attribute has no value), in order.
+    pub attributes: Vec<(Range, Option<Range>)>,
+}
+
+/// A decoded attribute value; compound values (arrays, key-value lists) are left as their `AnyValue` payload.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Value {
+    Unset,
+    Str(Range),
+    Bool(bool),
+    Int(i64),
+    Double(f64),
+    Bytes(Range),
+    Compound(Range),
+}
+
+/// The parts of the span whose payload is `span`. Attributes whose encoding a decoder would merge (a key or
+/// value given twice, fields besides key and value, a value with several fields) are `Unsure`, so that the
+/// caller's plain reading of them never differs from upb's.
+pub fn read_span(buf: &[u8], span: Range) -> Result<SpanParts> {
+    let mut parts = SpanParts::default();
+    let mut reader = Reader::new(buf, span.0, span.1);
+    while !reader.done() {
+        let field = reader.field()?;
+        let range = (field.start, field.end);
+        match (field.number, field.wire_type) {
+            (TRACE_ID, LEN) => parts.trace_id = range,
+            (SPAN_ID, LEN) => parts.span_id = range,
+            (PARENT_SPAN_ID, LEN) => parts.parent_span_id = range,
+            (NAME, LEN) => parts.name = range,
+            (START_TIME, FIXED64) => parts.start_time = fixed64(buf, field.start),
+            (END_TIME, FIXED64) => parts.end_time = fixed64(buf, field.start),
+            (SPAN_ATTRIBUTES, LEN) => parts.attributes.push(key_value(buf, field)?),
+            _ => {}
+        }
+    }
+    Ok(parts)
+}
+
+fn fixed64(buf: &[u8], start: usize) -> u64 {
+    let mut bytes = [0u8; 8];
+    bytes.copy_from_slice(&buf[start..start + 8]);
+    u64::from_le_bytes(bytes)
+}
+
+fn key_value(buf: &[u8], attribute: Field) -> Result<(Range, Option<Range>)> {
+    let (mut key, mut value) = (None, None);
+    let mut reader = Reader::new(buf, attribute.start, attribute.end);
+    while !reader.done() {
+        let field = reader.field()?;
+        let slot = match (field.number, field.wire_type) {
+            (KEY, LEN) => &mut key,
+            (VALUE, LEN) => &mut value,
+            _ => return Err(Unsure),
+        };
+        if slot.replace((field.start, field.end)).is_some() {
+            return Err(Unsure);
+        }
+    }
+    if let Some((start, end)) = value {
+        value_of(buf, Some((start, end)))?; // a field of its own kind
+        let mut any = Reader::new(buf, start, end);
+        if !any.done() {
+            any.field()?;
+            if !any.done() {
+                return Err(Unsure);
+            }
+        }
+    }
+    Ok((key.unwrap_or((attribute.start, attribute.start)), value))
+}
+
+/// The value of an attribute that `read_span` accepted.
+pub fn value_of(buf: &[u8], payload: Option<Range>) -> Result<Value> {
+    let Some((start, end)) = payload else {
+        return Ok(Value::Unset);
+    };
+    let mut reader = Reader::new(buf, start, end);
+    if reader.done() {
+        return Ok(Value::Unset);
+    }
+    let field = reader.field()?;
+    let range = (field.start, field.end);
+    Ok(match (field.number, field.wire_type) {
+        (STRING_VALUE, LEN) => Value::Str(range),
+        (BOOL_VALUE, VARINT) => Value::Bool(field.value != 0),
+        (INT_VALUE, VARINT) => Value::Int(field.value as i64),
+        (DOUBLE_VALUE, FIXED64) => Value::Double(f64::from_bits(fixed64(buf, field.start))),
+        (BYTES_VALUE, LEN) => Value::Bytes(range),
+        (ARRAY_VALUE | KVLIST_VALUE, LEN) => Value::Compound((start, end)),
+        _ => return Err(Unsure),
+    })
+}
+
+/// The new payload of the span at `span`: the attributes at the given ordinals replaced by whole encoded
+/// fields (`None` drops the attribute), then `append` (encoded attribute fields) added at the end.
+/// `edits` are sorted by ordinal and each must name an attribute of the span.
+pub fn edit_span(buf: &[u8], span: Range, edits: &[(usize, Option<&[u8]>)], append: &[u8]) -> Result<Vec<u8>> {
+    if edits.windows(2).any(|pair| pair[0].0 >= pair[1].0) {
+        return Err(Unsure);
+    }
+    let mut out = Vec::with_capacity(span.1 - span.0 + append.len() + edits.len() * 16);
+    let (mut ordinal, mut next) = (0, edits.iter().peekable());
+    let mut reader = Reader::new(buf, span.0, span.1);
+    while !reader.done() {
+        let field = reader.field()?;
+        if field.number == SPAN_ATTRIBUTES && field.wire_type == LEN {
+            let edit = next.next_if(|(at, _)| *at == ordinal);
+            ordinal += 1;
+            if let Some((_, replacement)) = edit {
+                out.extend_from_slice(replacement.unwrap_or_default());
+                continue;
+            }
+        }
+        out.extend_from_slice(&buf[field.begin..field.end]);
+    }
+    if next.next().is_some() {
+        return Err(Unsure);
+    }
+    out.extend_from_slice(append);
+    Ok(out)
+}
+
+/// Calls `visit(resource, scope name, span field)` for every span of the request. A ResourceSpans
+/// with two `resource` fields, or a ScopeSpans with two `scope` fields, is `Unsure` (upb merges them).
+fn each_span(buf: &[u8], mut visit: impl FnMut(Option<Range>, Option<Range>, Field) -> Result<()>) -> Result<()> {
+    let mut request = Reader::new(buf, 0, buf.len());
+    while !request.done() {
+        let resource_spans = request.field()?;
+        if resource_spans.number != RESOURCE_SPANS || resource_spans.wire_type != LEN {
+            continue;
+        }
+        let resource = single(buf, resource_spans, RESOURCE)?;
+        let mut fields = Reader::new(buf, resource_spans.start, resource_spans.end);
+        while !fields.done() {
+            let scope_spans = fields.field()?;
+            if scope_spans.number != SCOPE_SPANS || scope_spans.wire_type != LEN {
+                continue;
+            }
+            let scope_name = match single(buf, scope_spans, SCOPE)? {
+                Some((start, end)) => last(buf, start, end, SCOPE_NAME)?,
+                None => None,
+            };
+            let mut spans = Reader::new(buf, scope_spans.start, scope_spans.end);
+            while !spans.done() {
+                let span = spans.field()?;
+                if span.number == SPANS && span.wire_type == LEN {
+                    visit(resource, scope_name, span)?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The payload of the only length-delimited field `number` of a message, `Unsure` when there are two.
+fn single(buf: &[u8], message: Field, number: u32) -> Result<Option<Range>> {
+    let mut found = None;
+    let mut reader = Reader::new(buf, message.start, message.end);
+    while !reader.done() {
+        let field = reader.field()?;
+        if field.number == number && field.wire_type == LEN {
+            if found.is_some() {
+                return Err(Unsure);
+            }
+            found = Some((field.start, field.end));
+        }
+    }
+    Ok(found)
+}
+
+/// The payload of the last length-delimited field `number` (the one a decoder keeps).
+fn last(buf: &[u8], start: usize, end: usize, number: u32) -> Result<Option<Range>> {
+    let mut found = None;
+    let mut reader = Reader::new(buf, start, end);
+    while !reader.done() {
+        let field = reader.field()?;
+        if field.number == number && field.wire_type == LEN {
+            found = Some((field.start, field.end));
+        }
+    }
+    Ok(found)
+}
+
+/// Span count and attribute sizes of a request.
+pub fn stats(buf: &[u8]) -> Result<Stats> {
+    let mut stats = Stats::default();
+    each_span(buf, |_, _, span| {
+        stats.spans += 1;
+        let mut attributes = 0;
+        let mut reader = Reader::new(buf, span.start, span.end);
+        while !reader.done() {
+            let field = reader.field()?;
+            if field.number != SPAN_ATTRIBUTES || field.wire_type != LEN {
+                continue;
+            }
+            attributes += 1;
+            let mut value_bytes = 0; // a value given twice is merged: bound it by both
+            let mut kv = Reader::new(buf, field.start, field.end);
+            while !kv.done() {
+                let part = kv.field()?;
+                if part.number == VALUE && part.wire_type == LEN {
+                    value_bytes += (part.end - part.start) as u64;
+                }
+            }
+            stats.max_value_bytes = stats.max_value_bytes.max(value_bytes);
+        }
+        stats.max_attributes = stats.max_attributes.max(attributes);
+        Ok(())
+    })?;
+    Ok(stats)
+}
+
+/// The spans with an attribute key for which `wanted` is true (any occurrence of a key counts: the
+/// caller reads the selected spans again, exactly).
+pub fn select(buf: &[u8], wanted: impl Fn(&[u8]) -> bool) -> Result<Vec<Selected>> {
+    let mut selected = Vec::new();
+    each_span(buf, |resource, scope_name, span| {
+        let mut reader = Reader::new(buf, span.start, span.end);
+        while !reader.done() {
+            let field = reader.field()?;
+            if field.number != SPAN_ATTRIBUTES || field.wire_type != LEN {
+                continue;
+            }
+            let mut kv = Reader::new(buf, field.start, field.end);
+            while !kv.done() {
+                let part = kv.field()?;
+                if part.number == KEY && part.wire_type == LEN && wanted(&buf[part.start..part.end]) {
+                    selected.push(Selected {
+                        resource,
+                        scope_name,
+                        span: (span.start, span.end),
+                    });
+                    return Ok(());
+                }
+            }
+        }
+        Ok(())
+    })?;
+    Ok(selected)
+}
+
+/// The request with the payloads of some spans replaced, the length prefixes of their ScopeSpans and
+/// ResourceSpans fixed; everything else is copied as it was. `replacements` are (span payload start,
+/// new payload), sorted by start; each must name a span of the request.
+pub fn splice(buf: &[u8], replacements: &[(usize, &[u8])]) -> Result<Vec<u8>> {
+    if replacements.windows(2).any(|pair| pair[0].0 >= pair[1].0) {
+        return Err(Unsure);
+    }
+    let mut out = Vec::with_capacity(buf.len() + replacements.iter().map(|(_, new)| new.len()).sum::<usize>());
+    let mut used = 0;
+    let mut request = Reader::new(buf, 0, buf.len());
+    while !request.done() {
+        let field = request.field()?;
+        let mine = within(replacements, field);
+        if field.number == RESOURCE_SPANS && field.wire_type == LEN && !mine.is_empty() {
+            let resource_spans = rewrite(buf, field, SCOPE_SPANS, |out, scope_spans| {
+                let inner = within(mine, scope_spans);
+                if inner.is_empty() {
+                    return Ok(false);
+                }
+                let new = rewrite(buf, scope_spans, SPANS, |out, span| {
+                    match inner.iter().find(|r| r.0 == span.start) {
+                        Some((_, payload)) => {
+                            used += 1;
+                            put_varint(out, u64::from(SPANS << 3) | u64::from(LEN));
+                            put_varint(out, payload.len() as u64);
+                            out.extend_from_slice(payload);
+                            Ok(true)
+                        }
+                        None => Ok(false),
+                    }
+                })?;
+                out.extend_from_slice(&new);
+                Ok(true)
+            })?;
+            out.extend_from_slice(&resource_spans);
+        } else {
+            out.extend_from_slice(&buf[field.begin..field.end]);
+        }
+    }
+    if used != replacements.len() {
+        return Err(Unsure);
+    }
+    Ok(out)
+}
+
+/// The replacements whose start lies in `field`'s payload.
+fn within<'r, 'b>(replacements: &'r [(usize, &'b [u8])], field: Field) -> &'r [(usize, &'b [u8])] {
+    let first = replacements.partition_point(|r| r.0 < field.start);
+    let last = replacements.partition_point(|r| r.0 < field.end);
+    &replacements[first..last]
+}
+
+/// `message` (tag, length and payload) re-encoded: each child field `number` goes to `child`, which writes
+/// its replacement and says true, or says false to have it copied as it is.
+fn rewrite(
+    buf: &[u8],
+    message: Field,
+    number: u32,
+    mut child: impl FnMut(&mut Vec<u8>, Field) -> Result<bool>,
+) -> Result<Vec<u8>> {
+    let mut payload = Vec::with_capacity(message.end - message.start);
+    let mut reader = Reader::new(buf, message.start, message.end);
+    while !reader.done() {
+        let field = reader.field()?;
+        if !(field.number == number && field.wire_type == LEN && child(&mut payload, field)?) {
+            payload.extend_from_slice(&buf[field.begin..field.end]);
+        }
+    }
+    let mut out = Vec::with_capacity(payload.len() + 6);
+    put_varint(&mut out, u64::from(message.number << 3) | u64::from(LEN));
+    put_varint(&mut out, payload.len() as u64);
+    out.extend_from_slice(&payload);
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(number: u32, parts: &[Vec<u8>]) -> Vec<u8> {
+        let payload: Vec<u8> = parts.concat();
+        let mut out = Vec::new();
+        put_varint(&mut out, u64::from(number << 3 | 2));
+        put_varint(&mut out, payload.len() as u64);
+        out.extend_from_slice(&payload);
+        out
+    }
+
+    fn text(number: u32, value: &str) -> Vec<u8> {
+        message(number, &[value.as_bytes().to_vec()])
+    }
+
+    fn attribute(key: &str, value: &str) -> Vec<u8> {
+        message(SPAN_ATTRIBUTES, &[text(KEY, key), message(VALUE, &[text(1, value)])])
+    }
+
+    fn span(name: &str, attributes: &[(&str, &str)]) -> Vec<u8> {
+        let mut parts = vec![text(5, name)];
+        parts.extend(attributes.iter().map(|(k, v)| attribute(k, v)));
+        message(SPANS, &parts)
+    }
+
+    fn request() -> Vec<u8> {
+        let resource = message(RESOURCE, &[message(1, &[text(KEY, "service.name")])]);
+        let scope = message(SCOPE, &[text(SCOPE_NAME, "openai")]);
+        let scope_spans = message(
+            SCOPE_SPANS,
+            &[
+                scope,
+                span("chat", &[("gen_ai.system", "openai")]),
+                span("GET", &[("http.method", "GET")]),
+            ],
+        );
+        message(RESOURCE_SPANS, &[resource, scope_spans])
+    }
+
+    #[test]
+    fn counts_spans_and_attribute_sizes() {
+        let stats = stats(&request()).unwrap();
+        assert_eq!(
+            stats,
+            Stats {
+                spans: 2,
+                max_attributes: 1,
+                max_value_bytes: 8
+            }
+        );
+    }
+
+    #[test]
+    fn selects_spans_by_key_with_their_resource_and_scope() {
+        let buf = request();
+        let selected = select(&buf, |key| key == b"gen_ai.system").unwrap();
+        assert_eq!(selected.len(), 1);
+        let (start, end) = selected[0].scope_name.unwrap();
+        assert_eq!(&buf[start..end], b"openai");
+        assert!(selected[0].resource.is_some());
+        let (start, end) = selected[0].span;
+        assert_eq!(&buf[start..end], &span("chat", &[("gen_ai.system", "openai")])[2..]);
+    }
+
+    #[test]
+    fn splice_replaces_a_span_and_fixes_lengths() {
+        let buf = request();
+        let chosen = select(&buf, |key| key == b"gen_ai.system").unwrap()[0].span;
+        let longer = span(
+            "chat",
+            &[("gen_ai.system", "openai"), ("gen_ai.usage.cost.amount", "0.5")],
+        );
+        let spliced = splice(&buf, &[(chosen.0, &longer[2..])]).unwrap();
+        let resource = message(RESOURCE, &[message(1, &[text(KEY, "service.name")])]);
+        let scope = message(SCOPE, &[text(SCOPE_NAME, "openai")]);
+        let expected = message(
+            RESOURCE_SPANS,
+            &[
+                resource,
+                message(SCOPE_SPANS, &[scope, longer, span("GET", &[("http.method", "GET")])]),
+            ],
+        );
+        assert_eq!(spliced, expected);
+        assert_eq!(stats(&spliced).unwrap().spans, 2);
+    }
+
+    #[test]
+    fn splice_refuses_replacements_that_name_no_span() {
+        let buf = request();
+        assert_eq!(splice(&buf, &[(1, b"x")]), Err(Unsure));
+        assert_eq!(splice(&buf, &[(9, b"x"), (3, b"y")]), Err(Unsure));
+        assert_eq!(splice(&buf, &[]).unwrap(), buf);
+    }
+
+    #[test]
+    fn reads_a_span_and_its_attribute_values() {
+        let mut payload = [text(TRACE_ID, "t"), text(NAME, "chat")].concat();
+        payload.extend_from_slice(&[0x39, 1, 0, 0, 0, 0, 0, 0, 0]); // start_time_unix_nano = 1
+        payload.extend(attribute("k", "v"));
+        payload.extend(message(
+            SPAN_ATTRIBUTES,
+            &[text(KEY, "n"), message(VALUE, &[vec![0x18, 0x7b]])],
+        ));
+        payload.extend(message(SPAN_ATTRIBUTES, &[text(KEY, "unset")]));
+        let parts = read_span(&payload, (0, payload.len())).unwrap();
+        assert_eq!(&payload[parts.name.0..parts.name.1], b"chat");
+        assert_eq!((parts.start_time, parts.attributes.len()), (1, 3));
+        let (key, v) = parts.attributes[0];
+        assert_eq!(&payload[key.0..key.1], b"k");
+        let Value::Str((start, end)) = value_of(&payload, v).unwrap() else {
+            panic!()
+        };
+        assert_eq!(&payload[start..end], b"v");
+        assert_eq!(value_of(&payload, parts.attributes[1].1).unwrap(), Value::Int(123));
+        assert_eq!(value_of(&payload, parts.attributes[2].1).unwrap(), Value::Unset);
+    }
+
+    #[test]
+    fn attributes_a_decoder_would_merge_are_unsure() {
+        let twice = message(SPAN_ATTRIBUTES, &[text(KEY, "a"), text(KEY, "b")]);
+        let two_values = message(VALUE, &[text(1, "x"), vec![0x18, 0x01]]);
+        let both = message(SPAN_ATTRIBUTES, &[text(KEY, "a"), two_values]);
+        let unknown = message(SPAN_ATTRIBUTES, &[text(KEY, "a"), message(VALUE, &[vec![0x48, 0x01]])]);
+        for payload in [twice, both, unknown] {
+            assert_eq!(read_span(&payload, (0, payload.len())), Err(Unsure));
+        }
+    }
+
+    #[test]
+    fn edits_replace_drop_and_append_attributes() {
+        let payload = [
+            text(NAME, "chat"),
+            attribute("a", "1"),
+            attribute("b", "2"),
+            attribute("c", "3"),
+        ]
+        .concat();
+        let new_a = attribute("a", "one");
+        let edits: [(usize, Option<&[u8]>); 2] = [(0, Some(&new_a)), (2, None)];
+        let appended = attribute("d", "4");
+        let edited = edit_span(&payload, (0, payload.len()), &edits, &appended).unwrap();
+        let expected = [text(NAME, "chat"), new_a.clone(), attribute("b", "2"), appended.clone()].concat();
+        assert_eq!(edited, expected);
+        assert_eq!(edit_span(&payload, (0, payload.len()), &[(3, None)], b""), Err(Unsure));
+    }
+
+    #[test]
+    fn a_second_resource_or_scope_is_unsure() {
+        let twice = message(RESOURCE_SPANS, &[message(RESOURCE, &[]), message(RESOURCE, &[])]);
+        assert_eq!(stats(&twice), Err(Unsure));
+    }
+
+    #[test]
+    fn never_panics_on_truncations() {
+        let buf = request();
+        for end in 0..buf.len() {
+            let _ = stats(&buf[..end]);
+            let _ = select(&buf[..end], |_| true);
+            let _ = splice(&buf[..end], &[(5, b"z")]);
+            if let Ok(parts) = read_span(&buf[..end], (0, end)) {
+                for (_, v) in parts.attributes {
+                    let _ = value_of(&buf[..end], v);
+                }
+            }
+            let _ = edit_span(&buf[..end], (0, end), &[(0, None)], b"");
+        }
+    }
+}

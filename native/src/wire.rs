@@ -1,0 +1,166 @@
+//! Protobuf wire format: a bounds-checked reader that never panics.
+//!
+//! Every read returns `Err(Unsure)` on anything it cannot vouch for; the caller then leaves the
+//! request to the reference decoder (upb), which gives the user its own error.
+
+/// The input is malformed, or valid in a way this reader does not handle (groups, say).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Unsure;
+
+pub type Result<T> = std::result::Result<T, Unsure>;
+
+pub const VARINT: u8 = 0;
+pub const FIXED64: u8 = 1;
+pub const LEN: u8 = 2;
+pub const FIXED32: u8 = 5;
+
+/// A field as read: its number, wire type and, for length-delimited fields, the payload's range.
+#[derive(Debug, Clone, Copy)]
+pub struct Field {
+    /// Offset of the field's tag.
+    pub begin: usize,
+    pub number: u32,
+    pub wire_type: u8,
+    /// Offset of the payload (after tag and length) in the reader's buffer.
+    pub start: usize,
+    /// Offset just past the field.
+    pub end: usize,
+    /// The varint's value (VARINT fields only).
+    pub value: u64,
+}
+
+pub struct Reader<'a> {
+    buf: &'a [u8],
+    pos: usize,
+    end: usize,
+}
+
+impl<'a> Reader<'a> {
+    /// A reader over `buf[start..end]`; offsets it reports are into `buf`.
+    pub fn new(buf: &'a [u8], start: usize, end: usize) -> Self {
+        Reader {
+            buf,
+            pos: start,
+            end: end.min(buf.len()),
+        }
+    }
+
+    pub fn done(&self) -> bool {
+        self.pos >= self.end
+    }
+
+    /// A varint of at most ten bytes whose tenth byte carries only the 64th bit, as upb accepts.
+    pub fn varint(&mut self) -> Result<u64> {
+        let mut value: u64 = 0;
+        for i in 0..10 {
+            let byte = *self.buf.get(self.pos).filter(|_| self.pos < self.end).ok_or(Unsure)?;
+            self.pos += 1;
+            if i == 9 && byte > 1 {
+                return Err(Unsure);
+            }
+            value |= u64::from(byte & 0x7f) << (7 * i);
+            if byte < 0x80 {
+                return Ok(value);
+            }
+        }
+        Err(Unsure)
+    }
+
+    fn skip(&mut self, len: usize) -> Result<()> {
+        let end = self.pos.checked_add(len).ok_or(Unsure)?;
+        if end > self.end {
+            return Err(Unsure);
+        }
+        self.pos = end;
+        Ok(())
+    }
+
+    /// The next field, or `Unsure` for groups, field number 0 and truncated input.
+    pub fn field(&mut self) -> Result<Field> {
+        let begin = self.pos;
+        let tag = self.varint()?;
+        let number = u32::try_from(tag >> 3).map_err(|_| Unsure)?;
+        let wire_type = (tag & 7) as u8;
+        if number == 0 || number > 0x1fff_ffff {
+            return Err(Unsure);
+        }
+        let mut field = Field {
+            begin,
+            number,
+            wire_type,
+            start: self.pos,
+            end: self.pos,
+            value: 0,
+        };
+        match wire_type {
+            VARINT => field.value = self.varint()?,
+            FIXED64 => self.skip(8)?,
+            FIXED32 => self.skip(4)?,
+            LEN => {
+                let len = usize::try_from(self.varint()?).map_err(|_| Unsure)?;
+                if len > i32::MAX as usize {
+                    return Err(Unsure);
+                }
+                field.start = self.pos;
+                self.skip(len)?;
+            }
+            _ => return Err(Unsure),
+        }
+        field.end = self.pos;
+        Ok(field)
+    }
+}
+
+/// Protobuf varint encoding of `value`, appended to `out`.
+pub fn put_varint(out: &mut Vec<u8>, mut value: u64) {
+    while value >= 0x80 {
+        out.push((value as u8) | 0x80);
+        value >>= 7;
+    }
+    out.push(value as u8);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn varint_of(bytes: &[u8]) -> Result<u64> {
+        Reader::new(bytes, 0, bytes.len()).varint()
+    }
+
+    #[test]
+    fn varints_round_trip() {
+        for value in [0, 1, 127, 128, 300, u32::MAX as u64, u64::MAX] {
+            let mut out = Vec::new();
+            put_varint(&mut out, value);
+            assert_eq!(varint_of(&out), Ok(value));
+        }
+    }
+
+    #[test]
+    fn overlong_and_truncated_varints_are_unsure() {
+        assert_eq!(varint_of(&[0x80]), Err(Unsure));
+        assert_eq!(varint_of(&[0xff; 11]), Err(Unsure));
+        let mut tenth_too_big = vec![0xff; 9];
+        tenth_too_big.push(0x02);
+        assert_eq!(varint_of(&tenth_too_big), Err(Unsure));
+    }
+
+    #[test]
+    fn fields_report_payload_ranges() {
+        let buf = [0x0a, 0x02, b'h', b'i', 0x10, 0x05];
+        let mut reader = Reader::new(&buf, 0, buf.len());
+        let first = reader.field().unwrap();
+        assert_eq!((first.number, first.wire_type, first.start, first.end), (1, LEN, 2, 4));
+        let second = reader.field().unwrap();
+        assert_eq!((second.number, second.value), (2, 5));
+        assert!(reader.done());
+    }
+
+    #[test]
+    fn groups_zero_fields_and_overruns_are_unsure() {
+        for buf in [&[0x0b][..], &[0x00, 0x00], &[0x0a, 0x05, b'x'], &[0x09, 0, 0]] {
+            assert_eq!(Reader::new(buf, 0, buf.len()).field().err(), Some(Unsure));
+        }
+    }
+}

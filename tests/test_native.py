@@ -1,0 +1,164 @@
+"""The native hot path against the Python reference: same forwarded data, same GenAI calls, same ledger rows.
+
+Every test here runs both paths in one process: a decoded batch takes the Python path, a batch the native
+core vouched for (``TelemetryBatch.from_wire``) takes the native one.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import subprocess
+import sys
+
+import pytest
+from google.protobuf.message import DecodeError
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+from bench.workload import build_requests
+from collector import native
+from collector.batch import TelemetryBatch
+from collector.pipeline import Fanout, ProcessorRun
+from collector.receivers import otlp_json
+from collector.receivers.limits import Limits
+from collector.signals import Signal, count_items
+from collector.storage.rows import CallColumns
+from pricing_catalog.catalog import PriceCatalog
+from processors.genai_attribution import AttributionConfig, GenAIAttribution
+from processors.genai_cost import CostConfig, GenAICost
+from processors.genai_index import indexer_for
+from processors.genai_normalize import GenAINormalize, NormalizeConfig
+from tests.genai_helpers import SAMPLES, context
+from tests.wire_mutations import mutate_wire
+
+pytestmark = pytest.mark.skipif(not native.available(), reason=f"the native core is not loaded: {native.WHY_PYTHON}")
+CATALOG = PriceCatalog()
+SAMPLE_WIRE = [otlp_json.decode(Signal.TRACES, p.read_bytes()).SerializeToString() for p in sorted(SAMPLES.glob("*"))]
+ALL_SAMPLES = b"".join(SAMPLE_WIRE)  # concatenated requests are one request with every resource
+ATTRIBUTION = AttributionConfig(customer=("resource.tenant.id", "span.customer.id"), feature=("span.gen_ai.system",
+                                                                                              "resource.service.name"))
+
+
+def pipeline(keep_original: bool = True) -> ProcessorRun:
+    processors = [GenAINormalize(NormalizeConfig(keep_original=keep_original,
+                                                 custom_mappings={"my.model": "gen_ai.request.model"})),
+                  GenAICost(CostConfig(), context(), CATALOG), GenAIAttribution(ATTRIBUTION)]
+    return ProcessorRun(processors, Fanout([]), indexer_for(processors))
+
+
+def both_paths(wire: bytes, keep_original: bool = True) -> tuple[TelemetryBatch, TelemetryBatch]:
+    """The request through the same pipeline on the Python path and (when the native core vouches for it)
+    on the native path, each with processors of its own."""
+    reference = TelemetryBatch(Signal.TRACES, ExportTraceServiceRequest.FromString(wire))
+    candidate = TelemetryBatch.from_wire(Signal.TRACES, wire)
+    pipeline(keep_original).run(reference)
+    pipeline(keep_original).run(candidate)
+    return reference, candidate
+
+
+def assert_same(reference: TelemetryBatch, candidate: TelemetryBatch) -> None:
+    forwarded = ExportTraceServiceRequest.FromString(candidate.serialized())
+    assert forwarded == ExportTraceServiceRequest.FromString(reference.serialized())
+    assert len(candidate.genai) == len(reference.genai)
+    for ours, theirs in zip(candidate.genai, reference.genai, strict=True):
+        assert (ours.dialect, ours.provider, ours.model, ours.input, ours.output, ours.cache_read, ours.cache_write,
+                ours.billable, ours.skip_reason, ours.usage_error, ours.attribution) == \
+               (theirs.dialect, theirs.provider, theirs.model, theirs.input, theirs.output, theirs.cache_read,
+                theirs.cache_write, theirs.billable, theirs.skip_reason, theirs.usage_error, theirs.attribution)
+    rows = []
+    for batch in (reference, candidate):
+        columns = CallColumns(("customer", "feature"))
+        columns.add(batch)
+        rows.append(columns.columns)
+    assert rows[0] == rows[1]
+
+
+@pytest.mark.parametrize("keep_original", [True, False])
+def test_every_dialect_sample_is_processed_alike(keep_original):
+    reference, candidate = both_paths(ALL_SAMPLES, keep_original)
+    assert not candidate.decoded, "the native path decoded the request"
+    assert len(reference.genai) == 14 and sum(c.cost is not None for c in reference.genai) == 12
+    assert_same(reference, candidate)
+
+
+def test_bench_requests_are_processed_alike():
+    for wire in build_requests(3, spans_per_request=300, start_ns=1767225600 * 10**9):
+        reference, candidate = both_paths(wire)
+        assert not candidate.decoded
+        assert_same(reference, candidate)
+
+
+def test_a_request_no_processor_changes_is_forwarded_as_received_without_decoding():
+    wire = build_requests(1, spans_per_request=50)[0]
+    batch = TelemetryBatch.from_wire(Signal.TRACES, wire)
+    assert batch.item_count == 50 and batch.serialized() is wire and not batch.decoded
+    assert Limits().apply(batch) == (0, "") and not batch.decoded
+    copy = batch.copy()
+    assert copy.serialized() is wire and copy.item_count == 50 and not copy.decoded
+
+
+def test_limits_drop_the_same_spans_on_both_paths():
+    request = ExportTraceServiceRequest.FromString(SAMPLE_WIRE[0])
+    span = request.resource_spans[0].scope_spans[0].spans[0]
+    span.attributes.add(key="huge").value.string_value = "x" * 2000
+    wire = request.SerializeToString()
+    limits = Limits(max_attribute_value_bytes=1000)
+    reference = TelemetryBatch(Signal.TRACES, ExportTraceServiceRequest.FromString(wire))
+    candidate = TelemetryBatch.from_wire(Signal.TRACES, wire)
+    assert limits.apply(candidate) == limits.apply(reference) != (0, "")
+    assert candidate.serialized() == reference.serialized()
+    assert Limits(max_attributes_per_span=2).apply(TelemetryBatch.from_wire(Signal.TRACES, wire))[0] >= 1
+
+
+def test_batches_merged_as_bytes_equal_batches_merged_as_messages():
+    wires = build_requests(3, spans_per_request=20)
+    merged = TelemetryBatch.concatenate(Signal.TRACES, [TelemetryBatch.from_wire(Signal.TRACES, w) for w in wires])
+    decoded = [TelemetryBatch(Signal.TRACES, ExportTraceServiceRequest.FromString(w)) for w in wires]
+    reference = TelemetryBatch.concatenate(Signal.TRACES, decoded)
+    assert not merged.decoded and merged.item_count == reference.item_count == 60
+    assert merged.message == reference.message
+
+
+def test_requests_the_native_core_does_not_vouch_for_are_left_to_upb():
+    request = ExportTraceServiceRequest.FromString(SAMPLE_WIRE[0])
+    wire = request.SerializeToString()
+    group = b"\x0b\x0c"  # an empty group (field 1) in the request: upb keeps it, the native core does not read groups
+    assert native.TRACE_WIRE.scan(wire + group) is None
+    batch = TelemetryBatch.from_wire(Signal.TRACES, wire + group)
+    assert batch.decoded and batch.item_count == count_items(Signal.TRACES, request)
+    with pytest.raises(DecodeError):
+        TelemetryBatch.from_wire(Signal.TRACES, wire[:-3])
+
+
+def test_the_hot_path_is_reported_and_can_be_forced_to_python():
+    assert native.describe() == {"hot_path": "native"}
+    code = "from collector import native; print(native.describe())"
+    forced = subprocess.run([sys.executable, "-c", code], env={**os.environ, "GENAI_COLLECTOR_NATIVE": "0"},
+                            capture_output=True, text=True, check=True)
+    assert forced.stdout.strip() == "{'hot_path': 'python', 'reason': 'GENAI_COLLECTOR_NATIVE=0'}"
+
+
+@pytest.mark.fuzz
+def test_differential_fuzz_native_against_python():
+    """Mutated requests: the native core vouches only for what upb accepts, counts the same spans, and
+    everything it vouches for comes out of the pipeline as it does on the Python path."""
+    rng = random.Random(20261130)
+    seeds = [*SAMPLE_WIRE, ALL_SAMPLES, *build_requests(2, spans_per_request=40, start_ns=1767225600 * 10**9)]
+    accepted = vouched = spliced = 0
+    for case in range(3000):
+        wire = mutate_wire(rng, bytearray(rng.choice(seeds))) if case % 10 else rng.choice(seeds)
+        stats = native.TRACE_WIRE.scan(wire)
+        try:
+            expected = ExportTraceServiceRequest.FromString(wire)
+        except DecodeError:
+            assert stats is None, f"the native core vouched for a request upb rejects: {wire.hex()}"
+            continue
+        accepted += 1
+        if stats is None:
+            continue
+        vouched += 1
+        assert stats[0] == count_items(Signal.TRACES, expected)
+        reference, candidate = both_paths(wire)
+        assert_same(reference, candidate)
+        spliced += not candidate.decoded
+    assert accepted > 400 and vouched > 0.95 * accepted and spliced > 0.9 * vouched, (accepted, vouched, spliced)
