@@ -7,7 +7,6 @@ import json
 from collections.abc import Collection
 from typing import Any
 
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from collector.attributes import encode, set_value, value_of
@@ -127,11 +126,7 @@ class WireCall(GenAICall):
     def value_at(self, position: int) -> Any:
         if position in self.updated:
             return self.updated[position]
-        value = self.span.value(position)
-        if type(value) is bytearray:  # an array or key-value list: its AnyValue bytes
-            decoded = AnyValue.FromString(bytes(value))
-            value = getattr(decoded, decoded.WhichOneof("value"))
-        return value
+        return self.span.value(position)
 
     def _store(self, position: int, value: Any) -> None:
         self.updated[position] = value

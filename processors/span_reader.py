@@ -37,13 +37,14 @@ from processors.genai_call import GenAICall, WireCall, as_float, token_count
 class _Shape:
     """What a span's attribute keys (and scope) tell before any value is read; cached per shape."""
 
-    __slots__ = ("dialect", "fields", "index", "openlit_sdk", "server_keys")
+    __slots__ = ("dialect", "fields", "index", "openlit_sdk", "positions", "server_keys")
 
     def __init__(self, dialect: str, index: dict[str, int], fields: tuple[tuple[str, int, bool], ...],
                  openlit_sdk: bool, server_keys: tuple[str, ...] = ()):
         self.dialect = dialect
         self.index = index  # key → position, for the keys any dialect uses
         self.fields = fields  # (field, position, integer?) of the attribute each field is read from
+        self.positions = [position for _, position, _ in fields]
         self.openlit_sdk = openlit_sdk  # telemetry.sdk.name on the span may say "openlit"
         self.server_keys = server_keys  # server.address / API base keys on the span, best first
 
@@ -120,8 +121,8 @@ class SpanReader:
         if shape is _NOT_GENAI:
             return None
         call = WireCall(span, resource, shape.index, {})
-        for field, position, _ in shape.fields:
-            _set_field(call, field, keys[position], call.value_at(position))
+        for (field, position, _), value in zip(shape.fields, span.values(shape.positions), strict=True):
+            _set_field(call, field, keys[position], value)
         return self._complete(call, shape, span)
 
     @staticmethod

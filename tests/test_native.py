@@ -88,6 +88,26 @@ def test_bench_requests_are_processed_alike():
         assert_same(reference, candidate)
 
 
+def test_values_of_every_kind_read_alike():
+    """Arrays, key-value lists, bytes, booleans, doubles, numeric strings and unset values where the dialect
+    table expects a model name or a token count."""
+    request = ExportTraceServiceRequest()
+    span = request.resource_spans.add().scope_spans.add().spans.add(name="chat", span_id=b"12345678")
+    odd = {"gen_ai.system": "openai", "gen_ai.usage.output_tokens": "12", "gen_ai.usage.reasoning_tokens": 1.5,
+           "gen_ai.usage.cache_read_input_tokens": True, "gen_ai.response.id": b"raw", "customer.id": None}
+    for key, value in odd.items():
+        target = span.attributes.add(key=key).value
+        if value is not None:
+            setattr(target, {str: "string_value", float: "double_value", bool: "bool_value",
+                             bytes: "bytes_value"}[type(value)], value)
+    span.attributes.add(key="gen_ai.request.model").value.array_value.values.add(string_value="gpt-4o")
+    kv = span.attributes.add(key="gen_ai.usage.input_tokens").value.kvlist_value.values.add(key="n")
+    kv.value.int_value = 5
+    reference, candidate = both_paths(request.SerializeToString())
+    assert not candidate.decoded and candidate.genai[0].usage_error
+    assert_same(reference, candidate)
+
+
 def test_a_request_no_processor_changes_is_forwarded_as_received_without_decoding():
     wire = build_requests(1, spans_per_request=50)[0]
     batch = TelemetryBatch.from_wire(Signal.TRACES, wire)

@@ -4,7 +4,8 @@ use std::collections::{HashMap, HashSet};
 
 use pyo3::exceptions::{PyIndexError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyBool, PyByteArray, PyBytes, PyFloat, PyString, PyTuple};
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyBool, PyBytes, PyFloat, PyString, PyTuple, PyType};
 
 use crate::schema::{Kind, Schema};
 use crate::traces::{self, Range, Value};
@@ -177,8 +178,7 @@ impl WireSpan {
         self.parts.end_time
     }
 
-    /// The value of the attribute at `position`, as ``collector.attributes.value_of`` gives it; arrays and
-    /// key-value lists come back as the `AnyValue` bytes, to be decoded by the caller.
+    /// The value of the attribute at `position`, as `collector.attributes.value_of` gives it for upb's span.
     fn value<'py>(&self, py: Python<'py>, position: usize) -> PyResult<Bound<'py, PyAny>> {
         let (_, payload) = self
             .parts
@@ -198,9 +198,25 @@ impl WireSpan {
             Value::Int(number) => number.into_pyobject(py)?.into_any(),
             Value::Double(number) => PyFloat::new(py, number).into_any(),
             Value::Bytes(range) => self.bytes(py, range).into_any(),
-            Value::Compound(range) => PyByteArray::new(py, &buf[range.0..range.1]).into_any(),
+            Value::Compound((start, end)) => compound(py, &buf[start..end])?,
         })
     }
+
+    /// The values of the attributes at `positions`, in one call.
+    fn values<'py>(&self, py: Python<'py>, positions: Vec<usize>) -> PyResult<Vec<Bound<'py, PyAny>>> {
+        positions.into_iter().map(|position| self.value(py, position)).collect()
+    }
+}
+
+/// An array or key-value list as upb gives it: the `ArrayValue` or `KeyValueList` message of the decoded
+/// `AnyValue`.
+fn compound<'py>(py: Python<'py>, any_value: &[u8]) -> PyResult<Bound<'py, PyAny>> {
+    static ANY_VALUE: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+    let decoded = ANY_VALUE
+        .import(py, "opentelemetry.proto.common.v1.common_pb2", "AnyValue")?
+        .call_method1("FromString", (PyBytes::new(py, any_value),))?;
+    let kind = decoded.call_method1("WhichOneof", ("value",))?;
+    decoded.getattr(kind.cast_into::<PyString>()?)
 }
 
 /// `wire` with span payloads rewritten: each edit is (span payload start, end, attribute edits as

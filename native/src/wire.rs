@@ -45,12 +45,25 @@ impl<'a> Reader<'a> {
         }
     }
 
+    #[inline]
     pub fn done(&self) -> bool {
         self.pos >= self.end
     }
 
     /// A varint of at most ten bytes whose tenth byte carries only the 64th bit, as upb accepts.
+    #[inline(always)]
     pub fn varint(&mut self) -> Result<u64> {
+        match self.buf.get(self.pos) {
+            Some(&first) if first < 0x80 && self.pos < self.end => {
+                self.pos += 1;
+                Ok(u64::from(first))
+            }
+            _ => self.long_varint(),
+        }
+    }
+
+    #[cold]
+    fn long_varint(&mut self) -> Result<u64> {
         let mut value: u64 = 0;
         for i in 0..10 {
             let byte = *self.buf.get(self.pos).filter(|_| self.pos < self.end).ok_or(Unsure)?;
@@ -66,6 +79,7 @@ impl<'a> Reader<'a> {
         Err(Unsure)
     }
 
+    #[inline]
     fn skip(&mut self, len: usize) -> Result<()> {
         let end = self.pos.checked_add(len).ok_or(Unsure)?;
         if end > self.end {
@@ -76,6 +90,7 @@ impl<'a> Reader<'a> {
     }
 
     /// The next field, or `Unsure` for groups, field number 0 and truncated input.
+    #[inline]
     pub fn field(&mut self) -> Result<Field> {
         let begin = self.pos;
         let tag = self.varint()?;
