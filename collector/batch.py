@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 
 from google.protobuf.message import Message
 
-from collector.native import TRACE_WIRE
+from collector.native import TRACE_WIRE, WireStats
 from collector.signals import Signal, count_items, top_level
 
 NO_HEADERS: Mapping[str, str] = {}
@@ -23,17 +23,17 @@ class TelemetryBatch:
     decodes just the GenAI spans, whose changes :meth:`invalidate` splices back into the bytes.
     """
 
-    __slots__ = ("_item_count", "_message", "_wire", "genai", "headers", "signal", "wire_stats")
+    __slots__ = ("_item_count", "_message", "_resource_count", "_wire", "genai", "headers", "signal", "wire_stats")
 
     def __init__(self, signal: Signal, message: Message | None, headers: Mapping[str, str] = NO_HEADERS):
         self.signal = signal
         self._message = message
         self.headers = headers
         self._item_count: int | None = None
+        self._resource_count: int | None = None
         self._wire: bytes | None = None
         self.genai: list | None = None  # the GenAI calls, indexed by the pipeline (processors.genai_call.GenAICall)
-        # (spans, most attributes on a span, largest attribute value in bytes) of an undecoded request
-        self.wire_stats: tuple[int, int, int] | None = None
+        self.wire_stats: WireStats | None = None  # as received, when the native core counted it
 
     @classmethod
     def from_wire(cls, signal: Signal, wire: bytes, headers: Mapping[str, str] = NO_HEADERS) -> TelemetryBatch:
@@ -44,7 +44,7 @@ class TelemetryBatch:
         if signal is Signal.TRACES and TRACE_WIRE is not None:
             stats = TRACE_WIRE.scan(wire)
             if stats is not None:
-                return cls._undecoded(signal, bytes(wire), headers, stats[0], stats)
+                return cls._undecoded(signal, bytes(wire), headers, stats.spans, stats.resources, stats)
         message = signal.spec.request_type()
         message.ParseFromString(wire)
         batch = cls(signal, message, headers)
@@ -53,10 +53,11 @@ class TelemetryBatch:
 
     @classmethod
     def _undecoded(cls, signal: Signal, wire: bytes, headers: Mapping[str, str], items: int | None,
-                   stats: tuple[int, int, int] | None = None) -> TelemetryBatch:
+                   resources: int | None, stats: WireStats | None = None) -> TelemetryBatch:
         batch = cls(signal, None, headers)
         batch._wire = wire
         batch._item_count = items
+        batch._resource_count = resources
         batch.wire_stats = stats
         return batch
 
@@ -67,7 +68,8 @@ class TelemetryBatch:
         as bytes: protobuf's concatenation of two messages is their merge, repeated fields appended."""
         if all(batch._message is None for batch in batches):
             merged = cls._undecoded(signal, b"".join(batch._wire for batch in batches), headers,
-                                    sum(batch.item_count for batch in batches))
+                                    sum(batch.item_count for batch in batches),
+                                    sum(batch.resource_count for batch in batches))
         else:
             merged = cls(signal, signal.spec.request_type(), headers)
             for batch in batches:
@@ -102,6 +104,13 @@ class TelemetryBatch:
             self._item_count = count_items(self.signal, self.message)
         return self._item_count
 
+    @property
+    def resource_count(self) -> int:
+        """Resources (ResourceSpans, ResourceMetrics, ResourceLogs) in the request."""
+        if self._resource_count is None:
+            self._resource_count = len(top_level(self.signal, self.message))
+        return self._resource_count
+
     def invalidate(self) -> None:
         """After processors changed the message: append the attributes they queued on GenAI calls, and
         forget cached counts and bytes (the pipeline calls this after each run of processors). Where the
@@ -116,7 +125,7 @@ class TelemetryBatch:
                 for call in calls:
                     call.wire_at = None
             return
-        self._item_count = None
+        self._item_count = self._resource_count = None
         self._wire = None
 
     def serialized(self) -> bytes:
@@ -127,7 +136,8 @@ class TelemetryBatch:
 
     def copy(self) -> TelemetryBatch:
         if self._message is None:
-            return self._undecoded(self.signal, self._wire, self.headers, self._item_count, self.wire_stats)
+            return self._undecoded(self.signal, self._wire, self.headers, self._item_count, self._resource_count,
+                                   self.wire_stats)
         clone = self.signal.spec.request_type()
         clone.CopyFrom(self.message)
         return TelemetryBatch(self.signal, clone, self.headers)

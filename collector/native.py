@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Collection, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 
@@ -73,6 +73,15 @@ def schema_fields(root: Descriptor) -> tuple[list[tuple[int, int, int, int]], in
     return fields, len(messages)
 
 
+class WireStats(NamedTuple):
+    """A request as counted on the wire."""
+
+    spans: int
+    resources: int
+    most_attributes: int  # on one span
+    largest_value: int  # bytes of one attribute value on the wire: at least its size once decoded
+
+
 def available() -> bool:
     return _NATIVE is not None
 
@@ -84,10 +93,11 @@ class TraceWire:
         fields, count = schema_fields(Signal.TRACES.spec.request_type.DESCRIPTOR)
         self.schema = _NATIVE.TraceSchema(fields, count)
 
-    def scan(self, wire: bytes) -> tuple[int, int, int] | None:
-        """(spans, most attributes on one span, largest attribute value in bytes) of a request the
-        native core vouches upb would accept; None when upb must decode it (malformed, or unusual)."""
-        return self.schema.scan(wire)
+    def scan(self, wire: bytes) -> WireStats | None:
+        """What the native core counts of a request it vouches upb would accept; None when upb must decode
+        it (malformed, or unusual)."""
+        stats = self.schema.scan(wire)
+        return None if stats is None else WireStats(*stats)
 
     @staticmethod
     def selector(evidence: Collection[str]) -> Any:

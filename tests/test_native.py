@@ -111,7 +111,7 @@ def test_values_of_every_kind_read_alike():
 def test_a_request_no_processor_changes_is_forwarded_as_received_without_decoding():
     wire = build_requests(1, spans_per_request=50)[0]
     batch = TelemetryBatch.from_wire(Signal.TRACES, wire)
-    assert batch.item_count == 50 and batch.serialized() is wire and not batch.decoded
+    assert batch.item_count == 50 and batch.resource_count == 1 and batch.serialized() is wire and not batch.decoded
     assert Limits().apply(batch) == (0, "") and not batch.decoded
     copy = batch.copy()
     assert copy.serialized() is wire and copy.item_count == 50 and not copy.decoded
@@ -136,6 +136,7 @@ def test_batches_merged_as_bytes_equal_batches_merged_as_messages():
     decoded = [TelemetryBatch(Signal.TRACES, ExportTraceServiceRequest.FromString(w)) for w in wires]
     reference = TelemetryBatch.concatenate(Signal.TRACES, decoded)
     assert not merged.decoded and merged.item_count == reference.item_count == 60
+    assert merged.resource_count == reference.resource_count == 3
     assert merged.message == reference.message
 
 
@@ -177,7 +178,7 @@ def test_differential_fuzz_native_against_python():
         if stats is None:
             continue
         vouched += 1
-        assert stats[0] == count_items(Signal.TRACES, expected)
+        assert (stats.spans, stats.resources) == (count_items(Signal.TRACES, expected), len(expected.resource_spans))
         reference, candidate = both_paths(wire)
         assert_same(reference, candidate)
         spliced += not candidate.decoded

@@ -9,7 +9,7 @@ from collector import log
 from collector.attributes import plain_value
 from collector.batch import TelemetryBatch
 from collector.component import BuildContext, Exporter
-from collector.signals import Signal, top_level
+from collector.signals import Signal
 
 
 @dataclass(frozen=True)
@@ -29,7 +29,7 @@ class DebugExporter(Exporter):
     def submit(self, batch: TelemetryBatch) -> None:
         signal = batch.signal.spec.name
         self.log.info(f"{signal} batch", extra={"exporter": self.component_id, "signal": signal,
-                                                 "resources": len(top_level(batch.signal, batch.message)),
+                                                 "resources": batch.resource_count,
                                                  "items": batch.item_count})
         if self.verbosity == "detailed" and batch.signal is Signal.TRACES:
             for resource_spans in batch.message.resource_spans:

@@ -34,10 +34,9 @@ class Limits:
             return 0, ""
         dropped, reason = 0, ""
         max_attributes, max_bytes = self.max_attributes_per_span, self.max_attribute_value_bytes
-        if not batch.decoded and batch.wire_stats is not None:  # sized on the wire by the native core
-            _, most_attributes, largest_value = batch.wire_stats
-            if most_attributes <= max_attributes and largest_value <= max_bytes:
-                return 0, ""
+        sized = None if batch.decoded else batch.wire_stats  # sized on the wire by the native core
+        if sized is not None and sized.most_attributes <= max_attributes and sized.largest_value <= max_bytes:
+            return 0, ""
         for resource_spans in batch.message.resource_spans:
             for scope_spans in resource_spans.scope_spans:
                 bad = [i for i, span in enumerate(scope_spans.spans)

@@ -31,13 +31,18 @@ impl PySchema {
             .ok_or_else(|| PyValueError::new_err("a field names a message the schema does not have"))
     }
 
-    /// `(spans, most attributes on a span, largest attribute value in bytes)` of a request it vouches
-    /// for, or None: the request is malformed or unusual, and the caller decodes it with upb.
-    fn scan(&self, py: Python<'_>, wire: &[u8]) -> Option<(u64, u64, u64)> {
+    /// `(spans, resources, most attributes on a span, largest attribute value in bytes)` of a request it
+    /// vouches for, or None: the request is malformed or unusual, and the caller decodes it with upb.
+    fn scan(&self, py: Python<'_>, wire: &[u8]) -> Option<(u64, u64, u64, u64)> {
         py.detach(|| {
             self.0.validate(wire).ok()?;
             let stats = traces::stats(wire).ok()?;
-            Some((stats.spans, stats.max_attributes, stats.max_value_bytes))
+            Some((
+                stats.spans,
+                stats.resources,
+                stats.max_attributes,
+                stats.max_value_bytes,
+            ))
         })
     }
 }

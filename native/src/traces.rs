@@ -34,6 +34,7 @@ pub type Range = (usize, usize);
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Stats {
     pub spans: u64,
+    pub resources: u64,
     /// The most attributes on one span.
     pub max_attributes: u64,
     /// The largest attribute value on the wire: at least the value's size once decoded.
@@ -248,6 +249,11 @@ fn last(buf: &[u8], start: usize, end: usize, number: u32) -> Result<Option<Rang
 /// Span count and attribute sizes of a request.
 pub fn stats(buf: &[u8]) -> Result<Stats> {
     let mut stats = Stats::default();
+    let mut request = Reader::new(buf, 0, buf.len());
+    while !request.done() {
+        let field = request.field()?;
+        stats.resources += u64::from(field.number == RESOURCE_SPANS && field.wire_type == LEN);
+    }
     each_span(buf, |_, _, span| {
         stats.spans += 1;
         let mut attributes = 0;
@@ -426,6 +432,7 @@ mod tests {
             stats,
             Stats {
                 spans: 2,
+                resources: 1,
                 max_attributes: 1,
                 max_value_bytes: 8
             }
