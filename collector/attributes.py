@@ -11,7 +11,7 @@ from __future__ import annotations
 import struct
 from typing import Any
 
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, KeyValue, KeyValueList
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 _ATTRIBUTES_TAG = b"\x4a"  # Span.attributes: field 9, length-delimited (also LogRecord.attributes: field 6 → 0x32)
@@ -47,6 +47,12 @@ def _any_value(value: Any) -> bytes:
         return b"\x18" + varint(value)
     if isinstance(value, float):
         return b"\x21" + _pack_double(value)
+    if isinstance(value, bytes):
+        return _field(b"\x3a", value)
+    if isinstance(value, ArrayValue):  # as value_of gives an array or a key-value list read from a span
+        return _field(b"\x2a", value.SerializeToString())
+    if isinstance(value, KeyValueList):
+        return _field(b"\x32", value.SerializeToString())
     return _field(b"\x0a", str(value).encode())
 
 
@@ -68,6 +74,8 @@ def encode(key: str, value: Any) -> bytes:
     """Wire bytes of one span attribute (tag included), ready to append to a serialised Span."""
     if isinstance(value, float):
         return double_header(key) + _pack_double(value)
+    if isinstance(value, ArrayValue | KeyValueList):  # unhashable, and rare
+        return _field(_ATTRIBUTES_TAG, key_value(key, value))
     cache_key = (key, tuple(value) if isinstance(value, list) else value, type(value))
     encoded = _constant_cache.get(cache_key)
     if encoded is None:

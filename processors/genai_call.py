@@ -176,6 +176,16 @@ def token_count(value: Any) -> int:
     return number
 
 
+def as_text(value: Any) -> str | None:
+    """A name or an id from an attribute value: text as it is, a number as its text, anything else (a boolean,
+    an array, bytes) none."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    return None
+
+
 def as_float(value: Any) -> float | None:
     if isinstance(value, bool) or value is None:
         return None

@@ -31,7 +31,7 @@ from processors.dialects import (
     provider_value,
     scope_dialect,
 )
-from processors.genai_call import GenAICall, WireCall, as_float, token_count
+from processors.genai_call import GenAICall, WireCall, as_float, as_text, token_count
 
 
 class _Shape:
@@ -201,5 +201,11 @@ def _input_excludes_cache(call: GenAICall) -> bool:
 
 
 # How a raw attribute value becomes a GenAICall field (fields not listed are taken as they are).
+def _operation(value: Any) -> str | None:
+    text = as_text(value)
+    return None if text is None else normalize_operation(text)
+
+
 _CONVERTERS = {**dict.fromkeys(TOKEN_FIELDS, token_count), "tier": normalize_tier, "reported_cost": as_float,
-               "provider": provider_value, "operation": normalize_operation}
+               "provider": provider_value, "operation": _operation,
+               **dict.fromkeys(("request_model", "response_model", "response_id"), as_text)}

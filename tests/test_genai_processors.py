@@ -362,3 +362,18 @@ def test_litellm_semconv_mode_reads_the_cache_from_its_usage_object_too():
     attrs = span_attributes(run(batch_of(semconv, scope="litellm")))["chat gpt-4o-mini"]
     assert attrs["gen_ai.usage.cache_read.input_tokens"] == 200 and attrs["gen_ai.usage.cost.amount"] == 0.000345
     assert attrs["gen_ai.usage.cost.status"] == "priced" and attrs["gen_ai.usage.cost.mismatch"] is False
+
+
+def test_names_of_the_wrong_kind_are_ignored_not_fatal():
+    """A boolean model, an array operation, a numeric response id (found by the differential fuzz: they used
+    to raise in the span reader, failing the whole request)."""
+    batch = batch_of({**OPENAI_CALL, "gen_ai.request.model": True, "gen_ai.operation.name": ["chat"],
+                      "gen_ai.response.id": 42, "gen_ai.response.model": b"gpt-4o"})
+    call = run(batch).genai[0]
+    assert (call.request_model, call.response_model, call.operation, call.response_id) == (None, None, "chat", "42")
+    assert call.cost.status == "unpriced"
+    attrs = span_attributes(batch)["span0"]  # what the app sent stays; the canonical names are written as text
+    assert attrs["gen_ai.request.model"] is True and attrs["gen_ai.response.model"] == b"gpt-4o".hex()
+    assert (attrs["gen_ai.operation.name"], attrs["gen_ai.normalize.original.gen_ai.operation.name"]) == ("chat",
+                                                                                                        ["chat"])
+    assert (attrs["gen_ai.response.id"], attrs["gen_ai.normalize.original.gen_ai.response.id"]) == ("42", 42)

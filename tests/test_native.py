@@ -14,6 +14,7 @@ import sys
 import pytest
 from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
 from bench.workload import build_requests
 from collector import native
@@ -24,6 +25,7 @@ from collector.receivers.limits import Limits
 from collector.signals import Signal, count_items
 from collector.storage.rows import CallColumns
 from pricing_catalog.catalog import PriceCatalog
+from processors import dialects
 from processors.genai_attribution import AttributionConfig, GenAIAttribution
 from processors.genai_cost import CostConfig, GenAICost
 from processors.genai_index import indexer_for
@@ -157,6 +159,70 @@ def test_the_hot_path_is_reported_and_can_be_forced_to_python():
     forced = subprocess.run([sys.executable, "-c", code], env={**os.environ, "GENAI_COLLECTOR_NATIVE": "0"},
                             capture_output=True, text=True, check=True)
     assert forced.stdout.strip() == "{'hot_path': 'python', 'reason': 'GENAI_COLLECTOR_NATIVE=0'}"
+
+
+SCOPES = ["opentelemetry.instrumentation.openai_v2", "opentelemetry.instrumentation.openai",
+          "openinference.instrumentation.openai", "ai", "litellm", "langfuse-sdk", "openlit.otel.tracing",
+          "gcp.vertex.agent", "my.app"]
+VOCABULARY = sorted(dialects.KNOWN_KEYS | {"customer.id", "gen_ai.system", "http.method", "telemetry.sdk.name"})
+MODELS = ["gpt-4o", "gpt-4o-mini-2024-07-18", "claude-sonnet-4-5", "gemini-2.5-flash", "no-such-model", ""]
+
+
+def random_value(rng: random.Random, key: str, target: AnyValue) -> None:
+    """A value of a kind and content the key might carry, or not."""
+    choice = rng.random()
+    if choice < 0.3:
+        target.int_value = rng.choice([0, 1, 12, 1000, 5_000_000, -3, 10**13])
+    elif choice < 0.6:
+        target.string_value = rng.choice([*MODELS, "openai", "anthropic", "chat", "LLM", "agent", "12", "x", "flex",
+                                          "chatcmpl-1", "resp_2", '{"id": "chatcmpl-9"}', "https://api.groq.com/v1"])
+    elif choice < 0.75:
+        target.double_value = rng.choice([0.0, 0.0012, 3.5, float("inf"), 1e300])
+    elif choice < 0.85:
+        target.bool_value = rng.random() < 0.5
+    elif choice < 0.9:
+        target.array_value.values.add(string_value=rng.choice(MODELS))
+    elif choice < 0.95:
+        target.kvlist_value.values.add(key="n").value.int_value = 3
+    else:
+        target.bytes_value = b"\x00raw"
+
+
+def random_request(rng: random.Random) -> bytes:
+    """GenAI-ish spans: attributes drawn from the dialect vocabulary with values of any kind, shared response
+    ids and parents, several resources and scopes."""
+    request = ExportTraceServiceRequest()
+    for _ in range(rng.randint(1, 3)):
+        resource_spans = request.resource_spans.add()
+        for key in rng.sample(["service.name", "tenant.id", "telemetry.sdk.name"], rng.randint(0, 3)):
+            resource_spans.resource.attributes.add(key=key).value.string_value = rng.choice(["a", "b", "openlit"])
+        for _ in range(rng.randint(1, 3)):
+            scope_spans = resource_spans.scope_spans.add()
+            scope_spans.scope.name = rng.choice(SCOPES)
+            for index in range(rng.randint(1, 6)):
+                span = scope_spans.spans.add(name=rng.choice(["chat", "raw_gen_ai_request", "call_llm", "GET /"]),
+                                             trace_id=bytes([rng.randrange(2)]) * 16,
+                                             span_id=rng.randbytes(8), start_time_unix_nano=rng.choice(
+                                                 [0, 1767225600 * 10**9, 1767225600 * 10**9 + index]))
+                if rng.random() < 0.3:
+                    span.parent_span_id = scope_spans.spans[0].span_id
+                for key in rng.sample(VOCABULARY, rng.randint(0, 12)):
+                    random_value(rng, key, span.attributes.add(key=key).value)
+                if rng.random() < 0.2:
+                    span.events.add(name="gen_ai.choice")
+    return request.SerializeToString()
+
+
+@pytest.mark.fuzz
+def test_differential_fuzz_on_random_genai_requests():
+    rng = random.Random(1130)
+    calls = 0
+    for _ in range(400):
+        reference, candidate = both_paths(random_request(rng), keep_original=rng.random() < 0.7)
+        assert not candidate.decoded
+        assert_same(reference, candidate)
+        calls += len(reference.genai)
+    assert calls > 1000
 
 
 @pytest.mark.fuzz
