@@ -13,12 +13,14 @@ from pathlib import Path
 
 import pytest
 
+from collector import native
 from collector.attributes import plain_value
 from collector.config_builder import ConfigBuilder
 from collector.demo.fake_provider import FakeProvider
 from collector.signals import Signal
 from tests.client_matrix import CLIENTS, CLIENTS_DOC, Client, isolated_python, readme_section
 from tests.conftest import on_ports
+from tests.hot_paths import assert_same, both_paths
 
 ROOT = Path(__file__).parent.parent
 pytestmark = pytest.mark.clients
@@ -94,6 +96,9 @@ def test_instrumented_sdk_calls_arrive_priced(client: Client, ports, collector, 
         time.sleep(0.05)
     calls = stored()
     assert len(calls) == 2 and all(Decimal(call["cost"]) == Decimal(repr(client.cost)) for call in calls)
+    if native.available():  # the client's spans (as forwarded) through the processors again, on both paths
+        for request in sink.requests[Signal.TRACES]:
+            assert_same(*both_paths(request.SerializeToString()))
 
 
 def test_readme_table_is_generated_from_the_matrix():

@@ -19,60 +19,17 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 from bench.workload import build_requests
 from collector import native
 from collector.batch import TelemetryBatch
-from collector.pipeline import Fanout, ProcessorRun
 from collector.receivers import otlp_json
 from collector.receivers.limits import Limits
 from collector.signals import Signal, count_items
-from collector.storage.rows import CallColumns
-from pricing_catalog.catalog import PriceCatalog
 from processors import dialects
-from processors.genai_attribution import AttributionConfig, GenAIAttribution
-from processors.genai_cost import CostConfig, GenAICost
-from processors.genai_index import indexer_for
-from processors.genai_normalize import GenAINormalize, NormalizeConfig
-from tests.genai_helpers import SAMPLES, context
+from tests.genai_helpers import SAMPLES
+from tests.hot_paths import assert_same, both_paths
 from tests.wire_mutations import mutate_wire
 
 pytestmark = pytest.mark.skipif(not native.available(), reason=f"the native core is not loaded: {native.WHY_PYTHON}")
-CATALOG = PriceCatalog()
 SAMPLE_WIRE = [otlp_json.decode(Signal.TRACES, p.read_bytes()).SerializeToString() for p in sorted(SAMPLES.glob("*"))]
 ALL_SAMPLES = b"".join(SAMPLE_WIRE)  # concatenated requests are one request with every resource
-ATTRIBUTION = AttributionConfig(customer=("resource.tenant.id", "span.customer.id"), feature=("span.gen_ai.system",
-                                                                                              "resource.service.name"))
-
-
-def pipeline(keep_original: bool = True) -> ProcessorRun:
-    processors = [GenAINormalize(NormalizeConfig(keep_original=keep_original,
-                                                 custom_mappings={"my.model": "gen_ai.request.model"})),
-                  GenAICost(CostConfig(), context(), CATALOG), GenAIAttribution(ATTRIBUTION)]
-    return ProcessorRun(processors, Fanout([]), indexer_for(processors))
-
-
-def both_paths(wire: bytes, keep_original: bool = True) -> tuple[TelemetryBatch, TelemetryBatch]:
-    """The request through the same pipeline on the Python path and (when the native core vouches for it)
-    on the native path, each with processors of its own."""
-    reference = TelemetryBatch(Signal.TRACES, ExportTraceServiceRequest.FromString(wire))
-    candidate = TelemetryBatch.from_wire(Signal.TRACES, wire)
-    pipeline(keep_original).run(reference)
-    pipeline(keep_original).run(candidate)
-    return reference, candidate
-
-
-def assert_same(reference: TelemetryBatch, candidate: TelemetryBatch) -> None:
-    forwarded = ExportTraceServiceRequest.FromString(candidate.serialized())
-    assert forwarded == ExportTraceServiceRequest.FromString(reference.serialized())
-    assert len(candidate.genai) == len(reference.genai)
-    for ours, theirs in zip(candidate.genai, reference.genai, strict=True):
-        assert (ours.dialect, ours.provider, ours.model, ours.input, ours.output, ours.cache_read, ours.cache_write,
-                ours.billable, ours.skip_reason, ours.usage_error, ours.attribution) == \
-               (theirs.dialect, theirs.provider, theirs.model, theirs.input, theirs.output, theirs.cache_read,
-                theirs.cache_write, theirs.billable, theirs.skip_reason, theirs.usage_error, theirs.attribution)
-    rows = []
-    for batch in (reference, candidate):
-        columns = CallColumns(("customer", "feature"))
-        columns.add(batch)
-        rows.append(columns.columns)
-    assert rows[0] == rows[1]
 
 
 @pytest.mark.parametrize("keep_original", [True, False])
