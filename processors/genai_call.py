@@ -96,7 +96,6 @@ class GenAICall:
         span.attributes.extend(kept)
         self.index = {kv.key: i for i, kv in enumerate(span.attributes) if kv.key in self.index}
 
-
     @property
     def model(self) -> str | None:
         """The model to price: the response model (a dated snapshot) when the span has it."""
@@ -143,6 +142,7 @@ class WireCall(GenAICall):
         changes += [(position, encode(keys[position], value)) for position, value in self.updated.items()
                     if position not in self.dropped]
         return self.span.payload_start, self.span.payload_end, sorted(changes), self.pending
+
 
 def as_int(value: Any) -> int | None:
     """Token counts arrive as ints, doubles or (OTLP/JSON, Vercel) strings."""

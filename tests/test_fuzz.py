@@ -42,6 +42,8 @@ def run(batch: TelemetryBatch) -> None:
 def fuzz(examples: int) -> settings:
     return settings(max_examples=examples, derandomize=True, deadline=None, database=None,
                     suppress_health_check=list(HealthCheck))
+
+
 SAMPLE_JSON = [json.loads(p.read_bytes()) for p in sorted(SAMPLES.glob("*.json"))]
 SAMPLE_WIRE = [otlp_json.decode(Signal.TRACES, p.read_bytes()).SerializeToString()
                for p in sorted(SAMPLES.glob("*.json"))]
