@@ -26,9 +26,9 @@ impl PySchema {
                 .ok_or_else(|| PyValueError::new_err(format!("unknown field kind code {code}")))?;
             kinds.push((message, number, kind));
         }
-        Schema::new(&kinds, message_count)
-            .map(PySchema)
-            .ok_or_else(|| PyValueError::new_err("a field names a message the schema does not have"))
+        Schema::new(&kinds, message_count).map(PySchema).ok_or_else(|| {
+            PyValueError::new_err("a field names a message the schema does not have, or a number over 4096")
+        })
     }
 
     /// `(spans, resources, most attributes on a span, largest attribute value in bytes)` of a request it

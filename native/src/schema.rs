@@ -51,16 +51,23 @@ impl Kind {
 /// Well under upb's recursion limit of 100, so depth is never where the two disagree.
 pub const MAX_DEPTH: usize = 64;
 
+/// The highest field number a schema may name (OTLP's messages stop at 16): the tables are indexed by it.
+pub const MAX_FIELD_NUMBER: u32 = 4096;
+
 /// Message index → field number → kind; message 0 is the request.
 pub struct Schema {
     messages: Vec<Vec<Option<Kind>>>,
 }
 
 impl Schema {
-    /// From (message, field number, kind) triples; `None` when a message index is out of range.
+    /// From (message, field number, kind) triples; `None` when a message index is out of range or a field
+    /// number above `MAX_FIELD_NUMBER`.
     pub fn new(fields: &[(usize, u32, Kind)], message_count: usize) -> Option<Schema> {
         let mut messages = vec![Vec::new(); message_count];
         for &(message, number, kind) in fields {
+            if number > MAX_FIELD_NUMBER {
+                return None;
+            }
             if let Kind::Message(target) = kind {
                 if target >= message_count {
                     return None;
@@ -171,5 +178,6 @@ pub(crate) mod tests {
     fn schemas_with_dangling_messages_are_refused() {
         assert!(Schema::new(&[(0, 1, Kind::Message(5))], 1).is_none());
         assert!(Schema::new(&[(3, 1, Kind::Varint)], 1).is_none());
+        assert!(Schema::new(&[(0, u32::MAX, Kind::Varint)], 1).is_none());
     }
 }

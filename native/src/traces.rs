@@ -163,7 +163,7 @@ pub fn edit_span(buf: &[u8], span: Range, edits: &[(usize, Option<&[u8]>)], appe
     if edits.windows(2).any(|pair| pair[0].0 >= pair[1].0) {
         return Err(Unsure);
     }
-    let mut out = Vec::with_capacity(span.1 - span.0 + append.len() + edits.len() * 16);
+    let mut out = Vec::with_capacity(span.1.saturating_sub(span.0) + append.len());
     let (mut ordinal, mut next) = (0, edits.iter().peekable());
     let mut reader = Reader::new(buf, span.0, span.1);
     while !reader.done() {
@@ -539,6 +539,48 @@ mod tests {
         assert_eq!(stats(&twice), Err(Unsure));
     }
 
+    /// Every wire function on every input, in one place.
+    fn exercise(buf: &[u8]) {
+        let _ = stats(buf);
+        if let Ok(selected) = select(buf, |_| true) {
+            for item in &selected {
+                if let Ok(parts) = read_span(buf, item.span) {
+                    for (_, v) in &parts.attributes {
+                        let _ = value_of(buf, *v);
+                    }
+                    let edits: [(usize, Option<&[u8]>); 1] = [(0, None)];
+                    let _ = edit_span(buf, item.span, &edits[..parts.attributes.len().min(1)], b"\x4a\x00");
+                }
+            }
+            let replacements: Vec<(usize, &[u8])> = selected.iter().map(|item| (item.span.0, &b"x"[..])).collect();
+            let _ = splice(buf, &replacements);
+        }
+    }
+
+    #[test]
+    fn never_panics_on_mutated_requests() {
+        let base = request();
+        let mut state: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for _ in 0..20_000 {
+            let mut buf = base.clone();
+            for _ in 0..1 + next() % 4 {
+                let at = (next() as usize) % buf.len().max(1);
+                match next() % 3 {
+                    0 if !buf.is_empty() => buf[at] ^= 1 << (next() % 8),
+                    1 => buf.insert(at.min(buf.len()), next() as u8),
+                    _ => buf.truncate(at),
+                }
+            }
+            exercise(&buf);
+        }
+    }
+
     #[test]
     fn never_panics_on_truncations() {
         let buf = request();
@@ -546,6 +588,7 @@ mod tests {
             let _ = stats(&buf[..end]);
             let _ = select(&buf[..end], |_| true);
             let _ = splice(&buf[..end], &[(5, b"z")]);
+            let _ = edit_span(&buf[..end], (end, 0), &[], b"");
             if let Ok(parts) = read_span(&buf[..end], (0, end)) {
                 for (_, v) in parts.attributes {
                     let _ = value_of(&buf[..end], v);
