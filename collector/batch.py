@@ -98,6 +98,12 @@ class TelemetryBatch:
         """The request's bytes when they are current (received, or spliced on the native path)."""
         return self._wire
 
+    def rewrite(self, wire: bytes) -> None:
+        """Replace the bytes of a request kept undecoded, by a processor that edits them (``edits_wire``) before
+        any GenAI index was built on them; the spans and resources stay the same."""
+        assert self._message is None and not self.genai, "rewrite() needs an undecoded, unindexed request"
+        self._wire = wire
+
     @property
     def item_count(self) -> int:
         if self._item_count is None:

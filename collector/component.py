@@ -87,11 +87,15 @@ class Processor(Component):
       the calls) and ``source_mappings`` (canonical field → extra source keys) shape that index.
     - ``reads_message``: ``process`` reads or changes ``batch.message``. In a pipeline where no processor
       does, the native hot path keeps trace requests as bytes and decodes only the GenAI spans.
+    - ``edits_wire``: ``process`` changes a trace request the native core kept as bytes on its bytes
+      (``batch.rewrite``) while no GenAI index was built on them; placed before the GenAI processors,
+      it keeps the pipeline on the native path even though it ``reads_message`` otherwise.
     """
 
     mutates_data: ClassVar[bool] = True
     reads_genai: ClassVar[bool] = False
     reads_message: ClassVar[bool] = True
+    edits_wire: bool = False
     span_keys: frozenset[str] = frozenset()
     source_mappings: Mapping[str, tuple[str, ...]] = {}
 

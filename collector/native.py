@@ -106,6 +106,14 @@ class TraceWire:
         return _NATIVE.SpanSelector(sorted(evidence))
 
     @staticmethod
+    def redactor(exact: Collection[str], prefixes: Collection[str], allow: Collection[str],
+                 events: Collection[str]) -> Any:
+        """A ``Redactor``: its ``redact(wire)`` gives the request without the content attributes (exact keys
+        and prefixes, less ``allow``) and content events, the same object when it has none, or None when
+        upb must decode it."""
+        return _NATIVE.Redactor(sorted(exact), sorted(prefixes), sorted(allow), sorted(events))
+
+    @staticmethod
     def edit(wire: bytes, edits: Sequence[tuple[int, int, list[tuple[int, bytes | None]], bytes]]) -> bytes:
         """``wire`` with spans rewritten: (payload start, payload end, attribute edits by position (None
         drops), attributes to append) for each, sorted by start."""

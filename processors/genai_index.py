@@ -75,6 +75,19 @@ def indexer_for(processors: Sequence[Component]) -> Callable[[TelemetryBatch], l
         for field, keys in processor.source_mappings.items():
             custom[field] = (*custom.get(field, ()), *keys)
     reader = SpanReader(custom, frozenset().union(*(p.span_keys for p in readers)))
-    if TRACE_WIRE is not None and not any(isinstance(p, Processor) and p.reads_message for p in processors):
+    if TRACE_WIRE is not None and _keeps_bytes(processors):
         return WireIndex(reader)
     return lambda batch: index_batch(batch, reader)
+
+
+def _keeps_bytes(processors: Sequence[Component]) -> bool:
+    """Whether a request can stay bytes through these processors: none reads the decoded request, except
+    those that edit the bytes themselves before the first GenAI processor."""
+    before_genai = True
+    for processor in processors:
+        if not isinstance(processor, Processor):
+            continue
+        before_genai = before_genai and not processor.reads_genai
+        if processor.reads_message and not (processor.edits_wire and before_genai):
+            return False
+    return True

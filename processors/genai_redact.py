@@ -22,6 +22,7 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 from collector.attributes import plain_value
 from collector.batch import TelemetryBatch
 from collector.component import BuildContext, Processor
+from collector.native import TRACE_WIRE
 from collector.signals import Signal
 
 DEFAULT_KEYS = (
@@ -79,6 +80,10 @@ class GenAIRedact(Processor):
         self.events = frozenset(config.events)
         self.salt = config.salt.encode()
         self._plans: dict[tuple[str, ...], tuple[int, ...]] = {}
+        # remove mode, on the native path: trace requests redacted on their bytes
+        self.wire = None if config.mode != "remove" or TRACE_WIRE is None else TRACE_WIRE.redactor(
+            self.patterns.exact, self.patterns.prefixes, self.patterns.allow, self.events)
+        self.edits_wire = self.wire is not None
 
     def digest(self, value: AnyValue) -> str:
         """The hash that replaces a value: ``sha256:<hex>``, or ``hmac-sha256:<hex>`` with a salt."""
@@ -115,6 +120,11 @@ class GenAIRedact(Processor):
         if batch.signal is Signal.LOGS:
             self._redact_logs(batch)
             return
+        if self.wire is not None and not batch.decoded and not batch.genai:
+            redacted = self.wire.redact(batch.wire)
+            if redacted is not None:
+                batch.rewrite(redacted)
+                return
         events = self.events
         moved = False
         for resource_spans in batch.message.resource_spans:

@@ -13,6 +13,7 @@ from processors.genai_attribution import AttributionConfig, GenAIAttribution
 from processors.genai_cost import CostConfig, GenAICost
 from processors.genai_index import indexer_for
 from processors.genai_normalize import GenAINormalize, NormalizeConfig
+from processors.genai_redact import GenAIRedact, RedactConfig
 from tests.genai_helpers import context
 
 CATALOG = PriceCatalog()
@@ -20,20 +21,24 @@ ATTRIBUTION = AttributionConfig(customer=("resource.tenant.id", "span.customer.i
                                                                                               "resource.service.name"))
 
 
-def pipeline(keep_original: bool = True) -> ProcessorRun:
+def pipeline(keep_original: bool = True, redact: bool = False) -> ProcessorRun:
+    """genai_normalize (with a custom mapping), genai_cost and genai_attribution, after genai_redact
+    (remove mode, as production.yaml has it) when ``redact``."""
     processors = [GenAINormalize(NormalizeConfig(keep_original=keep_original,
                                                  custom_mappings={"my.model": "gen_ai.request.model"})),
                   GenAICost(CostConfig(), context(), CATALOG), GenAIAttribution(ATTRIBUTION)]
+    if redact:
+        processors.insert(0, GenAIRedact(RedactConfig(mode="remove", allow=("input.value.kept",))))
     return ProcessorRun(processors, Fanout([]), indexer_for(processors))
 
 
-def both_paths(wire: bytes, keep_original: bool = True) -> tuple[TelemetryBatch, TelemetryBatch]:
+def both_paths(wire: bytes, keep_original: bool = True, redact: bool = False) -> tuple[TelemetryBatch, TelemetryBatch]:
     """The request through the same pipeline on the Python path and (when the native core vouches for it)
     on the native path, each with processors of its own."""
     reference = TelemetryBatch(Signal.TRACES, ExportTraceServiceRequest.FromString(wire))
     candidate = TelemetryBatch.from_wire(Signal.TRACES, wire)
-    pipeline(keep_original).run(reference)
-    pipeline(keep_original).run(candidate)
+    pipeline(keep_original, redact).run(reference)
+    pipeline(keep_original, redact).run(candidate)
     return reference, candidate
 
 

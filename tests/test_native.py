@@ -22,8 +22,13 @@ from collector.batch import TelemetryBatch
 from collector.receivers import otlp_json
 from collector.receivers.limits import Limits
 from collector.signals import Signal, count_items
+from pricing_catalog.catalog import PriceCatalog
 from processors import dialects
-from tests.genai_helpers import SAMPLES
+from processors.genai_cost import CostConfig, GenAICost
+from processors.genai_index import WireIndex, indexer_for
+from processors.genai_normalize import GenAINormalize
+from processors.genai_redact import GenAIRedact, RedactConfig
+from tests.genai_helpers import SAMPLES, context
 from tests.hot_paths import assert_same, both_paths
 from tests.wire_mutations import mutate_wire
 
@@ -32,9 +37,9 @@ SAMPLE_WIRE = [otlp_json.decode(Signal.TRACES, p.read_bytes()).SerializeToString
 ALL_SAMPLES = b"".join(SAMPLE_WIRE)  # concatenated requests are one request with every resource
 
 
-@pytest.mark.parametrize("keep_original", [True, False])
-def test_every_dialect_sample_is_processed_alike(keep_original):
-    reference, candidate = both_paths(ALL_SAMPLES, keep_original)
+@pytest.mark.parametrize(("keep_original", "redact"), [(True, False), (False, False), (True, True)])
+def test_every_dialect_sample_is_processed_alike(keep_original, redact):
+    reference, candidate = both_paths(ALL_SAMPLES, keep_original, redact)
     assert not candidate.decoded, "the native path decoded the request"
     assert len(reference.genai) == 14 and sum(c.cost is not None for c in reference.genai) == 12
     assert_same(reference, candidate)
@@ -45,6 +50,20 @@ def test_bench_requests_are_processed_alike():
         reference, candidate = both_paths(wire)
         assert not candidate.decoded
         assert_same(reference, candidate)
+
+
+def test_redaction_keeps_the_native_path_only_where_it_can_work_on_bytes():
+    normalize, cost = GenAINormalize(), GenAICost(CostConfig(), context(), PriceCatalog())
+    remove, hashing = GenAIRedact(RedactConfig(mode="remove")), GenAIRedact(RedactConfig(mode="hash"))
+    assert isinstance(indexer_for([remove, normalize, cost]), WireIndex)
+    assert not isinstance(indexer_for([normalize, remove, cost]), WireIndex)  # it would edit indexed bytes
+    assert not isinstance(indexer_for([hashing, normalize, cost]), WireIndex)
+    request = ExportTraceServiceRequest.FromString(SAMPLE_WIRE[0])
+    request.resource_spans[0].scope_spans[0].spans[0].attributes.add(key="gen_ai.prompt").value.string_value = "hi"
+    batch = TelemetryBatch.from_wire(Signal.TRACES, request.SerializeToString())
+    remove.process(batch)
+    assert not batch.decoded and "gen_ai.prompt" not in {kv.key for kv in batch.message.resource_spans[0]
+                                                         .scope_spans[0].spans[0].attributes}
 
 
 def test_values_of_every_kind_read_alike():
@@ -121,7 +140,10 @@ def test_the_hot_path_is_reported_and_can_be_forced_to_python():
 SCOPES = ["opentelemetry.instrumentation.openai_v2", "opentelemetry.instrumentation.openai",
           "openinference.instrumentation.openai", "ai", "litellm", "langfuse-sdk", "openlit.otel.tracing",
           "gcp.vertex.agent", "my.app"]
-VOCABULARY = sorted(dialects.KNOWN_KEYS | {"customer.id", "gen_ai.system", "http.method", "telemetry.sdk.name"})
+CONTENT = {"gen_ai.prompt.0.content", "gen_ai.input.messages", "input.value", "input.value.kept",
+           "llm.input_messages.0.message.content"}
+VOCABULARY = sorted(dialects.KNOWN_KEYS | CONTENT | {"customer.id", "gen_ai.system", "http.method",
+                                                      "telemetry.sdk.name"})
 MODELS = ["gpt-4o", "gpt-4o-mini-2024-07-18", "claude-sonnet-4-5", "gemini-2.5-flash", "no-such-model", ""]
 
 
@@ -165,8 +187,9 @@ def random_request(rng: random.Random) -> bytes:
                     span.parent_span_id = scope_spans.spans[0].span_id
                 for key in rng.sample(VOCABULARY, rng.randint(0, 12)):
                     random_value(rng, key, span.attributes.add(key=key).value)
-                if rng.random() < 0.2:
-                    span.events.add(name="gen_ai.choice")
+                for _ in range(rng.choice([0, 0, 1, 2])):
+                    event = span.events.add(name=rng.choice(["gen_ai.choice", "gen_ai.content.prompt", "log"]))
+                    event.attributes.add(key=rng.choice(sorted(CONTENT))).value.string_value = "secret"
     return request.SerializeToString()
 
 
@@ -175,7 +198,8 @@ def test_differential_fuzz_on_random_genai_requests():
     rng = random.Random(1130)
     calls = 0
     for _ in range(400):
-        reference, candidate = both_paths(random_request(rng), keep_original=rng.random() < 0.7)
+        reference, candidate = both_paths(random_request(rng), keep_original=rng.random() < 0.7,
+                                          redact=rng.random() < 0.5)
         assert not candidate.decoded
         assert_same(reference, candidate)
         calls += len(reference.genai)

@@ -2,9 +2,13 @@
 //! counted, searched and rewritten on their wire bytes, so spans no processor reads never become Python
 //! objects. `collector/native.py` is the Python side; the pure-Python path is the reference.
 
+pub mod redact;
 pub mod schema;
 pub mod traces;
 pub mod wire;
+
+#[cfg(test)]
+mod testing;
 
 #[cfg(feature = "python")]
 mod python;

@@ -7,6 +7,7 @@ use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBool, PyBytes, PyFloat, PyString, PyTuple, PyType};
 
+use crate::redact::{self, Content};
 use crate::schema::{Kind, Schema};
 use crate::traces::{self, Range, Value};
 
@@ -249,11 +250,54 @@ fn edit_spans<'py>(
     Ok(PyBytes::new(py, &spliced))
 }
 
+/// The `genai_redact` processor's `remove` mode for trace requests: keys that are content (exact, or by
+/// prefix, unless allowed) and event names that are content.
+#[pyclass(name = "Redactor", module = "collector._native", frozen)]
+struct PyRedactor {
+    exact: HashSet<Vec<u8>>,
+    prefixes: Vec<Vec<u8>>,
+    allow: HashSet<Vec<u8>>,
+    events: HashSet<Vec<u8>>,
+}
+
+#[pymethods]
+impl PyRedactor {
+    #[new]
+    fn new(exact: Vec<String>, prefixes: Vec<String>, allow: Vec<String>, events: Vec<String>) -> Self {
+        let bytes = |items: Vec<String>| items.into_iter().map(String::into_bytes);
+        PyRedactor {
+            exact: bytes(exact).collect(),
+            prefixes: bytes(prefixes).collect(),
+            allow: bytes(allow).collect(),
+            events: bytes(events).collect(),
+        }
+    }
+
+    /// The request without its content (the same object when it has none), or None when the request has an
+    /// attribute the native core leaves to upb.
+    fn redact<'py>(&self, py: Python<'py>, wire: Bound<'py, PyBytes>) -> Option<Bound<'py, PyBytes>> {
+        let content = Content {
+            key: |key: &[u8]| {
+                !self.allow.contains(key)
+                    && (self.exact.contains(key) || self.prefixes.iter().any(|prefix| key.starts_with(prefix)))
+            },
+            event: |name: &[u8]| self.events.contains(name),
+        };
+        let buf = wire.as_bytes();
+        match py.detach(|| redact::redact(buf, &content)) {
+            Ok(Some(redacted)) => Some(PyBytes::new(py, &redacted)),
+            Ok(None) => Some(wire),
+            Err(_) => None,
+        }
+    }
+}
+
 #[pymodule]
 fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<PySchema>()?;
     module.add_class::<PySpanSelector>()?;
     module.add_class::<WireSpan>()?;
+    module.add_class::<PyRedactor>()?;
     module.add_function(wrap_pyfunction!(edit_spans, module)?)?;
     Ok(())
 }

@@ -11,14 +11,14 @@ const SCOPE_SPANS: u32 = 2;
 const SCOPE: u32 = 1;
 const SCOPE_NAME: u32 = 1;
 const SPANS: u32 = 2;
-const SPAN_ATTRIBUTES: u32 = 9;
+pub(crate) const SPAN_ATTRIBUTES: u32 = 9;
 const TRACE_ID: u32 = 1;
 const SPAN_ID: u32 = 2;
 const PARENT_SPAN_ID: u32 = 4;
 const NAME: u32 = 5;
 const START_TIME: u32 = 7;
 const END_TIME: u32 = 8;
-const KEY: u32 = 1;
+pub(crate) const KEY: u32 = 1;
 const VALUE: u32 = 2;
 const STRING_VALUE: u32 = 1;
 const BOOL_VALUE: u32 = 2;
@@ -187,7 +187,10 @@ pub fn edit_span(buf: &[u8], span: Range, edits: &[(usize, Option<&[u8]>)], appe
 
 /// Calls `visit(resource, scope name, span field)` for every span of the request. A ResourceSpans
 /// with two `resource` fields, or a ScopeSpans with two `scope` fields, is `Unsure` (upb merges them).
-fn each_span(buf: &[u8], mut visit: impl FnMut(Option<Range>, Option<Range>, Field) -> Result<()>) -> Result<()> {
+pub(crate) fn each_span(
+    buf: &[u8],
+    mut visit: impl FnMut(Option<Range>, Option<Range>, Field) -> Result<()>,
+) -> Result<()> {
     let mut request = Reader::new(buf, 0, buf.len());
     while !request.done() {
         let resource_spans = request.field()?;
@@ -234,7 +237,7 @@ fn single(buf: &[u8], message: Field, number: u32) -> Result<Option<Range>> {
 }
 
 /// The payload of the last length-delimited field `number` (the one a decoder keeps).
-fn last(buf: &[u8], start: usize, end: usize, number: u32) -> Result<Option<Range>> {
+pub(crate) fn last(buf: &[u8], start: usize, end: usize, number: u32) -> Result<Option<Range>> {
     let mut found = None;
     let mut reader = Reader::new(buf, start, end);
     while !reader.done() {
@@ -387,19 +390,7 @@ fn rewrite(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn message(number: u32, parts: &[Vec<u8>]) -> Vec<u8> {
-        let payload: Vec<u8> = parts.concat();
-        let mut out = Vec::new();
-        put_varint(&mut out, u64::from(number << 3 | 2));
-        put_varint(&mut out, payload.len() as u64);
-        out.extend_from_slice(&payload);
-        out
-    }
-
-    fn text(number: u32, value: &str) -> Vec<u8> {
-        message(number, &[value.as_bytes().to_vec()])
-    }
+    use crate::testing::{message, text};
 
     fn attribute(key: &str, value: &str) -> Vec<u8> {
         message(SPAN_ATTRIBUTES, &[text(KEY, key), message(VALUE, &[text(1, value)])])
