@@ -24,7 +24,7 @@ import asyncio
 import datetime as dt
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Annotated, Any
 
 from collector import attributes, log
@@ -118,13 +118,14 @@ class GenAIBudget(Processor):
         self.match_keys: tuple[str, ...] = MATCH_KEYS_FIXED
         self.loop: asyncio.AbstractEventLoop | None = None
         self.tasks: set[asyncio.Task] = set()
-        self._cached: tuple[float, list[Status]] | None = None  # (monotonic time, statuses) of an unshared ledger
+        # (monotonic time, statuses, the store's commits they include) of an unshared ledger
+        self._cached: tuple[float, list[Status], int] | None = None
         self._writes = 0  # writes committed, or definitions changed: a cached status read before one is stale
+        # writer thread: budget id → (window start, spend) after the open write, None when it cannot tell
+        self._counted: dict[str, tuple[dt.datetime, int]] | None = None
 
     def bind_service(self, service) -> None:
-        self.exporter = ledger_of(service, f"processor {self.component_id}", self.ledger_id)
-        self.exporter.in_transaction.append(self._count)
-        self.exporter.committed.append(self._forget_statuses)
+        self.listen_to(ledger_of(service, f"processor {self.component_id}", self.ledger_id))
         self.service = service
         self.match_keys = (*MATCH_KEYS_FIXED, *service.attribution_dimensions())
         for index, budget in enumerate(self.configured):
@@ -132,6 +133,12 @@ class GenAIBudget(Processor):
                 if key not in self.match_keys:
                     raise service.document.error(("processors", self.component_id, "budgets", index, "match", key),
                                                  "not a dimension", f"use {', '.join(self.match_keys)}")
+
+    def listen_to(self, exporter: LedgerExporter) -> None:
+        """Count in the transactions of this ledger exporter, and follow its commits."""
+        self.exporter = exporter
+        exporter.in_transaction.append(self._count)
+        exporter.committed.append(self._committed)
 
     @property
     def store(self) -> LedgerStore:
@@ -232,11 +239,12 @@ class GenAIBudget(Processor):
 
     def statuses(self) -> list[Status]:
         """Every budget with its spend now. A shared ledger is read each time (other replicas write to it);
-        an unshared one only after a write of this process, or a second later (periods roll over)."""
+        an unshared one when a write this processor did not count committed, or a second later (periods roll
+        over)."""
         cached = self._cached
-        if cached is not None and time.monotonic() - cached[0] < 1.0:
+        if cached is not None and time.monotonic() - cached[0] < 1.0 and cached[2] == self.store.commits:
             return cached[1]
-        writes = self._writes
+        writes, commits = self._writes, self.store.commits
         now = self.book.clock()
         with self.store.budget_tables() as tables:
             version = tables.version()
@@ -244,8 +252,8 @@ class GenAIBudget(Processor):
                 self._load(tables, version)
             windows = [self.book.window(budget, now) for budget in self.book.budgets.values()]
             statuses = self.book.statuses(tables.spend(windows), tables.held(now), now)
-        if not self.store.shared and writes == self._writes:  # no write committed while this was read
-            self._cached = (time.monotonic(), statuses)
+        if not self.store.shared and writes == self._writes and commits == self.store.commits:
+            self._cached = (time.monotonic(), statuses, commits)  # no write committed while this was read
         return statuses
 
     def status(self, budget_id: str) -> Status:
@@ -289,10 +297,32 @@ class GenAIBudget(Processor):
         if not released:
             raise NotFound(f"no reservation {reservation!r} (released already, expired, or holding nothing)")
 
-    def _forget_statuses(self, *committed: object) -> None:
-        """After a write (a committed listener: transaction, columns, rows added) or a change of budgets."""
+    def _forget_statuses(self) -> None:
+        """After a write, or a change of budgets."""
         self._writes += 1
         self._cached = None
+
+    def _committed(self, *committed: object) -> None:
+        """Writer thread, after a write committed (transaction, columns, rows added). This process alone writes
+        an unshared ledger, so when the cached statuses include every commit but this one they move on by the
+        spend it counted instead of being read again; anything else it changed (holds, definitions, a period
+        begun) forgets them."""
+        counted, self._counted = self._counted, None
+        cached = self._cached
+        if self.store.shared or counted is None or cached is None or cached[2] + 1 != self.store.commits:
+            self._forget_statuses()
+            return
+        statuses = []
+        for status in cached[1]:
+            spend = counted.get(status.budget.id)
+            if spend is not None:
+                if spend[0] != status.period_start:
+                    self._forget_statuses()
+                    return
+                status = replace(status, spent_pico=spend[1])
+            statuses.append(status)
+        self._writes += 1
+        self._cached = (cached[0], statuses, self.store.commits)
 
     def _count(self, txn: WriteTxn, columns: CallColumns, added: list[int]) -> None:
         """Writer thread, in the write's transaction: the calls it inserted add to the counters of the budgets
@@ -300,8 +330,10 @@ class GenAIBudget(Processor):
         writer that claims it raises the alert)."""
         tables = txn.budgets
         version = tables.version(lock="share")
-        if version != self.book.version:
+        reloaded = version != self.book.version
+        if reloaded:
             self._load(tables, version)
+        self._counted = None if reloaded else {}
         if not added:
             return
         data = columns.columns
@@ -312,12 +344,15 @@ class GenAIBudget(Processor):
         reservations = [data["reservation"][i] for i in added if data["reservation"][i]]
         if reservations:
             tables.release(reservations, self.book.clock())
+            self._counted = None  # the holds changed too
         if not increments:
             return
         tables.add(increments)
         now = self.book.clock()
         windows = {budget_id: self.book.window(self.book.budgets[budget_id], now) for budget_id, _ in increments}
         after = tables.spend(list(windows.values()))
+        if self._counted is not None:
+            self._counted = {budget_id: (window.start, after[budget_id]) for budget_id, window in windows.items()}
         alerts = []
         for budget_id, window in windows.items():
             added_now = sum(amount for (i, bucket), amount in increments.items()

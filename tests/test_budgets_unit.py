@@ -95,12 +95,9 @@ def replica(ledger_backend, *budgets):
     from processors.budgets import MATCH_KEYS_FIXED
     from processors.genai_budget import BudgetConfig, GenAIBudget
     from tests.genai_helpers import context
-    exporter = ledger_backend.exporter()
     processor = GenAIBudget(BudgetConfig(budgets=budgets), context("genai_budget"), clock=lambda: NOW)
-    processor.exporter = exporter
+    processor.listen_to(ledger_backend.exporter())
     processor.match_keys = (*MATCH_KEYS_FIXED, *STANDARD_DIMENSIONS)  # what bind_service finds in a service
-    exporter.in_transaction.append(processor._count)
-    exporter.committed.append(processor._forget_statuses)
     processor._sync_config()
     return processor
 
@@ -131,6 +128,24 @@ def test_each_span_carries_the_running_total_of_its_budget(ledger_backend):
         [0.00054, 0.00018, -0.00018])
     assert [spans[f"span{i}"]["gen_ai.budget.status"] for i in range(3)] == ["ok", "warning", "exceeded"]
     assert budget.status("acme-daily").spent_pico == 0  # only the ledger's commits move the budget
+
+
+@pytest.mark.parametrize("ledger_backend", ["duckdb"], indirect=True)
+def test_a_file_ledger_is_not_read_back_after_each_write_the_processor_counted(ledger_backend):
+    """One DuckDB file, one writing process: the statuses move on by what each write counted (the event loop
+    does not query the ledger per batch); a write the processor did not count (another store on the file)
+    has them read again."""
+    budget = replica(ledger_backend, ACME_DAILY)
+    reads = []
+    tables = budget.store.budget_tables
+    budget.store.budget_tables = lambda: reads.append(1) or tables()
+    budget.exporter._write([(priced(CALL, budget=budget), None, None)])
+    budget.exporter._write([(priced({**CALL, "_id": b"second!!"}, budget=budget), None, None)])
+    assert budget.status("acme-daily").spent_pico == to_pico(Decimal("0.00072"))
+    assert len(reads) == 1  # the first batch's
+    other = replica(ledger_backend, ACME_DAILY)
+    other.exporter._write([(priced({**CALL, "_id": b"third!!!"}), None, None)])
+    assert budget.status("acme-daily").spent_pico == to_pico(Decimal("0.00108")) and len(reads) == 2
 
 
 def test_spend_and_alerts_come_from_the_shared_ledger(ledger_backend):

@@ -9,6 +9,7 @@ stamped with one ``inserted_at`` that grows with every write. The rollups catch 
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import datetime as dt
 import threading
@@ -31,6 +32,9 @@ from collector.storage.schema import COST_COLUMNS, STANDARD_DIMENSIONS, TEXT_COL
 from collector.storage.store import LedgerStore, WriteTxn
 
 _PICO_TO_DECIMAL = "0.000000000001::DECIMAL(18,12)"
+# writes committed to each ledger file by this process, over every Ledger open on it
+_COMMITS: collections.Counter[str] = collections.Counter()
+_COMMITS_LOCK = threading.Lock()
 
 
 class Ledger(LedgerStore):
@@ -47,6 +51,7 @@ class Ledger(LedgerStore):
         self.version = schema.SCHEMA_VERSION
         self._last_stamp = 0  # µs: the inserted_at of the last write (each write's is greater)
         self._lock = threading.RLock()
+        self._file = f"connection {id(connection)}"  # the file's key in _COMMITS (its path, once opened)
 
     @classmethod
     def open(cls, path: str | Path, dimensions: Sequence[str] = STANDARD_DIMENSIONS,
@@ -56,6 +61,7 @@ class Ledger(LedgerStore):
         elif not Path(path).exists():
             raise LedgerError(f"{path}: no such ledger file")
         ledger = cls(schema.connect(path, read_only, threads), dimensions)
+        ledger._file = str(Path(path).resolve())
         if read_only:
             ledger.version = schema.check_version(ledger.con)
             ledger.dimensions = schema.stored_dimensions(ledger.con)
@@ -100,7 +106,14 @@ class Ledger(LedgerStore):
                 yield txn
         except duckdb.Error as exc:
             raise LedgerError(f"ledger write failed: {exc}") from exc
+        with _COMMITS_LOCK:
+            _COMMITS[self._file] += 1
         txn.committed()
+
+    @property
+    def commits(self) -> int:
+        """Writes committed to this file by this process, through this Ledger or another open on it."""
+        return _COMMITS[self._file]
 
     @contextlib.contextmanager
     def reading(self) -> Iterator[duckdb.DuckDBPyConnection]:

@@ -142,6 +142,7 @@ class PostgresLedger(LedgerStore):
         with self._connection("write") as con:
             txn = _PostgresWrite(self, con)
             yield txn
+        self.commits += 1
         txn.committed()
 
     @contextlib.contextmanager

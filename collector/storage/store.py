@@ -49,6 +49,7 @@ class WriteTxn(ABC):
 class LedgerStore(ABC):
     backend: str  # duckdb | postgresql
     shared: bool  # other processes write to it too: budget state is read back for every batch
+    commits = 0  # write transactions this process committed (on a DuckDB file: through any store open on it)
     dialect: SqlDialect
     dimensions: tuple[str, ...]
 
