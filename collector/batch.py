@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 
 from google.protobuf.message import Message
 
-from collector.native import TRACE_WIRE, WireStats
+from collector.native import REQUEST_WIRES, TRACE_WIRE, WireStats
 from collector.signals import Signal, count_items, top_level
 
 NO_HEADERS: Mapping[str, str] = {}
@@ -18,8 +18,8 @@ class TelemetryBatch:
     Processors mutate ``message`` in place. Once the batch reaches the exporters it
     is read-only, so every exporter shares the same message and serialised bytes.
 
-    On the native path (:mod:`collector.native`) a trace request the native core vouched for stays
-    as its wire bytes: ``message`` decodes it only when something asks for it, and the GenAI index
+    On the native path (:mod:`collector.native`) a request the native core vouched for stays as its
+    wire bytes: ``message`` decodes it only when something asks for it; for traces, the GenAI index
     decodes just the GenAI spans, whose changes :meth:`invalidate` splices back into the bytes.
     """
 
@@ -39,12 +39,13 @@ class TelemetryBatch:
     def from_wire(cls, signal: Signal, wire: bytes, headers: Mapping[str, str] = NO_HEADERS) -> TelemetryBatch:
         """Parse protobuf bytes; raises ``google.protobuf.message.DecodeError`` on a malformed body.
 
-        The bytes are kept: a batch no processor changed is forwarded as it was received. A trace
-        request the native core vouches for is not decoded here at all."""
-        if signal is Signal.TRACES and TRACE_WIRE is not None:
-            stats = TRACE_WIRE.scan(wire)
+        The bytes are kept: a batch no processor changed is forwarded as it was received. A request
+        the native core vouches for is not decoded here at all."""
+        scanner = REQUEST_WIRES.get(signal)
+        if scanner is not None:
+            stats = scanner.scan(wire)
             if stats is not None:
-                return cls._undecoded(signal, bytes(wire), headers, stats.spans, stats.resources, stats)
+                return cls._undecoded(signal, bytes(wire), headers, stats.items, stats.resources, stats)
         message = signal.spec.request_type()
         message.ParseFromString(wire)
         batch = cls(signal, message, headers)

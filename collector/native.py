@@ -1,10 +1,11 @@
 """Which hot path runs: the native core (``collector._native``, the Rust crate in ``native/``) or pure Python.
 
-The native core works on a trace request's wire bytes: it vouches for a request upb would accept (or
-says it cannot, and upb decodes it as before), counts its spans and sizes its attributes without
-decoding, finds the spans with GenAI attributes, and splices the spans the processors changed back
-into the request. The pure-Python path is the reference: both give the same forwarded data and the
-same ledger rows (tests/test_native.py). ``GENAI_COLLECTOR_NATIVE=0`` forces the Python path.
+The native core works on an export request's wire bytes: it vouches for a request upb would accept (or
+says it cannot, and upb decodes it as before) and counts its items without decoding (every signal);
+for traces it also sizes the span attributes, finds the spans with GenAI attributes, splices the spans
+the processors changed back into the request, and redacts content. The pure-Python path is the
+reference: both give the same forwarded data and the same ledger rows (tests/test_native.py).
+``GENAI_COLLECTOR_NATIVE=0`` forces the Python path.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ HOT_PATH = "native" if _NATIVE is not None else "python"
 
 # Field kind codes shared with native/src/python.rs (schema::Kind::from_code).
 _VARINT, _FIXED64, _BYTES, _STRING, _MESSAGE, _FIXED32, _UNSURE = range(7)
+_REPEATED = {_VARINT: 7, _FIXED64: 8, _FIXED32: 9}  # repeated scalars of each kind, packed or not
 _KINDS = {
     **dict.fromkeys((FieldDescriptor.TYPE_INT32, FieldDescriptor.TYPE_INT64, FieldDescriptor.TYPE_UINT32,
                      FieldDescriptor.TYPE_UINT64, FieldDescriptor.TYPE_SINT32, FieldDescriptor.TYPE_SINT64,
@@ -52,7 +54,7 @@ _KINDS = {
 def schema_fields(root: Descriptor) -> tuple[list[tuple[int, int, int, int]], int]:
     """(message index, field number, kind code, target message index) of every field reachable from
     ``root`` (message 0), and the number of messages: the schema the native validator checks against.
-    Repeated scalars (packed or not) and groups are left to upb."""
+    Groups are left to upb."""
     messages: dict[str, int] = {root.full_name: 0}
     pending = [root]
     fields = []
@@ -67,8 +69,8 @@ def schema_fields(root: Descriptor) -> tuple[list[tuple[int, int, int, int]], in
                     messages[name] = len(messages)
                     pending.append(field.message_type)
                 target = messages[name]
-            elif field.is_repeated and kind != _BYTES and kind != _STRING:
-                kind = _UNSURE
+            elif field.is_repeated:
+                kind = _REPEATED.get(kind, kind)
             fields.append((messages[message.full_name], field.number, kind, target))
     return fields, len(messages)
 
@@ -76,28 +78,35 @@ def schema_fields(root: Descriptor) -> tuple[list[tuple[int, int, int, int]], in
 class WireStats(NamedTuple):
     """A request as counted on the wire."""
 
-    spans: int
+    items: int  # spans, data points or log records
     resources: int
-    most_attributes: int  # on one span
-    largest_value: int  # bytes of one attribute value on the wire: at least its size once decoded
+    most_attributes: int  # on one span (0 for metrics and logs)
+    largest_value: int  # bytes of one span attribute value on the wire: at least its size once decoded
 
 
 def available() -> bool:
     return _NATIVE is not None
 
 
-class TraceWire:
-    """The native operations on trace requests (only when :func:`available`)."""
+class RequestWire:
+    """The native core's check and count of one signal's export requests (only when :func:`available`)."""
 
-    def __init__(self) -> None:
-        fields, count = schema_fields(Signal.TRACES.spec.request_type.DESCRIPTOR)
-        self.schema = _NATIVE.TraceSchema(fields, count)
+    def __init__(self, signal: Signal):
+        fields, count = schema_fields(signal.spec.request_type.DESCRIPTOR)
+        self.schema = _NATIVE.RequestSchema(signal.spec.name, fields, count)
 
     def scan(self, wire: bytes) -> WireStats | None:
         """What the native core counts of a request it vouches upb would accept; None when upb must decode
         it (malformed, or unusual)."""
         stats = self.schema.scan(wire)
         return None if stats is None else WireStats(*stats)
+
+
+class TraceWire(RequestWire):
+    """The native operations on trace requests."""
+
+    def __init__(self) -> None:
+        super().__init__(Signal.TRACES)
 
     @staticmethod
     def selector(evidence: Collection[str]) -> Any:
@@ -121,6 +130,9 @@ class TraceWire:
 
 
 TRACE_WIRE = TraceWire() if _NATIVE is not None else None
+# every signal's requests are checked and counted natively; traces are also read and rewritten (TRACE_WIRE)
+REQUEST_WIRES = {} if TRACE_WIRE is None else {Signal.TRACES: TRACE_WIRE, Signal.METRICS: RequestWire(Signal.METRICS),
+                                               Signal.LOGS: RequestWire(Signal.LOGS)}
 
 
 def describe() -> dict[str, str]:

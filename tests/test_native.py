@@ -13,15 +13,17 @@ import sys
 
 import pytest
 from google.protobuf.message import DecodeError
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
 from bench.workload import build_requests
 from collector import native
 from collector.batch import TelemetryBatch
 from collector.receivers import otlp_json
 from collector.receivers.limits import Limits
-from collector.signals import Signal, count_items
+from collector.signals import Signal, count_items, top_level
 from pricing_catalog.catalog import PriceCatalog
 from processors import dialects
 from processors.genai_cost import CostConfig, GenAICost
@@ -129,6 +131,64 @@ def test_requests_the_native_core_does_not_vouch_for_are_left_to_upb():
         TelemetryBatch.from_wire(Signal.TRACES, wire[:-3])
 
 
+def metrics_and_logs_requests() -> list[tuple[Signal, bytes]]:
+    """A metrics request with every kind of data (histograms carry packed repeated scalars) and a logs
+    request, each over two resources."""
+    metrics = ExportMetricsServiceRequest()
+    for service in ("a", "b"):
+        resource_metrics = metrics.resource_metrics.add()
+        resource_metrics.resource.attributes.add(key="service.name").value.string_value = service
+        scope = resource_metrics.scope_metrics.add()
+        scope.metrics.add(name="g").gauge.data_points.add(as_double=1.5, attributes=[KeyValue(key="k")])
+        scope.metrics.add(name="s").sum.data_points.add(as_int=3)
+        histogram = scope.metrics.add(name="h").histogram.data_points.add(count=3)
+        histogram.bucket_counts.extend([1, 2, 0])
+        histogram.explicit_bounds.extend([0.5, 1.0])
+        exponential = scope.metrics.add(name="e").exponential_histogram.data_points.add(scale=2)
+        exponential.positive.bucket_counts.extend([4, 5])
+        scope.metrics.add(name="q").summary.data_points.add(count=2)
+        scope.metrics.add(name="empty")
+    logs = ExportLogsServiceRequest()
+    for service in ("a", "b"):
+        resource_logs = logs.resource_logs.add()
+        resource_logs.resource.attributes.add(key="service.name").value.string_value = service
+        scope = resource_logs.scope_logs.add()
+        for text in ("one", "two", "three"):
+            scope.log_records.add(severity_text="INFO").body.string_value = text
+    return [(Signal.METRICS, metrics.SerializeToString()), (Signal.LOGS, logs.SerializeToString())]
+
+
+def test_metrics_and_logs_are_counted_and_forwarded_without_decoding():
+    for signal, wire in metrics_and_logs_requests():
+        batch = TelemetryBatch.from_wire(signal, wire)
+        expected = signal.spec.request_type.FromString(wire)
+        assert not batch.decoded and batch.item_count == count_items(signal, expected) > 0
+        assert batch.resource_count == 2 and batch.serialized() is wire and not batch.decoded
+        merged = TelemetryBatch.concatenate(signal, [batch, TelemetryBatch.from_wire(signal, wire)])
+        assert not merged.decoded and merged.item_count == 2 * batch.item_count
+        assert merged.message == TelemetryBatch.concatenate(signal, [TelemetryBatch(signal, expected)] * 2).message
+
+
+@pytest.mark.fuzz
+def test_fuzz_metrics_and_logs_counts_against_upb():
+    rng = random.Random(1201)
+    seeds = metrics_and_logs_requests()
+    vouched = 0
+    for _ in range(3000):
+        signal, seed = rng.choice(seeds)
+        wire = mutate_wire(rng, bytearray(seed))
+        stats = native.REQUEST_WIRES[signal].scan(wire)
+        try:
+            expected = signal.spec.request_type.FromString(wire)
+        except DecodeError:
+            assert stats is None, f"the native core vouched for a {signal.spec.name} request upb rejects"
+            continue
+        if stats is not None:
+            vouched += 1
+            assert (stats.items, stats.resources) == (count_items(signal, expected), len(top_level(signal, expected)))
+    assert vouched > 100
+
+
 def test_the_hot_path_is_reported_and_can_be_forced_to_python():
     assert native.describe() == {"hot_path": "native"}
     code = "from collector import native; print(native.describe())"
@@ -225,7 +285,7 @@ def test_differential_fuzz_native_against_python():
         if stats is None:
             continue
         vouched += 1
-        assert (stats.spans, stats.resources) == (count_items(Signal.TRACES, expected), len(expected.resource_spans))
+        assert (stats.items, stats.resources) == (count_items(Signal.TRACES, expected), len(expected.resource_spans))
         reference, candidate = both_paths(wire)
         assert_same(reference, candidate)
         spliced += not candidate.decoded

@@ -2,6 +2,7 @@
 //! counted, searched and rewritten on their wire bytes, so spans no processor reads never become Python
 //! objects. `collector/native.py` is the Python side; the pure-Python path is the reference.
 
+pub mod counts;
 pub mod redact;
 pub mod schema;
 pub mod traces;

@@ -7,36 +7,54 @@ use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBool, PyBytes, PyFloat, PyString, PyTuple, PyType};
 
+use crate::counts;
 use crate::redact::{self, Content};
 use crate::schema::{Kind, Schema};
 use crate::traces::{self, Range, Value};
 
-/// The trace request schema, built once from the installed protobuf descriptors.
-#[pyclass(name = "TraceSchema", module = "collector._native", frozen)]
-struct PySchema(Schema);
+/// The export request of one signal: its schema, built once from the installed protobuf descriptors.
+#[pyclass(name = "RequestSchema", module = "collector._native", frozen)]
+struct PySchema {
+    schema: Schema,
+    /// None for traces, whose spans are sized too.
+    signal: Option<counts::Signal>,
+}
 
 #[pymethods]
 impl PySchema {
-    /// `fields`: (message index, field number, kind code, target message index) for every known field;
-    /// message 0 is `ExportTraceServiceRequest`.
+    /// `signal`: traces, metrics or logs; `fields`: (message index, field number, kind code, target message
+    /// index) for every known field; message 0 is the signal's `Export*ServiceRequest`.
     #[new]
-    fn new(fields: Vec<(usize, u32, u8, usize)>, message_count: usize) -> PyResult<Self> {
+    fn new(signal: &str, fields: Vec<(usize, u32, u8, usize)>, message_count: usize) -> PyResult<Self> {
+        let signal = match signal {
+            "traces" => None,
+            "metrics" => Some(counts::Signal::Metrics),
+            "logs" => Some(counts::Signal::Logs),
+            _ => return Err(PyValueError::new_err(format!("unknown signal {signal:?}"))),
+        };
         let mut kinds = Vec::with_capacity(fields.len());
         for (message, number, code, target) in fields {
             let kind = Kind::from_code(code, target)
                 .ok_or_else(|| PyValueError::new_err(format!("unknown field kind code {code}")))?;
             kinds.push((message, number, kind));
         }
-        Schema::new(&kinds, message_count).map(PySchema).ok_or_else(|| {
-            PyValueError::new_err("a field names a message the schema does not have, or a number over 4096")
-        })
+        Schema::new(&kinds, message_count)
+            .map(|schema| PySchema { schema, signal })
+            .ok_or_else(|| {
+                PyValueError::new_err("a field names a message the schema does not have, or a number over 4096")
+            })
     }
 
-    /// `(spans, resources, most attributes on a span, largest attribute value in bytes)` of a request it
-    /// vouches for, or None: the request is malformed or unusual, and the caller decodes it with upb.
+    /// `(items, resources, most attributes on a span, largest span attribute value in bytes)` of a request
+    /// it vouches for (the last two are 0 but for traces), or None: the request is malformed or unusual, and
+    /// the caller decodes it with upb.
     fn scan(&self, py: Python<'_>, wire: &[u8]) -> Option<(u64, u64, u64, u64)> {
         py.detach(|| {
-            self.0.validate(wire).ok()?;
+            self.schema.validate(wire).ok()?;
+            if let Some(signal) = self.signal {
+                let (items, resources) = counts::count(wire, signal).ok()?;
+                return Some((items, resources, 0, 0));
+            }
             let stats = traces::stats(wire).ok()?;
             Some((
                 stats.spans,

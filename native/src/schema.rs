@@ -18,7 +18,9 @@ pub enum Kind {
     String,
     /// A message: its index in the schema.
     Message(usize),
-    /// A field this reader leaves to upb (packed repeated scalars, say).
+    /// A repeated scalar: packed (one length-delimited run) or not (one field of the element's wire type each).
+    Repeated(u8),
+    /// A field this reader leaves to upb (groups, say).
     Unsure,
 }
 
@@ -33,6 +35,9 @@ impl Kind {
             4 => Kind::Message(message),
             5 => Kind::Fixed32,
             6 => Kind::Unsure,
+            7 => Kind::Repeated(VARINT),
+            8 => Kind::Repeated(FIXED64),
+            9 => Kind::Repeated(FIXED32),
             _ => return None,
         })
     }
@@ -43,6 +48,7 @@ impl Kind {
             Kind::Fixed64 => Some(FIXED64),
             Kind::Fixed32 => Some(FIXED32),
             Kind::Bytes | Kind::String | Kind::Message(_) => Some(LEN),
+            Kind::Repeated(element) => Some(element),
             Kind::Unsure => None,
         }
     }
@@ -105,6 +111,10 @@ impl Schema {
             let Some(kind) = self.kind(message, field.number) else {
                 continue; // unknown fields are kept by upb as they are
             };
+            if let (Kind::Repeated(element), LEN) = (kind, field.wire_type) {
+                packed(buf, field.start, field.end, element)?;
+                continue;
+            }
             if kind.wire_type() != Some(field.wire_type) {
                 return Err(Unsure);
             }
@@ -120,12 +130,32 @@ impl Schema {
     }
 }
 
+/// A packed run of scalars: whole varints, or a length that is a multiple of the element's size.
+fn packed(buf: &[u8], start: usize, end: usize, element: u8) -> Result<()> {
+    let size = match element {
+        FIXED64 => 8,
+        FIXED32 => 4,
+        _ => {
+            let mut reader = Reader::new(buf, start, end);
+            while !reader.done() {
+                reader.varint()?;
+            }
+            return Ok(());
+        }
+    };
+    if (end - start).is_multiple_of(size) {
+        Ok(())
+    } else {
+        Err(Unsure)
+    }
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
 
-    /// Outer (0): 1 string, 2 message Inner, 3 varint, 4 packed-looking field left to upb; Inner (1): 1 bytes,
-    /// 2 message Inner (recursive).
+    /// Outer (0): 1 string, 2 message Inner, 3 varint, 4 a field left to upb, 5 repeated fixed64, 6 repeated
+    /// varint; Inner (1): 1 bytes, 2 message Inner (recursive).
     pub fn toy_schema() -> Schema {
         Schema::new(
             &[
@@ -133,6 +163,8 @@ pub(crate) mod tests {
                 (0, 2, Kind::Message(1)),
                 (0, 3, Kind::Varint),
                 (0, 4, Kind::Unsure),
+                (0, 5, Kind::Repeated(FIXED64)),
+                (0, 6, Kind::Repeated(VARINT)),
                 (1, 1, Kind::Bytes),
                 (1, 2, Kind::Message(1)),
             ],
@@ -157,6 +189,24 @@ pub(crate) mod tests {
             &[0x22, 0x00],
             &[0x1d, 0, 0, 0, 0],
         ] {
+            assert_eq!(schema.validate(buf), Err(Unsure), "{buf:?}");
+        }
+    }
+
+    #[test]
+    fn repeated_scalars_packed_or_not() {
+        let schema = toy_schema();
+        let mut fixed = vec![0x2a, 16];
+        fixed.extend_from_slice(&[0; 16]);
+        for buf in [
+            &fixed[..],
+            &[0x29, 0, 0, 0, 0, 0, 0, 0, 0],
+            &[0x32, 0x03, 0x01, 0x96, 0x01],
+            &[0x30, 0x05],
+        ] {
+            assert_eq!(schema.validate(buf), Ok(()), "{buf:?}");
+        }
+        for buf in [&[0x2a, 0x03, 0, 0, 0][..], &[0x32, 0x01, 0x96], &[0x2d, 0, 0, 0, 0]] {
             assert_eq!(schema.validate(buf), Err(Unsure), "{buf:?}");
         }
     }
