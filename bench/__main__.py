@@ -1,6 +1,7 @@
 """``python -m bench [scenario ...] [--seconds S] [--ledger-calls N] [--json FILE]``: throughput and CPU per span.
 
-Scenarios: ``floor`` (parse + serialise in-process, no server) and collector
+Scenarios: ``floor`` and ``floor-native`` (in-process, no server: the upb round trip the Python path
+makes of every request, and the native core's check and count) and collector
 scenarios driven over loopback by ``bench.loadgen`` in its own process, with
 ``bench.sink`` as the downstream backend. Collector CPU time is read from the
 collector's processes only (user + system; with workers, the supervisor and every worker) over the
@@ -25,6 +26,7 @@ import psutil
 
 from bench.ledger import SYNTHETIC_SPAN_DAYS, load_synthetic_calls
 from bench.workload import build_requests, variant_price_file
+from collector import native
 from collector.config_builder import ConfigBuilder
 from collector.process import free_port, wait_healthy
 from collector.signals import Signal
@@ -52,15 +54,30 @@ SCENARIOS: dict[str, dict] = {
 }
 
 
-def floor(seconds: float) -> dict:
-    """Parse and re-serialise pre-built requests in this process: the cost no collector avoids."""
+def _upb_round_trip(body: bytes) -> None:
+    Signal.TRACES.spec.request_type.FromString(body).SerializeToString()
+
+
+def _native_scan(body: bytes) -> None:
+    if native.TRACE_WIRE is None:
+        raise SystemExit(f"floor-native needs the native core: {native.WHY_PYTHON}")
+    native.TRACE_WIRE.scan(body)
+
+
+# in-process floors: what every request costs before any processor runs
+FLOORS = {"floor": _upb_round_trip,  # the Python path: parse and re-serialise
+          "floor-native": _native_scan}  # the native path: check and count, the bytes forwarded as they are
+
+
+def floor(name: str, seconds: float) -> dict:
+    """Run a floor over pre-built requests in this process."""
+    work = FLOORS[name]
     bodies = build_requests(32)
-    request_type = Signal.TRACES.spec.request_type
     spans = 0
     cpu_start, started = time.process_time(), time.monotonic()
     while time.monotonic() - started < seconds:
         for body in bodies:
-            request_type.FromString(body).SerializeToString()
+            work(body)
             spans += 512
     cpu = time.process_time() - cpu_start
     return {"spans_per_s": spans / (time.monotonic() - started), "cpu_us_per_span": 1e6 * cpu / spans}
@@ -203,8 +220,8 @@ def run_collector_scenario(name: str, args: argparse.Namespace, postgres: Postgr
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("scenarios", nargs="*", default=["floor", *SCENARIOS],
-                        help=f"floor, {', '.join(SCENARIOS)} (default: all)")
+    parser.add_argument("scenarios", nargs="*", default=[*FLOORS, *SCENARIOS],
+                        help=f"{', '.join(FLOORS)}, {', '.join(SCENARIOS)} (default: all)")
     parser.add_argument("--seconds", type=float, default=10.0, help="timed window per scenario")
     parser.add_argument("--concurrency", type=int, default=8, help="requests in flight")
     parser.add_argument("--models", type=int, default=1,
@@ -219,7 +236,8 @@ def main() -> None:
     postgres = PostgresForBench(args.postgresql)
     try:
         for name in args.scenarios:
-            results[name] = floor(args.seconds) if name == "floor" else run_collector_scenario(name, args, postgres)
+            results[name] = floor(name, args.seconds) if name in FLOORS else \
+                run_collector_scenario(name, args, postgres)
             row = results[name]
             database = row.get("database_cpu_us_per_span")
             print(f"{name:<18} {row['spans_per_s']:>10,.0f} spans/s  {row['cpu_us_per_span']:6.2f} CPU µs/span"
