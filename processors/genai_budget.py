@@ -120,7 +120,6 @@ class GenAIBudget(Processor):
         self.tasks: set[asyncio.Task] = set()
         # (monotonic time, statuses, the store's commits they include) of an unshared ledger
         self._cached: tuple[float, list[Status], int] | None = None
-        self._writes = 0  # writes committed, or definitions changed: a cached status read before one is stale
         # writer thread: budget id → (window start, spend) after the open write, None when it cannot tell
         self._counted: dict[str, tuple[dt.datetime, int]] | None = None
 
@@ -244,7 +243,7 @@ class GenAIBudget(Processor):
         cached = self._cached
         if cached is not None and time.monotonic() - cached[0] < 1.0 and cached[2] == self.store.commits:
             return cached[1]
-        writes, commits = self._writes, self.store.commits
+        commits = self.store.commits
         now = self.book.clock()
         with self.store.budget_tables() as tables:
             version = tables.version()
@@ -252,7 +251,7 @@ class GenAIBudget(Processor):
                 self._load(tables, version)
             windows = [self.book.window(budget, now) for budget in self.book.budgets.values()]
             statuses = self.book.statuses(tables.spend(windows), tables.held(now), now)
-        if not self.store.shared and writes == self._writes and commits == self.store.commits:
+        if not self.store.shared and commits == self.store.commits:
             self._cached = (time.monotonic(), statuses, commits)  # no write committed while this was read
         return statuses
 
@@ -299,7 +298,6 @@ class GenAIBudget(Processor):
 
     def _forget_statuses(self) -> None:
         """After a write, or a change of budgets."""
-        self._writes += 1
         self._cached = None
 
     def _committed(self, *committed: object) -> None:
@@ -321,7 +319,6 @@ class GenAIBudget(Processor):
                     return
                 status = replace(status, spent_pico=spend[1])
             statuses.append(status)
-        self._writes += 1
         self._cached = (cached[0], statuses, self.store.commits)
 
     def _count(self, txn: WriteTxn, columns: CallColumns, added: list[int]) -> None:

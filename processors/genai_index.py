@@ -4,10 +4,10 @@ Each pipeline owns one :class:`~processors.span_reader.SpanReader`, made from wh
 ``source_mappings`` (genai_normalize's ``custom_mappings``) and ``span_keys`` (the span attributes
 genai_attribution reads), so the reader's one scan per span indexes everything they need.
 
-On the native path (a trace request still undecoded, in a pipeline where no processor ``reads_message``),
-the native core picks out the spans with GenAI evidence from the request's bytes; only those spans and
-their resources are decoded, and the same reader reads them. ``TelemetryBatch.invalidate`` splices them
-back.
+On the native path (a trace request still undecoded, in a pipeline where no processor ``reads_message``
+but those that edit the bytes themselves before the GenAI processors), the native core picks out the
+spans with GenAI evidence from the request's bytes; only those spans and their resources are decoded,
+and the same reader reads them. ``TelemetryBatch.invalidate`` splices them back.
 """
 
 from __future__ import annotations

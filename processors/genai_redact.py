@@ -81,9 +81,12 @@ class GenAIRedact(Processor):
         self.salt = config.salt.encode()
         self._plans: dict[tuple[str, ...], tuple[int, ...]] = {}
         # remove mode, on the native path: trace requests redacted on their bytes
-        self.wire = None if config.mode != "remove" or TRACE_WIRE is None else TRACE_WIRE.redactor(
+        self.wire_redactor = None if config.mode != "remove" or TRACE_WIRE is None else TRACE_WIRE.redactor(
             self.patterns.exact, self.patterns.prefixes, self.patterns.allow, self.events)
-        self.edits_wire = self.wire is not None
+
+    @property
+    def edits_wire(self) -> bool:
+        return self.wire_redactor is not None
 
     def digest(self, value: AnyValue) -> str:
         """The hash that replaces a value: ``sha256:<hex>``, or ``hmac-sha256:<hex>`` with a salt."""
@@ -120,8 +123,8 @@ class GenAIRedact(Processor):
         if batch.signal is Signal.LOGS:
             self._redact_logs(batch)
             return
-        if self.wire is not None and not batch.decoded and not batch.genai:
-            redacted = self.wire.redact(batch.wire)
+        if self.wire_redactor is not None and not batch.decoded and not batch.genai:
+            redacted = self.wire_redactor.redact(batch.wire)
             if redacted is not None:
                 batch.rewrite(redacted)
                 return

@@ -21,17 +21,18 @@ pub enum Signal {
 /// keeps the last).
 pub fn count(buf: &[u8], signal: Signal) -> Result<(u64, u64)> {
     let (mut items, mut resources) = (0, 0);
-    for resource in fields(buf, 0, buf.len(), RESOURCES)? {
+    each(buf, 0, buf.len(), RESOURCES, |resource| {
         resources += 1;
-        for scope in fields(buf, resource.start, resource.end, SCOPES)? {
-            for item in fields(buf, scope.start, scope.end, ITEMS)? {
+        each(buf, resource.start, resource.end, SCOPES, |scope| {
+            each(buf, scope.start, scope.end, ITEMS, |item| {
                 items += match signal {
                     Signal::Logs => 1,
                     Signal::Metrics => data_points(buf, item)?,
                 };
-            }
-        }
-    }
+                Ok(())
+            })
+        })
+    })?;
     Ok((items, resources))
 }
 
@@ -46,22 +47,24 @@ fn data_points(buf: &[u8], metric: Field) -> Result<u64> {
         if kind.replace(field.number).is_some_and(|seen| seen != field.number) {
             return Err(Unsure);
         }
-        points += fields(buf, field.start, field.end, DATA_POINTS)?.len() as u64;
+        each(buf, field.start, field.end, DATA_POINTS, |_| {
+            points += 1;
+            Ok(())
+        })?;
     }
     Ok(points)
 }
 
-/// The length-delimited fields `number` of the message in `buf[start..end]`.
-fn fields(buf: &[u8], start: usize, end: usize, number: u32) -> Result<Vec<Field>> {
-    let mut found = Vec::new();
+/// Calls `visit` with each length-delimited field `number` of the message in `buf[start..end]`.
+fn each(buf: &[u8], start: usize, end: usize, number: u32, mut visit: impl FnMut(Field) -> Result<()>) -> Result<()> {
     let mut reader = Reader::new(buf, start, end);
     while !reader.done() {
         let field = reader.field()?;
         if field.number == number && field.wire_type == LEN {
-            found.push(field);
+            visit(field)?;
         }
     }
-    Ok(found)
+    Ok(())
 }
 
 #[cfg(test)]

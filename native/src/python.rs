@@ -115,10 +115,7 @@ impl PySpanSelector {
                 .iter()
                 .map(|((start, end), _)| self.name(py, &buf[*start..*end]))
                 .collect::<PyResult<Vec<_>>>()?;
-            let scope = match item.scope_name {
-                Some((start, end)) => self.name(py, &buf[start..end])?,
-                None => self.name(py, b"")?,
-            };
+            let scope = self.name(py, item.scope_name.map_or(&b""[..], |(start, end)| &buf[start..end]))?;
             let span = WireSpan {
                 wire: wire_ref.clone_ref(py),
                 payload_start: item.span.0,
