@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 from google.protobuf.message import Message
 
@@ -20,10 +21,13 @@ class TelemetryBatch:
 
     On the native path (:mod:`collector.native`) a request the native core vouched for stays as its
     wire bytes: ``message`` decodes it only when something asks for it; for traces, the GenAI index
-    decodes just the GenAI spans, whose changes :meth:`invalidate` splices back into the bytes.
+    decodes just the GenAI spans, whose changes :meth:`invalidate` splices back into the bytes; or the native
+    GenAI stage (``native``: :class:`processors.genai_native.NativeCalls`) normalised and priced them
+    without Python objects, which are made only if something reads ``genai``.
     """
 
-    __slots__ = ("_item_count", "_message", "_resource_count", "_wire", "genai", "headers", "signal", "wire_stats")
+    __slots__ = ("_genai", "_item_count", "_message", "_resource_count", "_wire", "headers", "native", "signal",
+                 "wire_stats")
 
     def __init__(self, signal: Signal, message: Message | None, headers: Mapping[str, str] = NO_HEADERS):
         self.signal = signal
@@ -32,7 +36,8 @@ class TelemetryBatch:
         self._item_count: int | None = None
         self._resource_count: int | None = None
         self._wire: bytes | None = None
-        self.genai: list | None = None  # the GenAI calls, indexed by the pipeline (processors.genai_call.GenAICall)
+        self._genai: list | None = None
+        self.native: Any = None  # the native GenAI stage's result (processors.genai_native.NativeCalls)
         self.wire_stats: WireStats | None = None  # as received, when the native core counted it
 
     @classmethod
@@ -82,6 +87,24 @@ class TelemetryBatch:
         return merged
 
     @property
+    def genai(self) -> list | None:
+        """The GenAI calls, indexed by the pipeline (processors.genai_call.GenAICall)."""
+        if self._genai is None and self.native is not None:
+            self._genai = self.native.calls()
+        return self._genai
+
+    @genai.setter
+    def genai(self, calls: list | None) -> None:
+        """Set the calls; None forgets them (and the native stage's result): the next pass reads the spans afresh."""
+        self._genai = calls
+        if calls is None:
+            self.native = None
+
+    @property
+    def indexed(self) -> bool:
+        return self._genai is not None or self.native is not None
+
+    @property
     def message(self) -> Message:
         """The decoded request (decoded on first use where the native path kept it as bytes)."""
         if self._message is None:
@@ -102,7 +125,7 @@ class TelemetryBatch:
     def rewrite(self, wire: bytes) -> None:
         """Replace the bytes of a request kept undecoded, by a processor that edits them (``edits_wire``) before
         any GenAI index was built on them; the spans and resources stay the same."""
-        assert self._message is None and not self.genai, "rewrite() needs an undecoded, unindexed request"
+        assert self._message is None and not self.indexed, "rewrite() needs an undecoded, unindexed request"
         self._wire = wire
 
     @property
@@ -122,7 +145,11 @@ class TelemetryBatch:
         """After processors changed the message: append the attributes they queued on GenAI calls, and
         forget cached counts and bytes (the pipeline calls this after each run of processors). Where the
         request was never decoded, the changed GenAI spans are spliced into its bytes instead."""
-        calls = self.genai or ()
+        if self._genai is None and self.native is not None:
+            if not self.native.spliced:
+                self._wire = self.native.splice()
+            return
+        calls = self._genai or ()
         for call in calls:
             call.flush()
         if self._message is None:

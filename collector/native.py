@@ -135,6 +135,16 @@ REQUEST_WIRES = {} if TRACE_WIRE is None else {Signal.TRACES: TRACE_WIRE, Signal
                                                Signal.LOGS: RequestWire(Signal.LOGS)}
 
 
+def recent_keys(window: float, max_entries: int) -> Any:
+    """``genai_normalize``'s memory of recent keys, natively (shared with the native GenAI stage)."""
+    return _NATIVE.RecentKeys(window, max_entries)
+
+
+def genai_stage(settings: dict[str, Any], resolver: Any, evidence: Collection[str], dedupe: tuple | None) -> Any:
+    """A ``GenAIStage``: ``genai_normalize`` then ``genai_cost`` on the wire (``processors.genai_native``)."""
+    return _NATIVE.GenAIStage(settings, resolver, sorted(evidence), dedupe)
+
+
 def describe() -> dict[str, str]:
     """What the startup log, ``doctor`` and ``/api/v1/info`` say of the hot path."""
     return {"hot_path": HOT_PATH, **({"reason": WHY_PYTHON} if WHY_PYTHON else {})}

@@ -12,7 +12,8 @@ from collections.abc import Callable, Iterator, Sequence
 from collector.batch import TelemetryBatch
 from collector.component import BufferingProcessor, Consumer, Exporter, Processor, Refused
 
-Indexer = Callable[[TelemetryBatch], list]  # a pipeline's GenAI index of a batch (processors.genai_index)
+# A pipeline's GenAI index of a batch (processors.genai_index), or None when the native stage took it (batch.native)
+Indexer = Callable[[TelemetryBatch], list | None]
 
 
 class Fanout:
@@ -57,8 +58,13 @@ class ProcessorRun:
 
     def run(self, batch: TelemetryBatch) -> None:
         for processor in self.processors:
-            if processor.reads_genai and batch.genai is None:
-                batch.genai = self.index(batch)
+            if processor.reads_genai:
+                if not batch.indexed:
+                    calls = self.index(batch)
+                    if calls is not None:
+                        batch.genai = calls
+                if batch.native is not None and processor in batch.native.applied:
+                    continue  # the native stage did its work
             processor.process(batch)
         if self.changes_message:
             batch.invalidate()

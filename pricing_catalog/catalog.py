@@ -189,15 +189,24 @@ class PriceCatalog:
 
     def lookup(self, provider: str | None, model: str, start_ns: int, tier: str = "standard") -> PriceMatch:
         """The price that applies to a call; raises LookupError when the model has none."""
-        key = (provider, model, tier, start_ns // NS_PER_DAY)
-        match = self._prices.get(key)
-        if match is None:
-            match = _remember(self._prices, key, self._resolve(provider, model, start_ns, tier))
+        match = self._resolution(provider, model, start_ns, tier)
         if type(match) is PriceMatch:
             return match
         if type(match) is _TimeOfDayPrices:
             return match.at(start_ns)  # off-peak prices: the time of day decides
         return _checked(match)
+
+    def same_all_day(self, provider: str | None, model: str, start_ns: int, tier: str = "standard") -> bool:
+        """Whether ``lookup`` gives the same answer all the UTC day of ``start_ns`` (no off-peak windows)."""
+        return type(self._resolution(provider, model, start_ns, tier)) is not _TimeOfDayPrices
+
+    def _resolution(self, provider: str | None, model: str, start_ns: int, tier: str
+                    ) -> PriceMatch | NoPrice | _TimeOfDayPrices:
+        key = (provider, model, tier, start_ns // NS_PER_DAY)
+        match = self._prices.get(key)
+        if match is None:
+            match = _remember(self._prices, key, self._resolve(provider, model, start_ns, tier))
+        return match
 
     def _resolve(self, provider: str | None, model: str, start_ns: int, tier: str
                  ) -> PriceMatch | NoPrice | _TimeOfDayPrices:

@@ -113,6 +113,16 @@ class CompiledPrice:
             for unit in priced)
         self._plans: dict[tuple, frozenset[str] | str] = {}
 
+    @property
+    def rates(self) -> tuple:
+        """(usage key, pico-units per unit or (base, ((threshold, rate), ...)) when tiered, breakdown index),
+        in summation order."""
+        return self._rates
+
+    def reported_keys(self, usage: dict[str, int]) -> frozenset[str]:
+        """Which priced usage keys the call reports; PricingError when genai-prices finds the usage ambiguous."""
+        return self._plan(usage)
+
     def _plan(self, usage: dict[str, int]) -> frozenset[str]:
         """Which priced usage keys the call reports; the rest count as zero, or the usage is ambiguous.
 

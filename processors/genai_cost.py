@@ -198,15 +198,21 @@ class GenAICost(Processor):
             self._updater.stop()
 
     def process(self, batch: TelemetryBatch) -> None:
-        if self.catalog.refresh():  # genai-prices' live updater (auto_update) brought new prices
-            self._shared.clear()
-            _LOG.info("price data updated", extra={"snapshot": self.catalog.snapshot_id})
+        self.refresh_prices()
         for call in batch.genai:
             if call.billable:
                 call.cost = result = self.price(call)
                 self._write(call, result)
             elif call.skip_reason == "duplicate":
                 call.put([(COST + "status", "duplicate")])
+
+    def refresh_prices(self) -> bool:
+        """Pick up the prices genai-prices' live updater (auto_update) brought; True when there are new ones."""
+        if not self.catalog.refresh():
+            return False
+        self._shared.clear()
+        _LOG.info("price data updated", extra={"snapshot": self.catalog.snapshot_id})
+        return True
 
     def price(self, call: GenAICall) -> CostResult:
         if call.usage_error:
@@ -216,22 +222,23 @@ class GenAICost(Processor):
         result = price_usage(self.catalog, call.provider, call.model or "", call.span.start_time_unix_nano,
                              call.tier, usage_of(call), call.reported_cost, self.prefer, self.tolerance)
         if result.status == "unpriced" or (result.source == "provider" and result.match is None):
-            self._note_unpriced(call, result.reason)
+            self.note_unpriced(call.provider, call.model, result.reason)
         elif result.status == "priced":
             missing = missing_tokens(call, result)
             if missing:
                 result.status, result.reason = "incomplete_usage", missing
         return result
 
-    def _note_unpriced(self, call: GenAICall, reason: str) -> None:
-        key = (call.provider, self._unpriced_models(call.model or ""))
-        self.telemetry.add_labeled("unpriced_calls", (("provider", call.provider or ""), ("model", key[1])))
+    def note_unpriced(self, provider: str | None, model: str | None, reason: str) -> None:
+        """Count a call with no price, and log it once per (provider, model) and ``unpriced_interval``."""
+        key = (provider, self._unpriced_models(model or ""))
+        self.telemetry.add_labeled("unpriced_calls", (("provider", provider or ""), ("model", key[1])))
         now = time.monotonic()
         if now - self._unpriced_logged.get(key, -self.unpriced_interval) >= self.unpriced_interval:
             self._unpriced_logged[key] = now
             _LOG.warning("no price for model", extra={
-                "provider": call.provider, "model": call.model, "reason": reason,
-                "fix": f"genai-collector pricing lookup --provider {call.provider} --model {call.model}; "
+                "provider": provider, "model": model, "reason": reason,
+                "fix": f"genai-collector pricing lookup --provider {provider} --model {model}; "
                        "add it to a price file (custom_models) if it is yours"})
 
     def _write(self, call: GenAICall, result: CostResult) -> None:

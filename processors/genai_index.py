@@ -20,6 +20,7 @@ from collector.batch import TelemetryBatch
 from collector.component import Component, Processor
 from collector.native import TRACE_WIRE
 from processors.genai_call import GenAICall
+from processors.genai_native import NativeGenAI
 from processors.span_reader import SpanReader
 
 
@@ -40,13 +41,19 @@ def index_batch(batch: TelemetryBatch, reader: SpanReader) -> list[GenAICall]:
 
 class WireIndex:
     """The native path's index: the native core finds the spans with GenAI evidence in the request's bytes
-    and the same reader reads them (``SpanReader.read_wire``); their resources alone are decoded."""
+    and the same reader reads them (``SpanReader.read_wire``); their resources alone are decoded. Where the
+    pipeline starts with genai_normalize and genai_cost, the native stage does their work instead
+    (:mod:`processors.genai_native`) when it can."""
 
-    def __init__(self, reader: SpanReader):
+    def __init__(self, reader: SpanReader, processors: Sequence[Component] = ()):
         self.reader = reader
         self.selector = TRACE_WIRE.selector(reader.evidence)
+        self.stage = NativeGenAI.for_pipeline([p for p in processors if isinstance(p, Processor)], reader,
+                                              self.selector)
 
-    def __call__(self, batch: TelemetryBatch) -> list[GenAICall]:
+    def __call__(self, batch: TelemetryBatch) -> list[GenAICall] | None:
+        if not batch.decoded and self.stage is not None and self.stage.run(batch):
+            return None  # batch.native
         spans = None if batch.decoded else self.selector.read(batch.wire)
         if spans is None:  # decoded already, or a span the native reader leaves to upb
             return index_batch(batch, self.reader)
@@ -76,7 +83,7 @@ def indexer_for(processors: Sequence[Component]) -> Callable[[TelemetryBatch], l
             custom[field] = (*custom.get(field, ()), *keys)
     reader = SpanReader(custom, frozenset().union(*(p.span_keys for p in readers)))
     if TRACE_WIRE is not None and _keeps_bytes(processors):
-        return WireIndex(reader)
+        return WireIndex(reader, processors)
     return lambda batch: index_batch(batch, reader)
 
 

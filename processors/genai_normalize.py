@@ -17,6 +17,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Annotated
 
+from collector import native
 from collector.batch import TelemetryBatch
 from collector.component import BuildContext, Processor
 from collector.schema import AtLeast, Duration, Invalid
@@ -32,29 +33,35 @@ CANONICAL_FIELDS = {
     dialects.CACHE_WRITE_TOKENS: "cache_write", dialects.REASONING_TOKENS: "reasoning",
     "openai.response.service_tier": "tier", "gen_ai.usage.cost": "reported_cost",
 }
-_IDENTITY = (("provider", dialects.PROVIDER), ("operation", dialects.OPERATION),
+IDENTITY = (("provider", dialects.PROVIDER), ("operation", dialects.OPERATION),
              ("request_model", dialects.REQUEST_MODEL), ("response_model", dialects.RESPONSE_MODEL),
              ("response_id", dialects.RESPONSE_ID))
-_USAGE = (("input", dialects.INPUT_TOKENS), ("output", dialects.OUTPUT_TOKENS),
+USAGE = (("input", dialects.INPUT_TOKENS), ("output", dialects.OUTPUT_TOKENS),
           ("cache_read", dialects.CACHE_READ_TOKENS), ("cache_write", dialects.CACHE_WRITE_TOKENS),
           ("reasoning", dialects.REASONING_TOKENS))
 ORIGINAL_PREFIX = "gen_ai.normalize.original."
-_OPTIONAL_COUNTS = frozenset({"cache_read", "cache_write", "reasoning"})  # written only when non-zero
+OPTIONAL_COUNTS = frozenset({"cache_read", "cache_write", "reasoning"})  # written only when non-zero
 # dialect-specific names of what the canonical attributes now say (dropped with keep_original: false)
-_DIALECT_ONLY_KEYS = frozenset(key for field, keys in dialects.SOURCES.items() if field != "server"
+DIALECT_ONLY_KEYS = frozenset(key for field, keys in dialects.SOURCES.items() if field != "server"
                                for key in keys) - frozenset(CANONICAL_FIELDS)
 
 
+def dedupe_key(*parts: bytes | None) -> bytes:
+    """The bytes of a tuple of byte strings, as the native core makes them: each length-prefixed, None apart."""
+    return b"".join(b"\x00" if part is None else b"\x01" + len(part).to_bytes(4, "little") + part for part in parts)
+
+
 class RecentKeys:
-    """Keys seen in the last ``window`` seconds (at most ``max_entries``), each with the first value given."""
+    """Keys seen in the last ``window`` seconds (at most ``max_entries``), each with the first value given
+    (``collector._native.RecentKeys`` is the same, shared with the native stage)."""
 
     def __init__(self, window: float, max_entries: int):
         self.window = window
         self.max_entries = max_entries
-        self.first: dict[tuple, object] = {}
-        self.expiry: deque[tuple[float, tuple]] = deque()
+        self.first: dict[bytes, bytes] = {}
+        self.expiry: deque[tuple[float, bytes]] = deque()
 
-    def remember(self, key: tuple, value: object, now: float) -> object:
+    def remember(self, key: bytes, value: bytes, now: float) -> bytes:
         """The value first remembered for ``key`` (this one, if it is new)."""
         while self.expiry and (self.expiry[0][0] < now or len(self.expiry) > self.max_entries):
             self.first.pop(self.expiry.popleft()[1], None)
@@ -64,7 +71,7 @@ class RecentKeys:
             self.expiry.append((now + self.window, key))
         return first
 
-    def __contains__(self, key: tuple) -> bool:
+    def __contains__(self, key: bytes) -> bool:
         return key in self.first
 
 
@@ -109,8 +116,9 @@ class GenAINormalize(Processor):
         self.source_mappings = config.custom_sources()  # the pipeline's span reader reads them first
         dedupe = config.dedupe
         enabled = dedupe.enabled and dedupe.window
-        self.responses = RecentKeys(dedupe.window, dedupe.max_entries) if enabled else None
-        self.parents = RecentKeys(dedupe.window, dedupe.max_entries) if enabled else None
+        memory = native.recent_keys if native.available() else RecentKeys
+        self.responses = memory(dedupe.window, dedupe.max_entries) if enabled else None
+        self.parents = memory(dedupe.window, dedupe.max_entries) if enabled else None
 
     def process(self, batch: TelemetryBatch) -> None:
         calls = batch.genai
@@ -127,14 +135,14 @@ class GenAINormalize(Processor):
         for call in calls:
             span = call.span
             if call.billable and span.parent_span_id:
-                self.parents.remember((span.trace_id, span.parent_span_id), True, now)
-        reporting_wrappers: dict[tuple[bytes, bytes], GenAICall] = {}
+                self.parents.remember(dedupe_key(span.trace_id, span.parent_span_id), b"\x01", now)
+        reporting_wrappers: dict[bytes, GenAICall] = {}
         for call in calls:
             if not call.billable:
                 continue
-            identity = (call.span.trace_id, call.span.span_id)
+            identity = dedupe_key(call.span.trace_id, call.span.span_id)
             if identity in self.parents or (call.response_id and self.responses.remember(
-                    (call.provider, call.response_id), identity, now) != identity):
+                    dedupe_key(_utf8(call.provider), call.response_id.encode()), identity, now) != identity):
                 call.billable, call.skip_reason = False, "duplicate"
                 if call.reported_cost is not None:
                     reporting_wrappers[identity] = call
@@ -142,12 +150,12 @@ class GenAINormalize(Processor):
             self._hand_down_reported_costs(calls, reporting_wrappers)
 
     @staticmethod
-    def _hand_down_reported_costs(calls: list[GenAICall], wrappers: dict[tuple[bytes, bytes], GenAICall]) -> None:
+    def _hand_down_reported_costs(calls: list[GenAICall], wrappers: dict[bytes, GenAICall]) -> None:
         """The cost a wrapper span reports (LiteLLM's ``litellm_request``) belongs to the one call it wraps,
         when that call reports none (the provider's raw response)."""
-        children: dict[tuple[bytes, bytes], list[GenAICall]] = {}
+        children: dict[bytes, list[GenAICall]] = {}
         for call in calls:
-            parent = (call.span.trace_id, call.span.parent_span_id)
+            parent = dedupe_key(call.span.trace_id, call.span.parent_span_id)
             if call.billable and parent in wrappers:
                 children.setdefault(parent, []).append(call)
         for parent, kids in children.items():
@@ -158,16 +166,20 @@ class GenAINormalize(Processor):
         """Add the canonical attributes the span lacks, and correct those that differ."""
         sent = call.sent
         changes = [(dialects.DIALECT, call.dialect)]
-        fields = _IDENTITY + _USAGE if call.billable or call.skip_reason == "duplicate" else _IDENTITY
+        fields = IDENTITY + USAGE if call.billable or call.skip_reason == "duplicate" else IDENTITY
         for name, key in fields:
             value = getattr(call, name)
-            if value is None or (value == 0 and name in _OPTIONAL_COUNTS and key not in call.index):
+            if value is None or (value == 0 and name in OPTIONAL_COUNTS and key not in call.index):
                 continue
             if key in sent and sent[key] == value and type(sent[key]) is type(value):
                 continue
             changes.append((key, value))
         call.put(changes, ORIGINAL_PREFIX if self.keep_original else None)
         if not self.keep_original:
-            mapped = {k for k in call.index if k in _DIALECT_ONLY_KEYS}
+            mapped = {k for k in call.index if k in DIALECT_ONLY_KEYS}
             if mapped:
                 call.drop(mapped)
+
+
+def _utf8(text: str | None) -> bytes | None:
+    return None if text is None else text.encode()

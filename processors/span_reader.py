@@ -169,26 +169,28 @@ def _resolve_provider(call: GenAICall) -> None:
         call.provider = provider_from_model(call.model)
 
 
+TRACELOOP_WRAPPERS = ("workflow", "task", "agent", "tool")  # traceloop.span.kind values of wrapper spans
+
+
 def _is_wrapper(call: GenAICall) -> bool:
     """Agent, chain, workflow and framework spans aggregate their children."""
     if call.operation in WRAPPER_OPERATIONS or "gen_ai.aggregated_usage.input_tokens" in call.index:
         return True
     if call.provider in FRAMEWORKS and call.dialect != "google_adk":
         return True
-    return "traceloop.span.kind" in call.index and call.value("traceloop.span.kind") in (
-        "workflow", "task", "agent", "tool")
+    return "traceloop.span.kind" in call.index and call.value("traceloop.span.kind") in TRACELOOP_WRAPPERS
 
 
 def _make_input_inclusive(call: GenAICall) -> None:
     """DIALECTS.md pitfalls 1 and 2: input includes cache tokens, output includes reasoning."""
     cached = call.cache_read + call.cache_write
-    if call.input is not None and cached and (_input_excludes_cache(call) or cached > call.input):
+    if call.input is not None and cached and (input_excludes_cache(call) or cached > call.input):
         call.input += cached
     if call.output is not None and call.reasoning > call.output:
         call.output += call.reasoning
 
 
-def _input_excludes_cache(call: GenAICall) -> bool:
+def input_excludes_cache(call: GenAICall) -> bool:
     family = call.provider
     if call.dialect == "openlit":
         return family == "anthropic"

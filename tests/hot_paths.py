@@ -10,6 +10,7 @@ from collector.signals import Signal
 from collector.storage.rows import CallColumns
 from pricing_catalog.catalog import PriceCatalog
 from processors.genai_attribution import AttributionConfig, GenAIAttribution
+from processors.genai_call import GenAICall
 from processors.genai_cost import CostConfig, GenAICost
 from processors.genai_index import indexer_for
 from processors.genai_normalize import GenAINormalize, NormalizeConfig
@@ -21,24 +22,26 @@ ATTRIBUTION = AttributionConfig(customer=("resource.tenant.id", "span.customer.i
                                                                                               "resource.service.name"))
 
 
-def pipeline(keep_original: bool = True, redact: bool = False) -> ProcessorRun:
-    """genai_normalize (with a custom mapping), genai_cost and genai_attribution, after genai_redact
-    (remove mode, as production.yaml has it) when ``redact``."""
+def pipeline(keep_original: bool = True, redact: bool = False, attribution: bool = True) -> ProcessorRun:
+    """genai_normalize (with a custom mapping), genai_cost and genai_attribution (unless not ``attribution``:
+    then no processor reads the calls the native stage makes), after genai_redact (remove mode, as
+    production.yaml has it) when ``redact``."""
     processors = [GenAINormalize(NormalizeConfig(keep_original=keep_original,
                                                  custom_mappings={"my.model": "gen_ai.request.model"})),
-                  GenAICost(CostConfig(), context(), CATALOG), GenAIAttribution(ATTRIBUTION)]
+                  GenAICost(CostConfig(), context(), CATALOG), *([GenAIAttribution(ATTRIBUTION)] * attribution)]
     if redact:
         processors.insert(0, GenAIRedact(RedactConfig(mode="remove", allow=("input.value.kept",))))
     return ProcessorRun(processors, Fanout([]), indexer_for(processors))
 
 
-def both_paths(wire: bytes, keep_original: bool = True, redact: bool = False) -> tuple[TelemetryBatch, TelemetryBatch]:
+def both_paths(wire: bytes, keep_original: bool = True, redact: bool = False,
+               attribution: bool = True) -> tuple[TelemetryBatch, TelemetryBatch]:
     """The request through the same pipeline on the Python path and (when the native core vouches for it)
     on the native path, each with processors of its own."""
     reference = TelemetryBatch(Signal.TRACES, ExportTraceServiceRequest.FromString(wire))
     candidate = TelemetryBatch.from_wire(Signal.TRACES, wire)
-    pipeline(keep_original, redact).run(reference)
-    pipeline(keep_original, redact).run(candidate)
+    pipeline(keep_original, redact, attribution).run(reference)
+    pipeline(keep_original, redact, attribution).run(candidate)
     return reference, candidate
 
 
@@ -47,13 +50,23 @@ def assert_same(reference: TelemetryBatch, candidate: TelemetryBatch) -> None:
     assert forwarded == ExportTraceServiceRequest.FromString(reference.serialized())
     assert len(candidate.genai) == len(reference.genai)
     for ours, theirs in zip(candidate.genai, reference.genai, strict=True):
-        assert (ours.dialect, ours.provider, ours.model, ours.input, ours.output, ours.cache_read, ours.cache_write,
-                ours.billable, ours.skip_reason, ours.usage_error, ours.attribution) == \
-               (theirs.dialect, theirs.provider, theirs.model, theirs.input, theirs.output, theirs.cache_read,
-                theirs.cache_write, theirs.billable, theirs.skip_reason, theirs.usage_error, theirs.attribution)
+        assert _fields(ours) == _fields(theirs)
+        assert (ours.cost is None) == (theirs.cost is None)
+        if ours.cost is not None:
+            assert (ours.cost.status, ours.cost.amount_pico, ours.cost.breakdown, ours.cost.reason, ours.cost.source,
+                    ours.cost.reported, ours.cost.mismatch, ours.cost.snapshot) == \
+                   (theirs.cost.status, theirs.cost.amount_pico, theirs.cost.breakdown, theirs.cost.reason,
+                    theirs.cost.source, theirs.cost.reported, theirs.cost.mismatch, theirs.cost.snapshot)
     rows = []
     for batch in (reference, candidate):
         columns = CallColumns(("customer", "feature"))
         columns.add(batch)
         rows.append(columns.columns)
     assert rows[0] == rows[1]
+
+
+def _fields(call: GenAICall) -> tuple:
+    return (call.dialect, call.provider, call.operation, call.request_model, call.response_model, call.response_id,
+            call.input, call.output, call.cache_read, call.cache_write, call.reasoning, call.input_audio,
+            call.output_audio, call.total, call.tier, call.reported_cost, call.billable, call.skip_reason,
+            call.usage_error, call.attribution)

@@ -10,6 +10,7 @@ import os
 import random
 import subprocess
 import sys
+from collections.abc import Callable
 
 import pytest
 from google.protobuf.message import DecodeError
@@ -227,7 +228,47 @@ def random_value(rng: random.Random, key: str, target: AnyValue) -> None:
         target.bytes_value = b"\x00raw"
 
 
-def random_request(rng: random.Random) -> bytes:
+# What the native stage reads itself: dialects without a Python rule, values of the kinds their keys carry.
+STAGE_SCOPES = ["opentelemetry.instrumentation.openai_v2", "opentelemetry.instrumentation.openai", "my.app", "",
+                "opentelemetry.instrumentation.botocore", "pydantic-ai"]
+_TOKEN_KEYS = frozenset(key for field in dialects.TOKEN_FIELDS for key in dialects.SOURCES[field])
+_MODEL_KEYS = frozenset(dialects.SOURCES["request_model"] + dialects.SOURCES["response_model"])
+_COST_KEYS = frozenset(dialects.SOURCES["reported_cost"]) - {"gen_ai.usage.cost"}  # that one: a span priced before
+STAGE_VOCABULARY = sorted({key for field, keys in dialects.SOURCES.items() for key in keys}
+                          - {"openinference.span.kind", "langfuse.observation.type", "gen_ai.usage.cost"}
+                          | {"traceloop.span.kind", "gen_ai.aggregated_usage.input_tokens", "my.model", "http.method"}
+                          ) + [dialects.REQUEST_MODEL, dialects.RESPONSE_MODEL, dialects.INPUT_TOKENS,  # often,
+                               dialects.OUTPUT_TOKENS, "gen_ai.usage.prompt_tokens", "gen_ai.system"] * 4  # twice too
+
+
+def stage_value(rng: random.Random, key: str, target: AnyValue) -> None:
+    """A value of the kind the key carries, mostly, and sometimes of another the stage reads too."""
+    choice = rng.random()
+    if key in _TOKEN_KEYS:
+        if choice < 0.8:
+            target.int_value = rng.choice([0, 1, 12, 1000, 250_000, 5_000_000])
+        elif choice < 0.9:
+            target.int_value = rng.choice([-3, 10**13])
+        elif choice < 0.95:
+            target.double_value = rng.choice([3.0, 7.9, -0.5])
+        else:
+            target.bool_value = True
+    elif key in _COST_KEYS:
+        target.double_value = rng.choice([0.0, 0.0012, 0.3, 1e-13, 5.0, 123.456789])
+    elif key in _MODEL_KEYS and choice < 0.8:
+        target.string_value = rng.choice(MODELS[:4])
+    elif choice < 0.85:
+        target.string_value = rng.choice([*MODELS, "openai", "anthropic", "Azure", "aws.bedrock", "langchain", "chat",
+                                          "embeddings", "agent", "workflow", "flex", "priority", "", "chatcmpl-1",
+                                          "resp_2", "https://api.groq.com/v1", "my-resource.openai.azure.com"])
+    elif choice < 0.95:
+        target.int_value = rng.choice([0, 7])
+    else:
+        target.bool_value = False
+
+
+def random_request(rng: random.Random, scopes: list[str] = SCOPES, vocabulary: list[str] = VOCABULARY,
+                   value: Callable[[random.Random, str, AnyValue], None] = random_value) -> bytes:
     """GenAI-ish spans: attributes drawn from the dialect vocabulary with values of any kind, shared response
     ids and parents, several resources and scopes."""
     request = ExportTraceServiceRequest()
@@ -237,7 +278,7 @@ def random_request(rng: random.Random) -> bytes:
             resource_spans.resource.attributes.add(key=key).value.string_value = rng.choice(["a", "b", "openlit"])
         for _ in range(rng.randint(1, 3)):
             scope_spans = resource_spans.scope_spans.add()
-            scope_spans.scope.name = rng.choice(SCOPES)
+            scope_spans.scope.name = rng.choice(scopes)
             for index in range(rng.randint(1, 6)):
                 span = scope_spans.spans.add(name=rng.choice(["chat", "raw_gen_ai_request", "call_llm", "GET /"]),
                                              trace_id=bytes([rng.randrange(2)]) * 16,
@@ -245,8 +286,8 @@ def random_request(rng: random.Random) -> bytes:
                                                  [0, 1767225600 * 10**9, 1767225600 * 10**9 + index]))
                 if rng.random() < 0.3:
                     span.parent_span_id = scope_spans.spans[0].span_id
-                for key in rng.sample(VOCABULARY, rng.randint(0, 12)):
-                    random_value(rng, key, span.attributes.add(key=key).value)
+                for key in rng.sample(vocabulary, rng.randint(0, 12)):
+                    value(rng, key, span.attributes.add(key=key).value)
                 for _ in range(rng.choice([0, 0, 1, 2])):
                     event = span.events.add(name=rng.choice(["gen_ai.choice", "gen_ai.content.prompt", "log"]))
                     event.attributes.add(key=rng.choice(sorted(CONTENT))).value.string_value = "secret"
@@ -264,6 +305,22 @@ def test_differential_fuzz_on_random_genai_requests():
         assert_same(reference, candidate)
         calls += len(reference.genai)
     assert calls > 1000
+
+
+@pytest.mark.fuzz
+def test_differential_fuzz_on_the_native_stage():
+    """Requests the native stage normalises and prices itself: the same forwarded spans, calls, costs and
+    ledger rows as the Python processors, whether a later processor reads the calls (made before the
+    splice) or none does (made after it, for the ledger)."""
+    rng = random.Random(301)
+    taken = priced = 0
+    for case in range(300):
+        wire = random_request(rng, STAGE_SCOPES, STAGE_VOCABULARY, stage_value)
+        reference, candidate = both_paths(wire, keep_original=rng.random() < 0.7, attribution=case % 2 == 0)
+        assert_same(reference, candidate)
+        taken += candidate.native is not None
+        priced += sum(call.cost is not None and call.cost.amount_pico is not None for call in reference.genai)
+    assert taken > 250 and priced > 500, (taken, priced)
 
 
 @pytest.mark.fuzz

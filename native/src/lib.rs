@@ -2,7 +2,9 @@
 //! counted, searched and rewritten on their wire bytes, so spans no processor reads never become Python
 //! objects. `collector/native.py` is the Python side; the pure-Python path is the reference.
 
+pub mod attributes;
 pub mod counts;
+pub mod genai;
 pub mod redact;
 pub mod schema;
 pub mod traces;
@@ -13,3 +15,5 @@ mod testing;
 
 #[cfg(feature = "python")]
 mod python;
+#[cfg(feature = "python")]
+mod stage;

@@ -1,0 +1,171 @@
+//! Span attributes as `collector/attributes.py` encodes them, and money as `pricing_catalog/compiled.py`
+//! turns it into attribute values: the same bytes and the same doubles.
+
+use crate::wire::put_varint;
+
+const ATTRIBUTE_TAG: u8 = 0x4a; // Span.attributes: field 9, length-delimited
+const PICO: i128 = 1_000_000_000_000;
+
+/// A plain attribute value (compound values are never written by the GenAI stage).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Scalar<'a> {
+    Str(&'a str),
+    Bool(bool),
+    Int(i64),
+    Double(f64),
+    Bytes(&'a [u8]),
+}
+
+fn put_field(out: &mut Vec<u8>, tag: u8, payload_len: usize) {
+    out.push(tag);
+    put_varint(out, payload_len as u64);
+}
+
+fn any_value_len(value: Scalar) -> usize {
+    match value {
+        Scalar::Str(text) => 1 + varint_len(text.len() as u64) + text.len(),
+        Scalar::Bytes(bytes) => 1 + varint_len(bytes.len() as u64) + bytes.len(),
+        Scalar::Bool(_) => 2,
+        Scalar::Int(number) => 1 + varint_len(number as u64),
+        Scalar::Double(_) => 9,
+    }
+}
+
+fn varint_len(mut value: u64) -> usize {
+    let mut len = 1;
+    while value > 0x7f {
+        value >>= 7;
+        len += 1;
+    }
+    len
+}
+
+/// Appends one span attribute field (tag included) to `out`.
+pub fn encode(out: &mut Vec<u8>, key: &str, value: Scalar) {
+    let value_len = any_value_len(value);
+    let body = 1 + varint_len(key.len() as u64) + key.len() + 1 + varint_len(value_len as u64) + value_len;
+    put_field(out, ATTRIBUTE_TAG, body);
+    put_field(out, 0x0a, key.len());
+    out.extend_from_slice(key.as_bytes());
+    put_field(out, 0x12, value_len);
+    match value {
+        Scalar::Str(text) => {
+            put_field(out, 0x0a, text.len());
+            out.extend_from_slice(text.as_bytes());
+        }
+        Scalar::Bytes(bytes) => {
+            put_field(out, 0x3a, bytes.len());
+            out.extend_from_slice(bytes);
+        }
+        Scalar::Bool(flag) => out.extend_from_slice(&[0x10, flag as u8]),
+        Scalar::Int(number) => {
+            out.push(0x18);
+            put_varint(out, number as u64);
+        }
+        Scalar::Double(number) => {
+            out.push(0x21);
+            out.extend_from_slice(&number.to_le_bytes());
+        }
+    }
+}
+
+/// `to_double`: pico-units as currency units, a double rounded to 10 decimal places (Python's
+/// `round(pico / 10**12, 10)`: the correctly rounded quotient, then rounded half-even on its exact value).
+pub fn to_double(pico: i128) -> f64 {
+    let sign = if pico < 0 { "-" } else { "" };
+    let magnitude = pico.unsigned_abs();
+    let quotient: f64 = format!("{sign}{}.{:012}", magnitude / PICO as u128, magnitude % PICO as u128)
+        .parse()
+        .expect("a decimal number");
+    format!("{quotient:.10}").parse().expect("a decimal number")
+}
+
+/// `to_pico(Decimal(repr(value)))`: a reported cost (the shortest decimal that is the double) in integer
+/// pico-units, rounded half-even; None when it is not finite or too large to be a cost.
+pub fn reported_pico(value: f64) -> Option<i128> {
+    if !value.is_finite() {
+        return None;
+    }
+    let text = format!("{value:e}");
+    let (mantissa, exponent) = text.split_once('e')?;
+    let exponent: i32 = exponent.parse().ok()?;
+    let negative = mantissa.starts_with('-');
+    let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
+    let coefficient: i128 = digits.parse().ok()?;
+    // value = coefficient × 10^(exponent − (digits − 1)); in pico-units, × 10^12
+    let shift = exponent - (digits.len() as i32 - 1) + 12;
+    let magnitude = if shift >= 0 {
+        if shift > 20 {
+            return None;
+        }
+        coefficient.checked_mul(10i128.pow(shift as u32))?
+    } else if shift < -30 {
+        0
+    } else {
+        let divisor = 10i128.pow((-shift) as u32);
+        let (whole, rest) = (coefficient / divisor, coefficient % divisor);
+        let twice = rest * 2;
+        whole + i128::from(twice > divisor || (twice == divisor && whole % 2 == 1))
+    };
+    Some(if negative { -magnitude } else { magnitude })
+}
+
+/// Python's `integer > double`, exactly.
+pub fn exceeds(integer: i128, double: f64) -> bool {
+    if double.is_nan() {
+        return false;
+    }
+    let floor = double.floor();
+    if floor >= 1.0e38 {
+        return false;
+    }
+    if floor <= -1.0e38 {
+        return true;
+    }
+    integer > floor as i128
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn doubles_round_as_python_does() {
+        assert_eq!(to_double(488_281_250), 0.000_488_281_2); // a tie at the 11th decimal: half-even
+        assert_eq!(to_double(1_464_843_750), 0.001_464_843_8);
+        assert_eq!(to_double(2_500_000), 0.000_002_5);
+        assert_eq!(to_double(-1), -0.0);
+        assert_eq!(to_double(123_456_789_012_345_678_901), 123_456_789.012_345_67);
+        // as Python gives it
+    }
+
+    #[test]
+    fn reported_costs_become_pico_units_of_their_shortest_decimal() {
+        assert_eq!(reported_pico(0.1), Some(100_000_000_000));
+        assert_eq!(reported_pico(1.5e-13), Some(0)); // 0.15 pico: half-even down
+        assert_eq!(reported_pico(2.5e-12), Some(2));
+        assert_eq!(reported_pico(3.5e-12), Some(4));
+        assert_eq!(reported_pico(-0.25), Some(-250_000_000_000));
+        assert_eq!(reported_pico(f64::NAN), None);
+        assert_eq!(reported_pico(1e300), None);
+    }
+
+    #[test]
+    fn integers_compare_with_doubles_exactly() {
+        assert!(exceeds(3, 2.5));
+        assert!(!exceeds(2, 2.0));
+        assert!(exceeds(9_007_199_254_740_993, 9_007_199_254_740_992.0));
+        assert!(!exceeds(5, f64::NAN));
+        assert!(!exceeds(i128::MAX, f64::INFINITY));
+    }
+
+    #[test]
+    fn attributes_encode_as_the_python_side_does() {
+        let mut out = Vec::new();
+        encode(&mut out, "k", Scalar::Int(-1));
+        assert_eq!(out[..8], [0x4a, 16, 0x0a, 1, b'k', 0x12, 11, 0x18]);
+        out.clear();
+        encode(&mut out, "k", Scalar::Str("v"));
+        assert_eq!(out, [0x4a, 8, 0x0a, 1, b'k', 0x12, 3, 0x0a, 1, b'v']);
+    }
+}

@@ -1,0 +1,1107 @@
+//! The fused GenAI stage: `genai_normalize` then `genai_cost` over the GenAI spans of a trace request, on its
+//! wire bytes, for the dialects the tables describe completely (those without a Python rule).
+//!
+//! Python stays the source of every table and decision that is not per call: it computes the plan of each
+//! span shape (scope and attribute keys), normalises each distinct provider, operation, tier and host text,
+//! resolves each (provider, model, tier, day) to a compiled price vector, and says which usage keys a price
+//! reads from a given usage shape. The stage asks for what it has not seen ([`Miss`]) and caches the answers.
+//! Per call it does what `processors/span_reader.py`, `genai_normalize.py` and `genai_cost.py` do, in the
+//! same order: read and convert the fields, resolve the provider, mark wrappers and duplicates, make the
+//! input cache-inclusive, write the canonical attributes, price the usage in integer pico-units and write
+//! the cost attributes. The Python processors are the reference: `tests/test_native.py` holds the two to
+//! the same output.
+//!
+//! A run is in three phases. [`Stage::read`] is pure: it reads every call, or says what it is missing, or
+//! declines the request (`None`: something only the Python path handles), before any state changes.
+//! [`Stage::dedupe`] then updates the duplicate memory, and [`Stage::write`] prices and encodes.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+
+use crate::attributes::{encode, exceeds, reported_pico, to_double, Scalar};
+use crate::traces::{self, Range, Selected, SpanParts, Value};
+
+/// The canonical fields a plan reads, in `FIELDS` order (the names `processors/genai_call.py` uses).
+pub const FIELDS: [&str; 15] = [
+    "provider",
+    "operation",
+    "request_model",
+    "response_model",
+    "response_id",
+    "input",
+    "output",
+    "cache_read",
+    "cache_write",
+    "reasoning",
+    "input_audio",
+    "output_audio",
+    "total",
+    "tier",
+    "reported_cost",
+];
+const PROVIDER: usize = 0;
+const OPERATION: usize = 1;
+const REQUEST_MODEL: usize = 2;
+const RESPONSE_MODEL: usize = 3;
+const RESPONSE_ID: usize = 4;
+const FIRST_TOKEN_FIELD: usize = 5; // input … total
+const TOTAL: usize = 12;
+const TIER: usize = 13;
+const REPORTED_COST: usize = 14;
+const MAX_TOKENS: i64 = 1_000_000_000_000;
+
+/// The genai-prices usage keys a call reports, in `usage_of`'s order; a price's other units count zero.
+pub const USAGE_KEYS: [&str; 7] = [
+    "input_tokens",
+    "output_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
+    "output_reasoning_tokens",
+    "input_audio_tokens",
+    "output_audio_tokens",
+];
+
+/// Text normalisations Python does once per distinct value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TextKind {
+    Provider,
+    Operation,
+    Tier,
+    Host,
+    ModelProvider,
+}
+
+/// What Python decided of one span shape.
+#[derive(Debug, Clone, Default)]
+pub struct Plan {
+    pub dialect: String,
+    /// (field index into `FIELDS`, attribute position), in the reader's order.
+    pub fields: Vec<(usize, usize)>,
+    /// Position of `telemetry.sdk.name` when it may say the span is OpenLIT's (then Python reads it).
+    pub openlit_sdk: Option<usize>,
+    /// Position of the best server address key.
+    pub server: Option<usize>,
+    /// The span aggregates its children's usage (a wrapper, whatever its operation).
+    pub aggregated: bool,
+    /// Position of `traceloop.span.kind`.
+    pub traceloop_kind: Option<usize>,
+    /// The dialect's input tokens exclude cached ones.
+    pub excludes_cache: bool,
+    /// Position of each canonical attribute (`Names::canonical` order) on the span.
+    pub canonical: Vec<Option<usize>>,
+    /// Positions dropped with `keep_original: false`.
+    pub dropped: Vec<usize>,
+}
+
+/// The shape of a plan's answer: read natively, not a GenAI span, or only Python reads it.
+#[derive(Debug, Clone)]
+pub enum Shape {
+    Native(usize),
+    NotGenAI,
+    Python,
+}
+
+/// Integer pico-units per unit, flat or tiered by the call's input tokens: (threshold, rate) most
+/// specific first.
+#[derive(Debug, Clone)]
+pub enum Rate {
+    Flat(i128),
+    Tiered(i128, Vec<(i64, i128)>),
+}
+
+/// One compiled price (`CompiledPrice` with its `PriceMatch`), with exact integer rates.
+#[derive(Debug, Clone)]
+pub struct Price {
+    pub model_id: String,
+    pub provider_id: String,
+    pub tier: String,
+    /// (usage key index or `None` for a unit a call never reports, rate, breakdown index), summation order;
+    /// `requests` counts one.
+    pub units: Vec<(Unit, Rate, usize)>,
+    /// (unit, its usage key, its priced descendants), most specific first.
+    pub leaf_order: Vec<(Unit, String, Vec<Unit>)>,
+    pub has_tiers: bool,
+    /// The price has a cache-read unit (cached tokens would be cheaper).
+    pub has_cache_read: bool,
+}
+
+/// A priced unit: a usage key a call reports, `requests`, or another key (always zero here).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unit {
+    Usage(usize),
+    Requests,
+    Other(usize),
+}
+
+/// The price that applies to a call: a compiled price, no price (the reason), or Python must price it.
+#[derive(Debug, Clone)]
+pub enum Priced {
+    Price(usize),
+    NoPrice(String),
+    Python,
+}
+
+/// What the stage must ask Python before it can read a request.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Miss {
+    Shape {
+        scope: String,
+        keys: Vec<String>,
+    },
+    Text {
+        kind: TextKind,
+        text: String,
+    },
+    Price {
+        provider: Option<String>,
+        model: String,
+        tier: String,
+        start: u64,
+    },
+    /// Which usage keys a price reads from a usage with these keys present and these positive (bit masks
+    /// over `USAGE_KEYS`): `Ok(mask)` or the ambiguity genai-prices reports.
+    UsagePlan {
+        price: usize,
+        present: u8,
+        positive: u8,
+    },
+}
+
+/// Attribute names, all from the Python side.
+#[derive(Debug, Clone, Default)]
+pub struct Names {
+    pub dialect: String,
+    pub original_prefix: String,
+    /// (key, field index) of the identity attributes then the usage attributes, as normalize writes them.
+    pub canonical: Vec<(String, usize)>,
+    pub cost_status: String,
+    pub cost_currency: String,
+    pub cost_tier: String,
+    pub cost_source: String,
+    pub cost_model: String,
+    pub cost_provider: String,
+    pub cost_snapshot: String,
+    pub cost_amount: String,
+    pub cost_compat: String,
+    /// input, output, cache_read, cache_write, other
+    pub cost_breakdown: Vec<String>,
+    pub cost_reported: String,
+    pub cost_mismatch: String,
+    pub cost_reason: String,
+}
+
+/// The tables of the dialects and the processors' settings.
+#[derive(Debug, Clone, Default)]
+pub struct Settings {
+    pub names: Names,
+    pub wrapper_operations: HashSet<String>,
+    pub frameworks: HashSet<String>,
+    /// Providers the server address may re-derive (`None` included).
+    pub host_derived: HashSet<Option<String>>,
+    pub traceloop_wrappers: HashSet<String>,
+    pub optional_counts: Vec<usize>,
+    pub keep_original: bool,
+    pub prefer_reported: bool,
+    pub tolerance: f64,
+    pub openlit_compat: bool,
+    pub currency: String,
+    pub snapshot: String,
+}
+
+/// A call's cost, as `genai_cost.CostResult` holds it (the exchange rate is always none here).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Cost {
+    pub status: &'static str,
+    pub amount: Option<i128>,
+    /// total, input, output, cache_read, cache_write, other
+    pub breakdown: Option<[i128; 6]>,
+    pub source: &'static str,
+    pub price: Option<usize>,
+    pub reported: Option<f64>,
+    pub mismatch: Option<bool>,
+    pub reason: String,
+    /// The call was priced against the catalog (its snapshot is recorded).
+    pub priced_at_snapshot: bool,
+}
+
+/// A new value of a canonical attribute.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Canonical {
+    Str(String),
+    Int(i64),
+}
+
+/// One GenAI call read from a span, and, after [`Stage::write`], what changed on it.
+#[derive(Debug, Clone, Default)]
+pub struct Call {
+    pub resource: Option<Range>,
+    pub span: Range,
+    pub parts: SpanParts,
+    pub plan: usize,
+    pub text: [Option<String>; 5], // provider, operation, request_model, response_model, response_id
+    pub input: Option<i64>,
+    pub output: Option<i64>,
+    pub counts: [i64; 5], // cache_read, cache_write, reasoning, input_audio, output_audio
+    pub total: Option<i64>,
+    pub tier: String,
+    pub reported: Option<f64>,
+    pub billable: bool,
+    pub skip_reason: &'static str,
+    pub usage_error: String,
+    pub priced: Option<Priced>,
+    pub cost: Option<Cost>,
+    /// (position, new value) of canonical attributes updated in place.
+    pub updated: Vec<(usize, Canonical)>,
+    pub dropped: Vec<usize>,
+    /// Encoded attributes appended to the span.
+    pub appended: Vec<u8>,
+}
+
+impl Call {
+    pub fn provider(&self) -> Option<&str> {
+        self.text[PROVIDER].as_deref()
+    }
+
+    /// The model to price: the response model when it is not empty, else the request model.
+    pub fn model(&self) -> Option<&str> {
+        self.text[RESPONSE_MODEL]
+            .as_deref()
+            .filter(|model| !model.is_empty())
+            .or(self.text[REQUEST_MODEL].as_deref())
+    }
+
+    fn has_usage(&self) -> bool {
+        self.input.is_some() || self.output.is_some()
+    }
+
+    /// genai-prices usage counts by `USAGE_KEYS` index, with the present and positive masks.
+    fn usage(&self) -> ([i64; 7], u8, u8) {
+        let counts = [
+            self.input.unwrap_or(0),
+            self.output.unwrap_or(0),
+            self.counts[0],
+            self.counts[1],
+            self.counts[2],
+            self.counts[3],
+            self.counts[4],
+        ];
+        let mut present = u8::from(self.input.is_some()) | u8::from(self.output.is_some()) << 1;
+        for (index, count) in counts.iter().enumerate().skip(2) {
+            if *count != 0 {
+                present |= 1 << index;
+            }
+        }
+        let positive = (0..7)
+            .filter(|index| counts[*index] > 0)
+            .fold(0u8, |mask, index| mask | 1 << index);
+        (counts, present, positive)
+    }
+}
+
+/// Keys seen in the last `window` seconds (at most `max_entries`), each with the first value given:
+/// `genai_normalize.RecentKeys`, with keys and values as bytes.
+#[derive(Debug, Clone)]
+pub struct RecentKeys {
+    window: f64,
+    max_entries: usize,
+    first: HashMap<Vec<u8>, Vec<u8>>,
+    expiry: VecDeque<(f64, Vec<u8>)>,
+}
+
+impl RecentKeys {
+    pub fn new(window: f64, max_entries: usize) -> Self {
+        RecentKeys {
+            window,
+            max_entries,
+            first: HashMap::new(),
+            expiry: VecDeque::new(),
+        }
+    }
+
+    /// The value first remembered for `key` (this one, if it is new).
+    pub fn remember(&mut self, key: &[u8], value: &[u8], now: f64) -> Vec<u8> {
+        while let Some((expires, _)) = self.expiry.front() {
+            if !(*expires < now || self.expiry.len() > self.max_entries) {
+                break;
+            }
+            let (_, old) = self.expiry.pop_front().expect("a front entry");
+            self.first.remove(&old);
+        }
+        if let Some(first) = self.first.get(key) {
+            return first.clone();
+        }
+        self.first.insert(key.to_vec(), value.to_vec());
+        self.expiry.push_back((now + self.window, key.to_vec()));
+        value.to_vec()
+    }
+
+    pub fn contains(&self, key: &[u8]) -> bool {
+        self.first.contains_key(key)
+    }
+}
+
+/// The key of a tuple of byte strings (`processors/genai_normalize.py` `dedupe_key`): each part
+/// length-prefixed, `None` as a lone zero byte apart from any string.
+pub fn dedupe_key(parts: &[Option<&[u8]>]) -> Vec<u8> {
+    let mut key = Vec::new();
+    for part in parts {
+        match part {
+            None => key.push(0),
+            Some(bytes) => {
+                key.push(1);
+                key.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
+                key.extend_from_slice(bytes);
+            }
+        }
+    }
+    key
+}
+
+/// Shapes and texts seen, as Python answered them; past this size each memory starts afresh.
+const CACHE_LIMIT: usize = 20_000;
+
+#[derive(Debug, Default)]
+pub struct Stage {
+    pub settings: Settings,
+    shapes: HashMap<Vec<u8>, Shape>,
+    plans: Vec<Plan>,
+    texts: [HashMap<String, Option<String>>; 5],
+    prices: HashMap<(Option<String>, String, String, u64), Priced>,
+    price_list: Vec<Price>,
+    usage_plans: HashMap<(usize, u8, u8), Result<u8, String>>,
+}
+
+const NS_PER_DAY: u64 = 86_400 * 1_000_000_000;
+
+fn text_of(buf: &[u8], value: Value) -> Option<&str> {
+    match value {
+        Value::Str((start, end)) => std::str::from_utf8(&buf[start..end]).ok(),
+        _ => None,
+    }
+}
+
+fn value_at(buf: &[u8], parts: &SpanParts, position: usize) -> Option<Value> {
+    traces::value_of(buf, parts.attributes.get(position)?.1).ok()
+}
+
+/// Why a request is left to the Python path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decline;
+
+type Read<T> = Result<T, Decline>;
+
+impl Stage {
+    pub fn new(settings: Settings) -> Self {
+        Stage {
+            settings,
+            ..Stage::default()
+        }
+    }
+
+    /// Forget every answered price (new price data).
+    pub fn reset_prices(&mut self, snapshot: String) {
+        self.settings.snapshot = snapshot;
+        self.prices.clear();
+        self.price_list.clear();
+        self.usage_plans.clear();
+    }
+
+    pub fn learn_shape(&mut self, scope: &str, keys: &[String], plan: Option<Option<Plan>>) {
+        if self.shapes.len() >= CACHE_LIMIT {
+            self.shapes.clear();
+            self.plans.clear();
+        }
+        let shape = match plan {
+            None => Shape::Python,
+            Some(None) => Shape::NotGenAI,
+            Some(Some(plan)) => {
+                self.plans.push(plan);
+                Shape::Native(self.plans.len() - 1)
+            }
+        };
+        self.shapes
+            .insert(shape_key(scope.as_bytes(), keys.iter().map(String::as_bytes)), shape);
+    }
+
+    pub fn learn_text(&mut self, kind: TextKind, text: String, normal: Option<String>) {
+        let texts = &mut self.texts[kind as usize];
+        if texts.len() >= CACHE_LIMIT {
+            texts.clear();
+        }
+        texts.insert(text, normal);
+    }
+
+    /// `price`: the compiled price (its id is the number of prices learned before it), or `Err(Some(reason))`
+    /// when the model has none, `Err(None)` when Python must price it. The caller resets the prices when
+    /// [`Stage::price_count`] grows too large.
+    pub fn learn_price(
+        &mut self,
+        provider: Option<String>,
+        model: String,
+        tier: String,
+        start: u64,
+        price: Result<Price, Option<String>>,
+    ) {
+        let priced = match price {
+            Ok(price) => {
+                self.price_list.push(price);
+                Priced::Price(self.price_list.len() - 1)
+            }
+            Err(Some(reason)) => Priced::NoPrice(reason),
+            Err(None) => Priced::Python,
+        };
+        self.prices.insert((provider, model, tier, start / NS_PER_DAY), priced);
+    }
+
+    pub fn price_count(&self) -> usize {
+        self.prices.len()
+    }
+
+    pub fn learn_usage_plan(&mut self, price: usize, present: u8, positive: u8, plan: Result<u8, String>) {
+        self.usage_plans.insert((price, present, positive), plan);
+    }
+
+    pub fn plan(&self, id: usize) -> &Plan {
+        &self.plans[id]
+    }
+
+    pub fn price(&self, id: usize) -> &Price {
+        &self.price_list[id]
+    }
+
+    /// Phase one: every GenAI call of the selected spans, or what Python must answer first, or a decline.
+    pub fn read(&self, buf: &[u8], selected: &[Selected]) -> Read<Result<Vec<Call>, Vec<Miss>>> {
+        let mut calls = Vec::with_capacity(selected.len());
+        let mut misses = Vec::new();
+        let mut key = Vec::new();
+        for item in selected {
+            let parts = traces::read_span(buf, item.span).map_err(|_| Decline)?;
+            key.clear();
+            let scope = item.scope_name.map_or(&b""[..], |(start, end)| &buf[start..end]);
+            let keys = parts.attributes.iter().map(|((start, end), _)| &buf[*start..*end]);
+            push_shape_key(&mut key, scope, keys);
+            let plan = match self.shapes.get(&key) {
+                Some(Shape::Native(plan)) => *plan,
+                Some(Shape::NotGenAI) => continue,
+                Some(Shape::Python) => return Err(Decline),
+                None => {
+                    let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
+                    let keys = parts
+                        .attributes
+                        .iter()
+                        .map(|((start, end), _)| text(&buf[*start..*end]))
+                        .collect();
+                    misses.push(Miss::Shape {
+                        scope: text(scope),
+                        keys,
+                    });
+                    continue;
+                }
+            };
+            let call = Call {
+                resource: item.resource,
+                span: item.span,
+                parts,
+                plan,
+                ..Call::default()
+            };
+            if let Some(call) = self.read_call(buf, call, &mut misses)? {
+                calls.push(call);
+            }
+        }
+        if !misses.is_empty() {
+            misses.sort_by_key(|miss| matches!(miss, Miss::Price { .. } | Miss::UsagePlan { .. }));
+            misses.dedup();
+            return Ok(Err(misses));
+        }
+        Ok(Ok(calls))
+    }
+
+    fn text(&self, kind: TextKind, text: &str, misses: &mut Vec<Miss>) -> Option<Option<String>> {
+        let found = self.texts[kind as usize].get(text).cloned();
+        if found.is_none() {
+            misses.push(Miss::Text {
+                kind,
+                text: text.to_owned(),
+            });
+        }
+        found
+    }
+
+    /// The call of one span (`SpanReader.read_wire` and `_finish`), None when something is missing.
+    fn read_call(&self, buf: &[u8], mut call: Call, misses: &mut Vec<Miss>) -> Read<Option<Call>> {
+        let plan = &self.plans[call.plan];
+        let before = misses.len();
+        call.tier = "standard".to_owned();
+        call.billable = true;
+        for &(field, position) in &plan.fields {
+            let value = value_at(buf, &call.parts, position).ok_or(Decline)?;
+            if let Err(error) = self.set_field(buf, &mut call, field, value, misses)? {
+                call.usage_error = format!("{}: {error}", FIELDS[field]);
+            }
+        }
+        for position in plan.canonical.iter().flatten() {
+            if matches!(value_at(buf, &call.parts, *position), Some(Value::Compound(_)) | None) {
+                return Err(Decline); // its kept original is encoded by upb
+            }
+        }
+        if let Some(position) = plan.openlit_sdk {
+            if value_at(buf, &call.parts, position).and_then(|value| text_of(buf, value)) == Some("openlit") {
+                return Err(Decline); // OpenLIT's own rule
+            }
+        }
+        // _resolve_provider
+        if self.settings.host_derived.contains(&call.text[PROVIDER]) {
+            if let Some(server) = plan.server.and_then(|at| value_at(buf, &call.parts, at)) {
+                if let Some(host) = text_of(buf, server) {
+                    if let Some(provider) = self.text(TextKind::Host, host, misses) {
+                        call.text[PROVIDER] = provider.or(call.text[PROVIDER].take());
+                    }
+                }
+            }
+        }
+        if call.text[PROVIDER].is_none() {
+            if let Some(model) = call.model().filter(|model| !model.is_empty()) {
+                if let Some(provider) = self.text(TextKind::ModelProvider, model, misses) {
+                    call.text[PROVIDER] = provider;
+                }
+            }
+        }
+        if misses.len() > before {
+            return Ok(None);
+        }
+        // _is_wrapper
+        let operation = call.text[OPERATION].as_deref();
+        let traceloop_wrapper = plan
+            .traceloop_kind
+            .and_then(|at| value_at(buf, &call.parts, at))
+            .and_then(|value| text_of(buf, value))
+            .is_some_and(|kind| self.settings.traceloop_wrappers.contains(kind));
+        if operation.is_some_and(|op| self.settings.wrapper_operations.contains(op))
+            || plan.aggregated
+            || call
+                .provider()
+                .is_some_and(|provider| self.settings.frameworks.contains(provider))
+            || traceloop_wrapper
+        {
+            call.billable = false;
+            call.skip_reason = "wrapper";
+        } else if operation.is_none() {
+            call.text[OPERATION] = Some("chat".to_owned());
+        }
+        if call.usage_error.is_empty() {
+            let cached = call.counts[0] + call.counts[1];
+            if let Some(input) = call.input {
+                if cached != 0 && (plan.excludes_cache || cached > input) {
+                    call.input = Some(input + cached);
+                }
+            }
+            if let Some(output) = call.output {
+                if call.counts[2] > output {
+                    call.output = Some(output + call.counts[2]);
+                }
+            }
+        }
+        if let Some(reported) = call.reported {
+            reported_pico(reported).ok_or(Decline)?;
+        }
+        if call.usage_error.is_empty() && call.has_usage() {
+            let model = call.model().unwrap_or("").to_owned();
+            let key = (
+                call.text[PROVIDER].clone(),
+                model,
+                call.tier.clone(),
+                call.parts.start_time / NS_PER_DAY,
+            );
+            match self.prices.get(&key) {
+                None => {
+                    let (provider, model, tier, _) = key;
+                    misses.push(Miss::Price {
+                        provider,
+                        model,
+                        tier,
+                        start: call.parts.start_time,
+                    });
+                    return Ok(None);
+                }
+                Some(Priced::Python) => return Err(Decline),
+                Some(Priced::Price(price)) => {
+                    let (_, present, positive) = call.usage();
+                    if !self.usage_plans.contains_key(&(*price, present, positive)) {
+                        misses.push(Miss::UsagePlan {
+                            price: *price,
+                            present,
+                            positive,
+                        });
+                    }
+                }
+                Some(Priced::NoPrice(_)) => {}
+            }
+            call.priced = self.prices.get(&key).cloned();
+        }
+        Ok(Some(call).filter(|_| misses.len() == before))
+    }
+
+    /// `_set_field`: Ok(Err(message)) when the value cannot be the field (the field keeps its default).
+    fn set_field(
+        &self,
+        buf: &[u8],
+        call: &mut Call,
+        field: usize,
+        value: Value,
+        misses: &mut Vec<Miss>,
+    ) -> Read<Result<(), String>> {
+        match field {
+            PROVIDER => {
+                call.text[PROVIDER] = match text_of(buf, value) {
+                    Some(text) => self.text(TextKind::Provider, text, misses).flatten(),
+                    None if matches!(value, Value::Str(_)) => return Err(Decline),
+                    None => None,
+                };
+            }
+            OPERATION => {
+                call.text[OPERATION] = match as_text(buf, value)? {
+                    Some(text) => self.text(TextKind::Operation, &text, misses).flatten(),
+                    None => None,
+                };
+            }
+            REQUEST_MODEL | RESPONSE_MODEL | RESPONSE_ID => call.text[field] = as_text(buf, value)?,
+            TIER => {
+                call.tier = match value {
+                    Value::Str((start, end)) if start < end => {
+                        let text = text_of(buf, value).ok_or(Decline)?;
+                        self.text(TextKind::Tier, text, misses).flatten().unwrap_or_default()
+                    }
+                    _ => "standard".to_owned(),
+                };
+            }
+            REPORTED_COST => {
+                call.reported = match value {
+                    Value::Int(number) => Some(number as f64),
+                    Value::Double(number) => Some(number).filter(|n| n.is_finite()),
+                    Value::Str(_) | Value::Bytes(_) => return Err(Decline),
+                    Value::Unset | Value::Bool(_) | Value::Compound(_) => None,
+                };
+            }
+            _ => {
+                let count = match token_count(value)? {
+                    Ok(count) => count,
+                    Err(error) => return Ok(Err(error)),
+                };
+                match field {
+                    5 => call.input = Some(count),
+                    6 => call.output = Some(count),
+                    TOTAL => call.total = Some(count),
+                    _ => call.counts[field - FIRST_TOKEN_FIELD - 2] = count,
+                }
+            }
+        }
+        Ok(Ok(()))
+    }
+
+    /// Phase two (`GenAINormalize._mark_duplicates`): the second report of one provider call is a duplicate.
+    pub fn dedupe(
+        &self,
+        buf: &[u8],
+        calls: &mut [Call],
+        parents: &mut RecentKeys,
+        responses: &mut RecentKeys,
+        now: f64,
+    ) {
+        let id = |range: Range| &buf[range.0..range.1];
+        for call in calls.iter().filter(|call| call.billable) {
+            let parent = id(call.parts.parent_span_id);
+            if !parent.is_empty() {
+                parents.remember(&dedupe_key(&[Some(id(call.parts.trace_id)), Some(parent)]), &[1], now);
+            }
+        }
+        let mut reporting: HashMap<Vec<u8>, f64> = HashMap::new();
+        for call in calls.iter_mut().filter(|call| call.billable) {
+            let identity = dedupe_key(&[Some(id(call.parts.trace_id)), Some(id(call.parts.span_id))]);
+            let duplicate = parents.contains(&identity)
+                || call.text[RESPONSE_ID].as_deref().is_some_and(|response| {
+                    !response.is_empty() && {
+                        let key = dedupe_key(&[call.provider().map(str::as_bytes), Some(response.as_bytes())]);
+                        responses.remember(&key, &identity, now) != identity
+                    }
+                });
+            if duplicate {
+                call.billable = false;
+                call.skip_reason = "duplicate";
+                if let Some(reported) = call.reported {
+                    reporting.insert(identity, reported);
+                }
+            }
+        }
+        if reporting.is_empty() {
+            return;
+        }
+        // _hand_down_reported_costs: a wrapper's reported cost goes to the one call it wraps
+        let mut children: HashMap<Vec<u8>, Vec<usize>> = HashMap::new();
+        for (index, call) in calls.iter().enumerate() {
+            let parent = dedupe_key(&[Some(id(call.parts.trace_id)), Some(id(call.parts.parent_span_id))]);
+            if call.billable && reporting.contains_key(&parent) {
+                children.entry(parent).or_default().push(index);
+            }
+        }
+        for (parent, kids) in children {
+            if let [only] = kids[..] {
+                if calls[only].reported.is_none() {
+                    calls[only].reported = reporting.get(&parent).copied();
+                }
+            }
+        }
+    }
+
+    /// Phase three: the canonical attributes (`GenAINormalize._write`), then the cost (`GenAICost`).
+    pub fn write(&self, buf: &[u8], calls: &mut [Call], unpriced: &mut Vec<(Option<String>, String, String)>) {
+        for call in calls.iter_mut() {
+            self.write_canonical(buf, call);
+            if call.billable {
+                let cost = self.price_call(call);
+                if cost.status == "unpriced" || (cost.source == "provider" && cost.price.is_none()) {
+                    let model = call.model().unwrap_or("").to_owned();
+                    unpriced.push((call.text[PROVIDER].clone(), model, cost.reason.clone()));
+                }
+                self.write_cost(call, &cost);
+                call.cost = Some(cost);
+            } else if call.skip_reason == "duplicate" {
+                encode(
+                    &mut call.appended,
+                    &self.settings.names.cost_status,
+                    Scalar::Str("duplicate"),
+                );
+            }
+        }
+    }
+
+    fn write_canonical(&self, buf: &[u8], call: &mut Call) {
+        let settings = &self.settings;
+        let names = &settings.names;
+        let plan = &self.plans[call.plan];
+        encode(&mut call.appended, &names.dialect, Scalar::Str(&plan.dialect));
+        let with_usage = call.billable || call.skip_reason == "duplicate";
+        for (slot, (key, field)) in names.canonical.iter().enumerate() {
+            let value = match *field {
+                f if f < FIRST_TOKEN_FIELD => match &call.text[f] {
+                    Some(text) => Canonical::Str(text.clone()),
+                    None => continue,
+                },
+                _ if !with_usage => continue,
+                f => {
+                    let count = match f {
+                        5 => call.input,
+                        6 => call.output,
+                        _ => Some(call.counts[f - FIRST_TOKEN_FIELD - 2]),
+                    };
+                    match count {
+                        None => continue,
+                        Some(0) if settings.optional_counts.contains(&f) && plan.canonical[slot].is_none() => continue,
+                        Some(count) => Canonical::Int(count),
+                    }
+                }
+            };
+            let Some(position) = plan.canonical[slot] else {
+                let scalar = match &value {
+                    Canonical::Str(text) => Scalar::Str(text),
+                    Canonical::Int(number) => Scalar::Int(*number),
+                };
+                encode(&mut call.appended, key, scalar);
+                continue;
+            };
+            let current = value_at(buf, &call.parts, position).unwrap_or(Value::Unset);
+            let same = match (&value, current) {
+                (Canonical::Str(text), Value::Str(_)) => text_of(buf, current) == Some(text.as_str()),
+                (Canonical::Int(number), Value::Int(current)) => *number == current,
+                _ => false,
+            };
+            if same {
+                continue;
+            }
+            if settings.keep_original {
+                let original = format!("{}{key}", names.original_prefix);
+                let scalar = match current {
+                    Value::Str(_) => text_of(buf, current).map(Scalar::Str),
+                    Value::Bool(flag) => Some(Scalar::Bool(flag)),
+                    Value::Int(number) => Some(Scalar::Int(number)),
+                    Value::Double(number) => Some(Scalar::Double(number)),
+                    Value::Bytes((start, end)) => Some(Scalar::Bytes(&buf[start..end])),
+                    Value::Unset | Value::Compound(_) => None, // compound ones were declined when read
+                };
+                if let Some(scalar) = scalar {
+                    encode(&mut call.appended, &original, scalar);
+                }
+            }
+            call.updated.push((position, value));
+        }
+        if !settings.keep_original {
+            call.dropped.clone_from(&plan.dropped);
+        }
+    }
+
+    /// `GenAICost.price` with `price_usage` and `missing_tokens`.
+    fn price_call(&self, call: &Call) -> Cost {
+        let settings = &self.settings;
+        let unpriced = |status, reason| Cost {
+            status,
+            source: "local",
+            reason,
+            ..Cost::default()
+        };
+        if !call.usage_error.is_empty() {
+            return unpriced("invalid_usage", call.usage_error.clone());
+        }
+        if !call.has_usage() {
+            return unpriced("no_usage", "the span has no token counts".to_owned());
+        }
+        let mut cost = Cost {
+            reported: call.reported,
+            priced_at_snapshot: true,
+            ..unpriced("unpriced", String::new())
+        };
+        let mut usd = None;
+        match call.priced.as_ref().expect("priced when read") {
+            Priced::Price(id) => {
+                cost.price = Some(*id);
+                match self.price_usage(*id, call) {
+                    Ok(breakdown) => usd = Some(breakdown),
+                    Err(reason) => {
+                        cost.status = "invalid_usage";
+                        cost.reason = reason;
+                        return cost;
+                    }
+                }
+            }
+            Priced::NoPrice(reason) => cost.reason.clone_from(reason),
+            Priced::Python => unreachable!("declined when read"),
+        }
+        if let Some(breakdown) = usd {
+            cost.status = "priced";
+            cost.breakdown = Some(breakdown);
+            cost.amount = Some(breakdown[0]);
+        }
+        if let Some(reported) = call.reported {
+            let reported_pico = reported_pico(reported).expect("checked when read");
+            if let Some(breakdown) = usd {
+                let (ours, theirs) = (breakdown[0], reported_pico);
+                let larger = ours.abs().max(theirs.abs()) as f64;
+                cost.mismatch = Some(exceeds((ours - theirs).abs(), settings.tolerance * larger));
+            }
+            if usd.is_none() || settings.prefer_reported {
+                cost.status = "priced";
+                cost.source = "provider";
+                cost.amount = Some(reported_pico);
+            }
+        }
+        let unpriced = cost.source == "provider" && cost.price.is_none();
+        if cost.status == "priced" && !unpriced {
+            if let Some(missing) = self.missing_tokens(call, &cost) {
+                cost.status = "incomplete_usage";
+                cost.reason = missing;
+            }
+        }
+        cost
+    }
+
+    fn missing_tokens(&self, call: &Call, cost: &Cost) -> Option<String> {
+        let itemised = call.input.unwrap_or(0) + call.output.unwrap_or(0);
+        if let Some(total) = call.total.filter(|total| *total > itemised) {
+            return Some(format!(
+                "total_tokens {total} exceeds input + output ({itemised}): some tokens are not itemised"
+            ));
+        }
+        let (Some(true), Some(breakdown), Some(price)) = (cost.mismatch, cost.breakdown, cost.price) else {
+            return None;
+        };
+        if call.counts[0] != 0 || call.counts[1] != 0 || !self.price_list[price].has_cache_read {
+            return None;
+        }
+        let reported = reported_pico(cost.reported?)?;
+        (breakdown[0] > reported).then(|| {
+            "the reported cost is below the price of the tokens seen, and the span names no cached tokens: they \
+             are probably missing"
+                .to_owned()
+        })
+    }
+
+    /// `CompiledPrice.price`: total and parts in pico-units, or the PricingError's message.
+    fn price_usage(&self, id: usize, call: &Call) -> Result<[i128; 6], String> {
+        let price = &self.price_list[id];
+        let (counts, present, positive) = call.usage();
+        let reported = self.usage_plans[&(id, present, positive)].clone()?;
+        let mut leaves: Vec<(Unit, i128)> = Vec::with_capacity(price.leaf_order.len());
+        let leaf_of = |leaves: &[(Unit, i128)], unit: Unit| {
+            leaves
+                .iter()
+                .find(|(seen, _)| *seen == unit)
+                .map_or(0, |(_, count)| *count)
+        };
+        for (unit, key, descendants) in &price.leaf_order {
+            let sent = match unit {
+                Unit::Usage(index) if reported & (1 << index) != 0 => i128::from(counts[*index]),
+                _ => 0,
+            };
+            let leaf = sent - descendants.iter().map(|d| leaf_of(&leaves, *d)).sum::<i128>();
+            if leaf < 0 {
+                let given = match unit {
+                    Unit::Usage(index) if present & (1 << index) != 0 => counts[*index],
+                    _ => 0,
+                };
+                return Err(format!(
+                    "invalid usage: more specific token counts exceed {key} ({given})"
+                ));
+            }
+            leaves.push((*unit, leaf));
+        }
+        let total_input = if price.has_tiers { call.input.unwrap_or(0) } else { 0 };
+        let mut parts = [0i128; 5];
+        for (unit, rate, index) in &price.units {
+            let count = if *unit == Unit::Requests {
+                1
+            } else {
+                leaf_of(&leaves, *unit)
+            };
+            if count == 0 {
+                continue;
+            }
+            let rate = match rate {
+                Rate::Flat(rate) => *rate,
+                Rate::Tiered(base, tiers) => tiers
+                    .iter()
+                    .find(|(start, _)| total_input > *start)
+                    .map_or(*base, |(_, rate)| *rate),
+            };
+            parts[*index] += rate * count;
+        }
+        let total = parts.iter().sum();
+        Ok([total, parts[0], parts[1], parts[2], parts[3], parts[4]])
+    }
+
+    /// `GenAICost._write`: the block shared by every call of a price and status, then the numbers.
+    fn write_cost(&self, call: &mut Call, cost: &Cost) {
+        let settings = &self.settings;
+        let names = &settings.names;
+        let out = &mut call.appended;
+        let price = cost.price.map(|id| &self.price_list[id]);
+        encode(out, &names.cost_status, Scalar::Str(cost.status));
+        encode(out, &names.cost_currency, Scalar::Str(&settings.currency));
+        encode(
+            out,
+            &names.cost_tier,
+            Scalar::Str(price.map_or(&call.tier, |price| &price.tier)),
+        );
+        if cost.amount.is_some() {
+            encode(out, &names.cost_source, Scalar::Str(cost.source));
+        }
+        if let Some(price) = price {
+            encode(out, &names.cost_model, Scalar::Str(&price.model_id));
+            encode(out, &names.cost_provider, Scalar::Str(&price.provider_id));
+        }
+        if cost.status != "no_usage" {
+            encode(out, &names.cost_snapshot, Scalar::Str(&settings.snapshot));
+        }
+        if let Some(amount) = cost.amount {
+            encode(out, &names.cost_amount, Scalar::Double(to_double(amount)));
+            if settings.openlit_compat {
+                encode(out, &names.cost_compat, Scalar::Double(to_double(amount)));
+            }
+        }
+        if let Some(breakdown) = cost.breakdown {
+            for (key, part) in names.cost_breakdown.iter().zip(&breakdown[1..]) {
+                if *part != 0 {
+                    encode(out, key, Scalar::Double(to_double(*part)));
+                }
+            }
+        }
+        if let Some(reported) = cost.reported {
+            encode(out, &names.cost_reported, Scalar::Double(reported));
+        }
+        if let Some(mismatch) = cost.mismatch {
+            encode(out, &names.cost_mismatch, Scalar::Bool(mismatch));
+        }
+        if cost.status == "incomplete_usage" {
+            encode(out, &names.cost_reason, Scalar::Str(&cost.reason));
+        }
+    }
+}
+
+/// `as_text`: text as it is, an integer as its digits, nothing for other kinds; a double (whose Python
+/// text differs from Rust's) is declined.
+fn as_text(buf: &[u8], value: Value) -> Read<Option<String>> {
+    Ok(match value {
+        Value::Str(_) => Some(text_of(buf, value).ok_or(Decline)?.to_owned()),
+        Value::Int(number) => Some(number.to_string()),
+        Value::Double(_) => return Err(Decline),
+        Value::Unset | Value::Bool(_) | Value::Bytes(_) | Value::Compound(_) => None,
+    })
+}
+
+/// `token_count`: Ok(Err(message)) for a count that cannot be right; texts and other kinds whose Python
+/// message is not reproduced here are declined.
+fn token_count(value: Value) -> Read<Result<i64, String>> {
+    let number = match value {
+        Value::Int(number) => number,
+        Value::Double(number) if number.is_finite() && number.abs() < 1e18 => number.trunc() as i64,
+        Value::Bool(flag) => {
+            let text = if flag { "True" } else { "False" };
+            return Ok(Err(format!("token count {text} is not a whole number")));
+        }
+        Value::Unset => return Ok(Err("token count None is not a whole number".to_owned())),
+        _ => return Err(Decline),
+    };
+    if !(0..=MAX_TOKENS).contains(&number) {
+        return Ok(Err(format!("token count {number} is negative or absurd")));
+    }
+    Ok(Ok(number))
+}
+
+fn push_shape_key<'a>(key: &mut Vec<u8>, scope: &[u8], keys: impl Iterator<Item = &'a [u8]>) {
+    key.extend_from_slice(scope);
+    for item in keys {
+        key.push(0xff); // never in UTF-8 text
+        key.extend_from_slice(item);
+    }
+}
+
+fn shape_key<'a>(scope: &[u8], keys: impl Iterator<Item = &'a [u8]>) -> Vec<u8> {
+    let mut key = Vec::new();
+    push_shape_key(&mut key, scope, keys);
+    key
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recent_keys_remember_the_first_value_until_it_expires() {
+        let mut keys = RecentKeys::new(10.0, 2);
+        assert_eq!(keys.remember(b"a", b"1", 0.0), b"1");
+        assert_eq!(keys.remember(b"a", b"2", 5.0), b"1");
+        assert_eq!(keys.remember(b"b", b"3", 20.0), b"3"); // "a" expired
+        assert!(!keys.contains(b"a"));
+        keys.remember(b"c", b"4", 20.0);
+        keys.remember(b"d", b"5", 20.0);
+        keys.remember(b"e", b"6", 20.0); // over max_entries: the oldest goes
+        assert!(!keys.contains(b"b") && keys.contains(b"e"));
+    }
+
+    #[test]
+    fn dedupe_keys_tell_none_from_text() {
+        assert_ne!(dedupe_key(&[None, Some(b"x")]), dedupe_key(&[Some(b""), Some(b"x")]));
+        assert_ne!(
+            dedupe_key(&[Some(b"ab"), Some(b"c")]),
+            dedupe_key(&[Some(b"a"), Some(b"bc")])
+        );
+    }
+
+    #[test]
+    fn token_counts_are_checked() {
+        assert_eq!(token_count(Value::Int(5)), Ok(Ok(5)));
+        assert_eq!(token_count(Value::Double(7.9)), Ok(Ok(7)));
+        assert_eq!(
+            token_count(Value::Int(-1)),
+            Ok(Err("token count -1 is negative or absurd".to_owned()))
+        );
+        assert_eq!(token_count(Value::Double(f64::NAN)), Err(Decline));
+    }
+}

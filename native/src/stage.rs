@@ -1,0 +1,485 @@
+//! The fused GenAI stage as a Python class (`processors/genai_native.py` drives it): it asks its resolver
+//! what it has not seen, with the GIL, and runs the phases of `genai.rs` without it.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict, PyString, PyTuple};
+
+use crate::attributes::{encode, Scalar};
+use crate::genai::{self, Call, Canonical, Miss, Names, Plan, Price, Rate, Settings, Stage, TextKind, Unit, FIELDS};
+use crate::traces::{self, Range};
+
+type SharedKeys = Arc<Mutex<genai::RecentKeys>>;
+
+/// `genai_normalize`'s memory of recent keys, shared by its Python code and the native stage.
+#[pyclass(name = "RecentKeys", module = "collector._native", frozen)]
+pub struct PyRecentKeys {
+    keys: SharedKeys,
+}
+
+#[pymethods]
+impl PyRecentKeys {
+    #[new]
+    fn new(window: f64, max_entries: usize) -> Self {
+        PyRecentKeys {
+            keys: Arc::new(Mutex::new(genai::RecentKeys::new(window, max_entries))),
+        }
+    }
+
+    /// The value first remembered for `key` (this one, if it is new).
+    fn remember<'py>(&self, py: Python<'py>, key: &[u8], value: &[u8], now: f64) -> Bound<'py, PyBytes> {
+        PyBytes::new(py, &self.keys.lock().expect("not poisoned").remember(key, value, now))
+    }
+
+    fn __contains__(&self, key: &[u8]) -> bool {
+        self.keys.lock().expect("not poisoned").contains(key)
+    }
+}
+
+/// Compiled prices kept before the memory starts afresh (as the catalog's own caches).
+const PRICE_LIMIT: usize = 65_536;
+/// Rounds of questions to the resolver before a request is left to Python. Each round answers all that a
+/// read of the request raised; each answer lets the next read ask further: shapes, then texts, then hosts
+/// and model families, then prices, then usage plans.
+const ROUNDS: usize = 8;
+
+#[pyclass(name = "GenAIStage", module = "collector._native")]
+pub struct PyGenAIStage {
+    stage: Stage,
+    resolver: Py<PyAny>,
+    evidence: HashSet<Vec<u8>>,
+    /// `(parents, responses)` when duplicates are looked for.
+    dedupe: Option<(SharedKeys, SharedKeys)>,
+    /// The `PriceMatch` of each price the stage learned, by its id.
+    matches: Vec<Py<PyAny>>,
+}
+
+fn names(names: &Bound<'_, PyDict>) -> PyResult<Names> {
+    let text = |key: &str| -> PyResult<String> {
+        names
+            .get_item(key)?
+            .ok_or_else(|| PyValueError::new_err(format!("names lacks {key}")))?
+            .extract()
+    };
+    Ok(Names {
+        dialect: text("dialect")?,
+        original_prefix: text("original_prefix")?,
+        canonical: names
+            .get_item("canonical")?
+            .ok_or_else(|| PyValueError::new_err("names lacks canonical"))?
+            .extract::<Vec<(String, String)>>()?
+            .into_iter()
+            .map(|(key, name)| Ok((key, field_index(&name)?)))
+            .collect::<PyResult<_>>()?,
+        cost_status: text("status")?,
+        cost_currency: text("currency")?,
+        cost_tier: text("tier")?,
+        cost_source: text("source")?,
+        cost_model: text("pricing.model")?,
+        cost_provider: text("pricing.provider")?,
+        cost_snapshot: text("pricing.snapshot")?,
+        cost_amount: text("amount")?,
+        cost_compat: text("compat")?,
+        cost_breakdown: ["input", "output", "cache_read", "cache_write", "other"]
+            .into_iter()
+            .map(text)
+            .collect::<PyResult<_>>()?,
+        cost_reported: text("reported")?,
+        cost_mismatch: text("mismatch")?,
+        cost_reason: text("reason")?,
+    })
+}
+
+fn field_index(name: &str) -> PyResult<usize> {
+    FIELDS
+        .iter()
+        .position(|field| *field == name)
+        .ok_or_else(|| PyValueError::new_err(format!("unknown field {name}")))
+}
+
+fn text_kind(kind: TextKind) -> &'static str {
+    match kind {
+        TextKind::Provider => "provider",
+        TextKind::Operation => "operation",
+        TextKind::Tier => "tier",
+        TextKind::Host => "host",
+        TextKind::ModelProvider => "model_provider",
+    }
+}
+
+fn unit_of(key: &str, others: &mut Vec<String>) -> Unit {
+    if key == "requests" {
+        return Unit::Requests;
+    }
+    if let Some(index) = genai::USAGE_KEYS.iter().position(|usage| *usage == key) {
+        return Unit::Usage(index);
+    }
+    let index = others.iter().position(|other| other == key).unwrap_or_else(|| {
+        others.push(key.to_owned());
+        others.len() - 1
+    });
+    Unit::Other(index)
+}
+
+#[pymethods]
+impl PyGenAIStage {
+    /// `settings`: the processors' settings and the dialect tables (see `processors/genai_native.py`);
+    /// `resolver`: answers `shape`, `text`, `price` and `usage_plan`; `dedupe`: normalize's (parents,
+    /// responses) memories, or None.
+    #[new]
+    fn new(
+        settings: &Bound<'_, PyDict>,
+        resolver: Py<PyAny>,
+        evidence: Vec<String>,
+        dedupe: Option<(PyRef<'_, PyRecentKeys>, PyRef<'_, PyRecentKeys>)>,
+    ) -> PyResult<Self> {
+        let get = |key: &str| {
+            settings
+                .get_item(key)?
+                .ok_or_else(|| PyValueError::new_err(format!("settings lacks {key}")))
+        };
+        let names_dict = get("names")?;
+        let settings = Settings {
+            names: names(names_dict.cast::<PyDict>()?)?,
+            wrapper_operations: get("wrapper_operations")?.extract()?,
+            frameworks: get("frameworks")?.extract()?,
+            host_derived: get("host_derived")?.extract()?,
+            traceloop_wrappers: get("traceloop_wrappers")?.extract()?,
+            optional_counts: get("optional_counts")?
+                .extract::<Vec<String>>()?
+                .iter()
+                .map(|name| field_index(name))
+                .collect::<PyResult<_>>()?,
+            keep_original: get("keep_original")?.extract()?,
+            prefer_reported: get("prefer_reported")?.extract()?,
+            tolerance: get("tolerance")?.extract()?,
+            openlit_compat: get("openlit_compat")?.extract()?,
+            currency: get("currency")?.extract()?,
+            snapshot: get("snapshot")?.extract()?,
+        };
+        Ok(PyGenAIStage {
+            stage: Stage::new(settings),
+            resolver,
+            evidence: evidence.into_iter().map(String::into_bytes).collect(),
+            dedupe: dedupe.map(|(parents, responses)| (parents.keys.clone(), responses.keys.clone())),
+            matches: Vec::new(),
+        })
+    }
+
+    /// New price data: forget every price learned.
+    fn reset_prices(&mut self, snapshot: String) {
+        self.stage.reset_prices(snapshot);
+        self.matches.clear();
+    }
+
+    /// genai_normalize then genai_cost on a scanned trace request: a `StageResult`, or None when the request
+    /// is left to the Python processors (nothing has changed then).
+    fn run(&mut self, py: Python<'_>, wire: Bound<'_, PyBytes>, now: f64) -> PyResult<Option<StageResult>> {
+        let buf = wire.as_bytes();
+        let evidence = &self.evidence;
+        let Ok(selected) = py.detach(|| traces::select(buf, |key| evidence.contains(key))) else {
+            return Ok(None);
+        };
+        let mut calls = None;
+        for _ in 0..ROUNDS {
+            let stage = &self.stage;
+            match py.detach(|| stage.read(buf, &selected)) {
+                Err(genai::Decline) => return Ok(None),
+                Ok(Ok(read)) => {
+                    calls = Some(read);
+                    break;
+                }
+                Ok(Err(misses)) => {
+                    for miss in misses {
+                        self.resolve(py, miss)?;
+                    }
+                }
+            }
+        }
+        let Some(mut calls) = calls else {
+            return Ok(None);
+        };
+        let stage = &self.stage;
+        let dedupe = &self.dedupe;
+        let unpriced = py.detach(|| {
+            if let Some((parents, responses)) = dedupe {
+                let mut parents = parents.lock().expect("not poisoned");
+                let mut responses = responses.lock().expect("not poisoned");
+                stage.dedupe(buf, &mut calls, &mut parents, &mut responses, now);
+            }
+            let mut unpriced = Vec::new();
+            stage.write(buf, &mut calls, &mut unpriced);
+            unpriced
+        });
+        let matches = calls
+            .iter()
+            .map(|call| {
+                call.cost
+                    .as_ref()
+                    .and_then(|cost| cost.price)
+                    .map(|id| self.matches[id].clone_ref(py))
+            })
+            .collect();
+        let dialects = calls
+            .iter()
+            .map(|call| self.stage.plan(call.plan).dialect.clone())
+            .collect();
+        Ok(Some(StageResult {
+            wire: wire.unbind(),
+            calls,
+            matches,
+            dialects,
+            unpriced,
+        }))
+    }
+}
+
+impl PyGenAIStage {
+    fn resolve(&mut self, py: Python<'_>, miss: Miss) -> PyResult<()> {
+        let resolver = self.resolver.clone_ref(py).into_bound(py);
+        match miss {
+            Miss::Shape { scope, keys } => {
+                let answer = resolver.call_method1("shape", (&scope, PyTuple::new(py, &keys)?))?;
+                let plan = if answer.is_none() {
+                    None
+                } else if answer.is_instance_of::<pyo3::types::PyBool>() {
+                    Some(None)
+                } else {
+                    Some(Some(plan_of(&answer)?))
+                };
+                self.stage.learn_shape(&scope, &keys, plan);
+            }
+            Miss::Text { kind, text } => {
+                let normal: Option<String> = resolver.call_method1("text", (text_kind(kind), &text))?.extract()?;
+                self.stage.learn_text(kind, text, normal);
+            }
+            Miss::Price {
+                provider,
+                model,
+                tier,
+                start,
+            } => {
+                if self.stage.price_count() >= PRICE_LIMIT {
+                    let snapshot = self.stage.settings.snapshot.clone();
+                    self.reset_prices(snapshot);
+                }
+                let answer = resolver.call_method1("price", (&provider, &model, &tier, start))?;
+                let price = match answer.get_item(0)?.extract::<String>()?.as_str() {
+                    "price" => {
+                        self.matches.push(answer.get_item(1)?.unbind());
+                        Ok(price_of(&answer)?)
+                    }
+                    "none" => Err(Some(answer.get_item(1)?.extract()?)),
+                    _ => Err(None),
+                };
+                self.stage.learn_price(provider, model, tier, start, price);
+            }
+            Miss::UsagePlan {
+                price,
+                present,
+                positive,
+            } => {
+                let keys = |mask: u8| -> Vec<&str> {
+                    (0..genai::USAGE_KEYS.len())
+                        .filter(|i| mask & (1 << i) != 0)
+                        .map(|i| genai::USAGE_KEYS[i])
+                        .collect()
+                };
+                let answer =
+                    resolver.call_method1("usage_plan", (&self.matches[price], keys(present), keys(positive)))?;
+                let plan = match answer.extract::<Vec<String>>() {
+                    Ok(reported) if !answer.is_instance_of::<PyString>() => Ok(reported
+                        .iter()
+                        .filter_map(|key| genai::USAGE_KEYS.iter().position(|usage| usage == key))
+                        .fold(0u8, |mask, index| mask | 1 << index)),
+                    _ => Err(answer.extract::<String>()?),
+                };
+                self.stage.learn_usage_plan(price, present, positive, plan);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A plan tuple: (dialect, fields, openlit_sdk, server, aggregated, traceloop_kind, excludes_cache,
+/// canonical, dropped), fields as (field name, position).
+fn plan_of(answer: &Bound<'_, PyAny>) -> PyResult<Plan> {
+    let fields: Vec<(String, usize)> = answer.get_item(1)?.extract()?;
+    let fields = fields
+        .into_iter()
+        .map(|(name, position)| Ok((field_index(&name)?, position)))
+        .collect::<PyResult<_>>()?;
+    Ok(Plan {
+        dialect: answer.get_item(0)?.extract()?,
+        fields,
+        openlit_sdk: answer.get_item(2)?.extract()?,
+        server: answer.get_item(3)?.extract()?,
+        aggregated: answer.get_item(4)?.extract()?,
+        traceloop_kind: answer.get_item(5)?.extract()?,
+        excludes_cache: answer.get_item(6)?.extract()?,
+        canonical: answer.get_item(7)?.extract()?,
+        dropped: answer.get_item(8)?.extract()?,
+    })
+}
+
+/// A price tuple: ("price", match, model id, provider id, tier, units as (key, rate, breakdown index) with a
+/// rate an int or (base, ((threshold, rate), ...)), leaf order as (key, descendant keys), has tiers, has a
+/// cache-read unit).
+fn price_of(answer: &Bound<'_, PyAny>) -> PyResult<Price> {
+    let mut others = Vec::new();
+    let raw_units: Vec<(String, Bound<'_, PyAny>, usize)> = answer.get_item(5)?.extract()?;
+    let mut units = Vec::with_capacity(raw_units.len());
+    for (key, rate, index) in raw_units {
+        let rate = match rate.extract::<i128>() {
+            Ok(flat) => Rate::Flat(flat),
+            Err(_) => {
+                let (base, tiers): (i128, Vec<(i64, i128)>) = rate.extract()?;
+                Rate::Tiered(base, tiers)
+            }
+        };
+        units.push((unit_of(&key, &mut others), rate, index));
+    }
+    let leaf_order: Vec<(String, Vec<String>)> = answer.get_item(6)?.extract()?;
+    let leaf_order = leaf_order
+        .into_iter()
+        .map(|(key, descendants)| {
+            let unit = unit_of(&key, &mut others);
+            let descendants = descendants.iter().map(|d| unit_of(d, &mut others)).collect();
+            (unit, key, descendants)
+        })
+        .collect();
+    Ok(Price {
+        model_id: answer.get_item(2)?.extract()?,
+        provider_id: answer.get_item(3)?.extract()?,
+        tier: answer.get_item(4)?.extract()?,
+        units,
+        leaf_order,
+        has_tiers: answer.get_item(7)?.extract()?,
+        has_cache_read: answer.get_item(8)?.extract()?,
+    })
+}
+
+/// What the stage did to one request: the calls it read, priced and changed, not yet spliced.
+#[pyclass(module = "collector._native", frozen)]
+pub struct StageResult {
+    wire: Py<PyBytes>,
+    calls: Vec<Call>,
+    matches: Vec<Option<Py<PyAny>>>,
+    dialects: Vec<String>,
+    /// (provider, model, reason) of each call with no price.
+    #[pyo3(get)]
+    unpriced: Vec<(Option<String>, String, String)>,
+}
+
+#[pymethods]
+impl StageResult {
+    /// The request with every call's changes spliced in.
+    fn splice<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
+        let buf = self.wire.bind(py).as_bytes();
+        let spliced = py
+            .detach(|| {
+                let mut payloads = Vec::with_capacity(self.calls.len());
+                for call in &self.calls {
+                    let edits = edits_of(buf, call);
+                    let edits: Vec<(usize, Option<&[u8]>)> =
+                        edits.iter().map(|(at, new)| (*at, new.as_deref())).collect();
+                    payloads.push((call.span.0, traces::edit_span(buf, call.span, &edits, &call.appended)?));
+                }
+                let replacements: Vec<(usize, &[u8])> =
+                    payloads.iter().map(|(at, new)| (*at, new.as_slice())).collect();
+                traces::splice(buf, &replacements)
+            })
+            .map_err(|_| PyValueError::new_err("the stage's edits do not fit the request"))?;
+        Ok(PyBytes::new(py, &spliced))
+    }
+
+    /// Each call as a tuple `processors/genai_native.py` makes a `WireCall` of: (span payload start,
+    /// dialect, provider, operation, request model, response model, response id, input, output, [cache
+    /// read, cache write, reasoning, input audio, output audio], total, tier, reported cost, billable, skip
+    /// reason, usage error, cost or None, updated {position: value}, dropped positions, appended bytes);
+    /// the cost as (status, amount, breakdown or None, source, PriceMatch or None, reported, mismatch,
+    /// reason, priced at the catalog's snapshot).
+    fn calls<'py>(&self, py: Python<'py>) -> PyResult<Vec<Bound<'py, PyTuple>>> {
+        let mut out = Vec::with_capacity(self.calls.len());
+        for ((call, matched), dialect) in self.calls.iter().zip(&self.matches).zip(&self.dialects) {
+            let cost = match &call.cost {
+                None => py.None().into_bound(py),
+                Some(cost) => (
+                    cost.status,
+                    cost.amount,
+                    cost.breakdown.map(|parts| parts.to_vec()),
+                    cost.source,
+                    matched.as_ref().map(|m| m.clone_ref(py)),
+                    cost.reported,
+                    cost.mismatch,
+                    &cost.reason,
+                    cost.priced_at_snapshot,
+                )
+                    .into_pyobject(py)?
+                    .into_any(),
+            };
+            let updated = PyDict::new(py);
+            for (position, value) in &call.updated {
+                match value {
+                    Canonical::Str(text) => updated.set_item(position, text)?,
+                    Canonical::Int(number) => updated.set_item(position, number)?,
+                }
+            }
+            let text = &call.text;
+            let fields = (
+                call.span.0,
+                dialect,
+                &text[0],
+                &text[1],
+                &text[2],
+                &text[3],
+                &text[4],
+                call.input,
+                call.output,
+                call.counts.to_vec(),
+                call.total,
+                &call.tier,
+            )
+                .into_pyobject(py)?;
+            let outcome = (
+                call.reported,
+                call.billable,
+                call.skip_reason,
+                &call.usage_error,
+                cost,
+                updated,
+                call.dropped.clone(),
+                PyBytes::new(py, &call.appended),
+            )
+                .into_pyobject(py)?;
+            let items: Vec<Bound<'py, PyAny>> = fields.iter().chain(outcome.iter()).collect();
+            out.push(PyTuple::new(py, items)?);
+        }
+        Ok(out)
+    }
+}
+
+/// A call's attribute edits by position, sorted: dropped ones (None), then updated values encoded under
+/// the key at their position (`WireCall.edits`).
+fn edits_of(buf: &[u8], call: &Call) -> Vec<(usize, Option<Vec<u8>>)> {
+    let mut edits: Vec<(usize, Option<Vec<u8>>)> = call.dropped.iter().map(|at| (*at, None)).collect();
+    for (position, value) in &call.updated {
+        if call.dropped.contains(position) {
+            continue;
+        }
+        let (start, end): Range = call.parts.attributes[*position].0;
+        let key = std::str::from_utf8(&buf[start..end]).unwrap_or_default();
+        let mut encoded = Vec::new();
+        let scalar = match value {
+            Canonical::Str(text) => Scalar::Str(text),
+            Canonical::Int(number) => Scalar::Int(*number),
+        };
+        encode(&mut encoded, key, scalar);
+        edits.push((*position, Some(encoded)));
+    }
+    edits.sort_by_key(|(at, _)| *at);
+    edits
+}

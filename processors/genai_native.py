@@ -1,0 +1,214 @@
+"""The native GenAI stage: ``genai_normalize`` then ``genai_cost`` run by the native core on a request's bytes.
+
+Where a pipeline's first GenAI processors are ``genai_normalize`` followed by ``genai_cost`` and requests
+stay bytes (:mod:`processors.genai_index`), the native core reads, normalises and prices the GenAI calls of
+a request in one pass, without a Python object per call. Python answers once what the stage has not seen:
+the plan of each span shape (from the same :class:`~processors.span_reader.SpanReader`), each provider,
+operation, tier and host text (:mod:`processors.dialects`), each (provider, model, tier, day)'s compiled
+price (:mod:`pricing_catalog`), which usage keys a price reads. The stage declines a request, and the
+Python processors run as before, when a span needs what only Python does: a dialect with a rule of its own
+(:mod:`processors.dialect_rules`), a span the collector already wrote to, a price with off-peak hours,
+a negotiated factor or a currency other than USD, values whose Python text the core does not reproduce.
+
+The calls become :class:`~processors.genai_call.WireCall` objects only when something reads
+``batch.genai`` (a later processor, the ledger): :class:`NativeCalls` makes them from the stage's records.
+"""
+
+from __future__ import annotations
+
+import time
+from types import SimpleNamespace
+from typing import Any
+
+from opentelemetry.proto.resource.v1.resource_pb2 import Resource
+
+from collector import native
+from collector.batch import TelemetryBatch
+from collector.component import Processor
+from pricing_catalog.compiled import Breakdown, PricingError
+from processors import dialects
+from processors.dialect_rules import DIALECT_RULES
+from processors.genai_call import GenAICall, WireCall
+from processors.genai_cost import BREAKDOWN, COST, CostResult, GenAICost
+from processors.genai_normalize import (
+    DIALECT_ONLY_KEYS,
+    IDENTITY,
+    OPTIONAL_COUNTS,
+    ORIGINAL_PREFIX,
+    USAGE,
+    GenAINormalize,
+)
+from processors.span_reader import _NOT_GENAI, TRACELOOP_WRAPPERS, SpanReader, input_excludes_cache
+
+_WRITTEN_BY_US = dialects.OUTPUT_KEYS | {"gen_ai.usage.cost"}  # on a span processed before: Python updates them
+
+
+class StageResolver:
+    """Answers the native stage's questions from the tables and functions the Python path uses."""
+
+    def __init__(self, reader: SpanReader, catalog: Any):
+        self.reader = reader
+        self.catalog = catalog
+
+    def shape(self, scope: str, keys: tuple[str, ...]) -> tuple | bool | None:
+        """The plan of a span shape; False when it is not a GenAI span, None when Python must read it."""
+        shape = self.reader._shape_of(scope, keys)
+        if shape is _NOT_GENAI:
+            return False
+        index = shape.index
+        if shape.dialect in DIALECT_RULES or not _WRITTEN_BY_US.isdisjoint(index):
+            return None
+        excludes = {input_excludes_cache(SimpleNamespace(provider=provider, dialect=shape.dialect, index=index))
+                    for provider in (None, "anthropic", "aws.bedrock", "openai")}
+        if len(excludes) > 1:  # depends on the provider: not a rule of the shape
+            return None
+        mapped = {key for key in index if key in DIALECT_ONLY_KEYS}
+        return (shape.dialect, [(field, position) for field, position, _ in shape.fields],
+                index["telemetry.sdk.name"] if shape.openlit_sdk else None,
+                index[shape.server_keys[0]] if shape.server_keys else None,
+                "gen_ai.aggregated_usage.input_tokens" in index, index.get("traceloop.span.kind"), excludes.pop(),
+                [index.get(key) for _, key in IDENTITY + USAGE],
+                [position for position, key in enumerate(keys) if key in mapped])
+
+    @staticmethod
+    def text(kind: str, text: str) -> str | None:
+        if kind == "provider":
+            return dialects.normalize_provider(text)
+        if kind == "operation":
+            return dialects.normalize_operation(text)
+        if kind == "tier":
+            return dialects.normalize_tier(text)
+        if kind == "host":
+            return dialects.provider_from_host(text)
+        return dialects.provider_from_model(text)
+
+    def price(self, provider: str | None, model: str, tier: str, start_ns: int) -> tuple:
+        """("price", match, model id, provider id, tier, rates, leaf order, tiered?, cache-read unit?) of a
+        price the stage can apply all day; ("none", reason) when there is none; ("python",) otherwise."""
+        catalog = self.catalog
+        try:
+            match = catalog.lookup(provider, model, start_ns, tier)
+        except LookupError as exc:
+            return "none", str(exc)
+        compiled = match.compiled
+        if not compiled.exact or match.factor is not None or catalog.rate(start_ns) is not None \
+                or not catalog.same_all_day(provider, model, start_ns, tier):
+            return ("python",)
+        return ("price", match, match.model_id, match.provider_id, match.tier, list(compiled.rates),
+                [(key, list(descendants)) for key, descendants in compiled.leaf_order], compiled.has_tiers,
+                any(key == "cache_read_tokens" for key, *_ in compiled.units))
+
+    @staticmethod
+    def usage_plan(match: Any, present: list[str], positive: list[str]) -> list[str] | str:
+        """The usage keys a price reads from a usage with these keys (those in ``positive`` above zero), or the
+        reason genai-prices finds it ambiguous."""
+        try:
+            return sorted(match.compiled.reported_keys({key: int(key in positive) for key in present}))
+        except PricingError as exc:
+            return str(exc)
+
+
+class NativeGenAI:
+    """The native stage of one pipeline, standing for its ``genai_normalize`` and ``genai_cost``."""
+
+    def __init__(self, normalize: GenAINormalize, cost: GenAICost, reader: SpanReader, selector: Any):
+        self.normalize = normalize
+        self.cost = cost
+        self.reader = reader
+        self.selector = selector
+        self.applied = frozenset({normalize, cost})
+        names = {"dialect": dialects.DIALECT, "original_prefix": ORIGINAL_PREFIX, "compat": "gen_ai.usage.cost",
+                 "canonical": [(key, name) for name, key in IDENTITY + USAGE],
+                 **{name: COST + name for name in ("status", "currency", "tier", "source", "pricing.model",
+                                                   "pricing.provider", "pricing.snapshot", "amount", "reported",
+                                                   "mismatch", "reason", *BREAKDOWN)}}
+        settings = {
+            "names": names, "wrapper_operations": set(dialects.WRAPPER_OPERATIONS),
+            "frameworks": set(dialects.FRAMEWORKS), "host_derived": set(dialects.HOST_DERIVED),
+            "traceloop_wrappers": set(TRACELOOP_WRAPPERS), "optional_counts": sorted(OPTIONAL_COUNTS),
+            "keep_original": normalize.keep_original, "prefer_reported": cost.prefer == "reported",
+            "tolerance": float(cost.tolerance), "openlit_compat": cost.openlit_compat,
+            "currency": cost.catalog.currency, "snapshot": cost.catalog.snapshot_id,
+        }
+        dedupe = None if normalize.responses is None else (normalize.parents, normalize.responses)
+        self.stage = native.genai_stage(settings, StageResolver(reader, cost.catalog), reader.evidence, dedupe)
+
+    @classmethod
+    def for_pipeline(cls, processors: list[Processor], reader: SpanReader, selector: Any) -> NativeGenAI | None:
+        """The stage of a pipeline whose first GenAI processors are genai_normalize then genai_cost."""
+        genai = [p for p in processors if p.reads_genai]
+        if len(genai) < 2 or type(genai[0]) is not GenAINormalize or type(genai[1]) is not GenAICost:
+            return None
+        between = processors[processors.index(genai[0]) + 1:processors.index(genai[1])]
+        return None if between else cls(genai[0], genai[1], reader, selector)
+
+    def run(self, batch: TelemetryBatch) -> bool:
+        """Normalise and price an undecoded request natively; False when the stage leaves it to the processors."""
+        if self.cost.refresh_prices():
+            self.stage.reset_prices(self.cost.catalog.snapshot_id)
+        result = self.stage.run(batch.wire, time.monotonic())
+        if result is None:
+            return False
+        for provider, model, reason in result.unpriced:
+            self.cost.note_unpriced(provider, model, reason)
+        batch.native = NativeCalls(self, batch.wire, result)
+        return True
+
+
+class NativeCalls:
+    """The native stage's result on one request: spliced into the bytes at the end of the run, and made into
+    calls when something reads them."""
+
+    def __init__(self, stage: NativeGenAI, wire: bytes, result: Any):
+        self.stage = stage
+        self.wire = wire
+        self.result = result
+        self.applied = stage.applied
+        self.spliced = False
+
+    def splice(self) -> bytes:
+        self.spliced = True
+        return self.result.splice()
+
+    def calls(self) -> list[GenAICall]:
+        """The calls as the Python processors would have left them (edits pending until spliced)."""
+        spans = {span.payload_start: (resource_at, scope, span)
+                 for resource_at, scope, span in self.stage.selector.read(self.wire)}
+        resources: dict[tuple[int, int] | None, Resource] = {}
+        catalog = self.stage.cost.catalog
+        calls = []
+        for record in self.result.calls():
+            (start, dialect, provider, operation, request_model, response_model, response_id, input_tokens,
+             output_tokens, counts, total, tier, reported, billable, skip_reason, usage_error, cost, updated,
+             dropped, appended) = record
+            resource_at, scope, span = spans[start]
+            resource = resources.get(resource_at)
+            if resource is None:
+                resource = resources[resource_at] = (Resource() if resource_at is None else Resource.FromString(
+                    self.wire[resource_at[0]:resource_at[1]]))
+            index = self.stage.reader._shape_of(scope, span.keys).index
+            if dropped:
+                gone = {span.keys[position] for position in dropped}
+                index = {key: position for key, position in index.items() if key not in gone}
+            call = WireCall(span, resource, index, {})
+            call.dialect, call.provider, call.operation = dialect, provider, operation
+            call.request_model, call.response_model, call.response_id = request_model, response_model, response_id
+            call.input, call.output, call.total, call.tier = input_tokens, output_tokens, total, tier
+            call.cache_read, call.cache_write, call.reasoning, call.input_audio, call.output_audio = counts
+            call.reported_cost, call.billable, call.skip_reason, call.usage_error = reported, billable, \
+                skip_reason, usage_error
+            call.updated, call.dropped = updated, set(dropped)
+            if cost is not None:
+                call.cost = _cost_result(cost, catalog)
+            if self.spliced:
+                call.wire_at = None
+            else:
+                call.pending = appended
+            calls.append(call)
+        return calls
+
+
+def _cost_result(cost: tuple, catalog: Any) -> CostResult:
+    status, amount, breakdown, source, match, reported, mismatch, reason, priced_at_snapshot = cost
+    return CostResult(status, catalog.currency, amount, None if breakdown is None else Breakdown(*breakdown), source,
+                      match, None, reported, mismatch, reason, catalog.snapshot_id if priced_at_snapshot else "")
