@@ -200,11 +200,15 @@ class GenAICost(Processor):
     def process(self, batch: TelemetryBatch) -> None:
         self.refresh_prices()
         for call in batch.genai:
-            if call.billable:
-                call.cost = result = self.price(call)
-                self._write(call, result)
-            elif call.skip_reason == "duplicate":
-                call.put([(COST + "status", "duplicate")])
+            self.apply(call)
+
+    def apply(self, call: GenAICall) -> None:
+        """Price one call and write its cost attributes (a duplicate gets its status only)."""
+        if call.billable:
+            call.cost = result = self.price(call)
+            self._write(call, result)
+        elif call.skip_reason == "duplicate":
+            call.put([(COST + "status", "duplicate")])
 
     def refresh_prices(self) -> bool:
         """Pick up the prices genai-prices' live updater (auto_update) brought; True when there are new ones."""

@@ -14,13 +14,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from opentelemetry.proto.resource.v1.resource_pb2 import Resource
-
 from collector.batch import TelemetryBatch
 from collector.component import Component, Processor
 from collector.native import TRACE_WIRE
 from processors.genai_call import GenAICall
-from processors.genai_native import NativeGenAI
+from processors.genai_native import NativeGenAI, WireResources
 from processors.span_reader import SpanReader
 
 
@@ -57,16 +55,11 @@ class WireIndex:
         spans = None if batch.decoded else self.selector.read(batch.wire)
         if spans is None:  # decoded already, or a span the native reader leaves to upb
             return index_batch(batch, self.reader)
-        wire = batch.wire
         read = self.reader.read_wire
         calls = []
-        resources: dict[tuple[int, int] | None, Resource] = {}
+        resources = WireResources(batch.wire)
         for resource_at, scope, span in spans:
-            resource = resources.get(resource_at)
-            if resource is None:
-                resource = resources[resource_at] = (Resource() if resource_at is None
-                                                     else Resource.FromString(wire[resource_at[0]:resource_at[1]]))
-            call = read(span, scope, resource)
+            call = read(span, scope, resources.at(resource_at))
             if call is not None:
                 calls.append(call)
         return calls

@@ -143,49 +143,76 @@ class NativeGenAI:
         return None if between else cls(genai[0], genai[1], reader, selector)
 
     def run(self, batch: TelemetryBatch) -> bool:
-        """Normalise and price an undecoded request natively; False when the stage leaves it to the processors."""
+        """Normalise and price an undecoded request natively, but for the spans only Python reads, which the
+        processors' own code does; False when the stage leaves the request to the processors."""
         if self.cost.refresh_prices():
             self.stage.reset_prices(self.cost.catalog.snapshot_id)
-        result = self.stage.run(batch.wire, time.monotonic())
+        wire = batch.wire
+        result = self.stage.read(wire)
         if result is None:
             return False
+        others = self._read_python_spans(wire, result.python_spans) if result.python_spans else []
+        if others is None:
+            return False
+        updates = self.stage.finish(result, [(call.span.payload_start, call.span.trace_id, call.span.span_id,
+                                              call.span.parent_span_id, call.provider, call.response_id,
+                                              call.billable, call.reported_cost) for call in others],
+                                    time.monotonic())
+        if updates is None:
+            return False
+        for call, (billable, duplicate, reported) in zip(others, updates, strict=True):
+            call.billable, call.reported_cost = billable, reported
+            if duplicate:
+                call.skip_reason = "duplicate"
+            self.normalize.write(call)
+            self.cost.apply(call)
         for provider, model, reason in result.unpriced:
             self.cost.note_unpriced(provider, model, reason)
-        batch.native = NativeCalls(self, batch.wire, result)
+        batch.native = NativeCalls(self, wire, result, others)
         return True
+
+    def _read_python_spans(self, wire: bytes, starts: list[int]) -> list[GenAICall] | None:
+        """The calls of the spans the stage leaves to Python, read by the pipeline's span reader."""
+        spans = self.selector.read(wire, set(starts))
+        if spans is None:
+            return None
+        resources = WireResources(wire)
+        calls = [self.reader.read_wire(span, scope, resources.at(resource_at)) for resource_at, scope, span in spans]
+        return [call for call in calls if call is not None]
 
 
 class NativeCalls:
     """The native stage's result on one request: spliced into the bytes at the end of the run, and made into
     calls when something reads them."""
 
-    def __init__(self, stage: NativeGenAI, wire: bytes, result: Any):
+    def __init__(self, stage: NativeGenAI, wire: bytes, result: Any, others: list[GenAICall]):
         self.stage = stage
         self.wire = wire
         self.result = result
+        self.others = others  # the calls the processors' Python code read and changed
         self.applied = stage.applied
         self.spliced = False
 
     def splice(self) -> bytes:
         self.spliced = True
-        return self.result.splice()
+        wire = self.result.splice([call.edits() for call in self.others])
+        for call in self.others:
+            call.wire_at = None
+        return wire
 
     def calls(self) -> list[GenAICall]:
         """The calls as the Python processors would have left them (edits pending until spliced)."""
         spans = {span.payload_start: (resource_at, scope, span)
                  for resource_at, scope, span in self.stage.selector.read(self.wire)}
-        resources: dict[tuple[int, int] | None, Resource] = {}
+        resources = WireResources(self.wire)
         catalog = self.stage.cost.catalog
-        calls = []
+        calls = list(self.others)
         for record in self.result.calls():
             (start, dialect, provider, operation, request_model, response_model, response_id, input_tokens,
              output_tokens, counts, total, tier, reported, billable, skip_reason, usage_error, cost, updated,
              dropped, appended) = record
             resource_at, scope, span = spans[start]
-            resource = resources.get(resource_at)
-            if resource is None:
-                resource = resources[resource_at] = (Resource() if resource_at is None else Resource.FromString(
-                    self.wire[resource_at[0]:resource_at[1]]))
+            resource = resources.at(resource_at)
             index = self.stage.reader._shape_of(scope, span.keys).index
             if dropped:
                 gone = {span.keys[position] for position in dropped}
@@ -205,7 +232,23 @@ class NativeCalls:
             else:
                 call.pending = appended
             calls.append(call)
+        calls.sort(key=lambda call: call.span.payload_start)
         return calls
+
+
+class WireResources:
+    """The resources of an undecoded request's spans, by payload range, each decoded once."""
+
+    def __init__(self, wire: bytes):
+        self.wire = wire
+        self.decoded: dict[tuple[int, int] | None, Resource] = {}
+
+    def at(self, payload: tuple[int, int] | None) -> Resource:
+        resource = self.decoded.get(payload)
+        if resource is None:
+            resource = self.decoded[payload] = (Resource() if payload is None
+                                                else Resource.FromString(self.wire[payload[0]:payload[1]]))
+        return resource
 
 
 def _cost_result(cost: tuple, catalog: Any) -> CostResult:

@@ -125,7 +125,7 @@ class GenAINormalize(Processor):
         if self.responses is not None:
             self._mark_duplicates(calls)
         for call in calls:
-            self._write(call)
+            self.write(call)
 
     def _mark_duplicates(self, calls: list[GenAICall]) -> None:
         """One provider call reported by two spans (an instrumentation and the SDK's own) is priced once:
@@ -162,7 +162,7 @@ class GenAINormalize(Processor):
             if len(kids) == 1 and kids[0].reported_cost is None:
                 kids[0].reported_cost = wrappers[parent].reported_cost
 
-    def _write(self, call: GenAICall) -> None:
+    def write(self, call: GenAICall) -> None:
         """Add the canonical attributes the span lacks, and correct those that differ."""
         sent = call.sent
         changes = [(dialects.DIALECT, call.dialect)]

@@ -17,6 +17,8 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 
+use rustc_hash::FxHashMap;
+
 use crate::attributes::{encode, exceeds, reported_pico, to_double, Scalar};
 use crate::traces::{self, Range, Selected, SpanParts, Value};
 
@@ -303,7 +305,7 @@ impl Call {
 pub struct RecentKeys {
     window: f64,
     max_entries: usize,
-    first: HashMap<Vec<u8>, Vec<u8>>,
+    first: FxHashMap<Vec<u8>, Vec<u8>>,
     expiry: VecDeque<(f64, Vec<u8>)>,
 }
 
@@ -312,7 +314,7 @@ impl RecentKeys {
         RecentKeys {
             window,
             max_entries,
-            first: HashMap::new(),
+            first: FxHashMap::default(),
             expiry: VecDeque::new(),
         }
     }
@@ -356,18 +358,82 @@ pub fn dedupe_key(parts: &[Option<&[u8]>]) -> Vec<u8> {
     key
 }
 
+/// What [`dedupe`] reads of a call, and what it changes: the stage's own calls and those Python read, in
+/// the request's order.
+#[derive(Debug, Clone)]
+pub struct DedupeEntry<'a> {
+    pub start: usize,
+    pub trace_id: &'a [u8],
+    pub span_id: &'a [u8],
+    pub parent_span_id: &'a [u8],
+    pub provider: Option<&'a str>,
+    pub response_id: Option<&'a str>,
+    pub billable: bool,
+    pub duplicate: bool,
+    pub reported: Option<f64>,
+}
+
+/// Phase two (`GenAINormalize._mark_duplicates`): the second report of one provider call is a duplicate, and a
+/// duplicate's reported cost goes to the one call it wraps when that call reports none.
+pub fn dedupe(entries: &mut [DedupeEntry], parents: &mut RecentKeys, responses: &mut RecentKeys, now: f64) {
+    for entry in entries.iter().filter(|entry| entry.billable) {
+        if !entry.parent_span_id.is_empty() {
+            parents.remember(
+                &dedupe_key(&[Some(entry.trace_id), Some(entry.parent_span_id)]),
+                &[1],
+                now,
+            );
+        }
+    }
+    let mut reporting: HashMap<Vec<u8>, f64> = HashMap::new();
+    for entry in entries.iter_mut().filter(|entry| entry.billable) {
+        let identity = dedupe_key(&[Some(entry.trace_id), Some(entry.span_id)]);
+        let duplicate = parents.contains(&identity)
+            || entry.response_id.is_some_and(|response| {
+                !response.is_empty() && {
+                    let key = dedupe_key(&[entry.provider.map(str::as_bytes), Some(response.as_bytes())]);
+                    responses.remember(&key, &identity, now) != identity
+                }
+            });
+        if duplicate {
+            entry.billable = false;
+            entry.duplicate = true;
+            if let Some(reported) = entry.reported {
+                reporting.insert(identity, reported);
+            }
+        }
+    }
+    if reporting.is_empty() {
+        return;
+    }
+    let mut children: HashMap<Vec<u8>, Vec<usize>> = HashMap::new();
+    for (index, entry) in entries.iter().enumerate() {
+        let parent = dedupe_key(&[Some(entry.trace_id), Some(entry.parent_span_id)]);
+        if entry.billable && reporting.contains_key(&parent) {
+            children.entry(parent).or_default().push(index);
+        }
+    }
+    for (parent, kids) in children {
+        if let [only] = kids[..] {
+            if entries[only].reported.is_none() {
+                entries[only].reported = reporting.get(&parent).copied();
+            }
+        }
+    }
+}
+
 /// Shapes and texts seen, as Python answered them; past this size each memory starts afresh.
 const CACHE_LIMIT: usize = 20_000;
 
 #[derive(Debug, Default)]
 pub struct Stage {
     pub settings: Settings,
-    shapes: HashMap<Vec<u8>, Shape>,
+    shapes: FxHashMap<Vec<u8>, Shape>,
     plans: Vec<Plan>,
-    texts: [HashMap<String, Option<String>>; 5],
-    prices: HashMap<(Option<String>, String, String, u64), Priced>,
+    texts: [FxHashMap<String, Option<String>>; 5],
+    prices: FxHashMap<(Option<String>, String, String, u64), Priced>,
     price_list: Vec<Price>,
-    usage_plans: HashMap<(usize, u8, u8), Result<u8, String>>,
+    usage_plans: FxHashMap<(usize, u8, u8), Result<u8, String>>,
 }
 
 const NS_PER_DAY: u64 = 86_400 * 1_000_000_000;
@@ -383,11 +449,14 @@ fn value_at(buf: &[u8], parts: &SpanParts, position: usize) -> Option<Value> {
     traces::value_of(buf, parts.attributes.get(position)?.1).ok()
 }
 
-/// Why a request is left to the Python path.
+/// Why a request, or a span, is left to the Python path.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Decline;
 
 type Read<T> = Result<T, Decline>;
+
+/// The calls the stage read, and the payload starts of the GenAI spans it leaves to Python.
+pub type Calls = (Vec<Call>, Vec<usize>);
 
 impl Stage {
     pub fn new(settings: Settings) -> Self {
@@ -468,9 +537,11 @@ impl Stage {
         &self.price_list[id]
     }
 
-    /// Phase one: every GenAI call of the selected spans, or what Python must answer first, or a decline.
-    pub fn read(&self, buf: &[u8], selected: &[Selected]) -> Read<Result<Vec<Call>, Vec<Miss>>> {
+    /// Phase one: every GenAI call of the selected spans the stage reads itself, and the payload starts of
+    /// those left to Python; or what Python must answer first; or a decline of the whole request.
+    pub fn read(&self, buf: &[u8], selected: &[Selected]) -> Read<Result<Calls, Vec<Miss>>> {
         let mut calls = Vec::with_capacity(selected.len());
+        let mut python = Vec::new();
         let mut misses = Vec::new();
         let mut key = Vec::new();
         for item in selected {
@@ -482,7 +553,10 @@ impl Stage {
             let plan = match self.shapes.get(&key) {
                 Some(Shape::Native(plan)) => *plan,
                 Some(Shape::NotGenAI) => continue,
-                Some(Shape::Python) => return Err(Decline),
+                Some(Shape::Python) => {
+                    python.push(item.span.0);
+                    continue;
+                }
                 None => {
                     let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
                     let keys = parts
@@ -504,8 +578,10 @@ impl Stage {
                 plan,
                 ..Call::default()
             };
-            if let Some(call) = self.read_call(buf, call, &mut misses)? {
-                calls.push(call);
+            match self.read_call(buf, call, &mut misses) {
+                Ok(Some(call)) => calls.push(call),
+                Ok(None) => {}
+                Err(Decline) => python.push(item.span.0),
             }
         }
         if !misses.is_empty() {
@@ -513,7 +589,7 @@ impl Stage {
             misses.dedup();
             return Ok(Err(misses));
         }
-        Ok(Ok(calls))
+        Ok(Ok((calls, python)))
     }
 
     fn text(&self, kind: TextKind, text: &str, misses: &mut Vec<Miss>) -> Option<Option<String>> {
@@ -698,58 +774,23 @@ impl Stage {
         Ok(Ok(()))
     }
 
-    /// Phase two (`GenAINormalize._mark_duplicates`): the second report of one provider call is a duplicate.
-    pub fn dedupe(
-        &self,
-        buf: &[u8],
-        calls: &mut [Call],
-        parents: &mut RecentKeys,
-        responses: &mut RecentKeys,
-        now: f64,
-    ) {
+    /// Entries for [`dedupe`] of this stage's calls.
+    pub fn dedupe_entries<'a>(buf: &'a [u8], calls: &'a [Call]) -> Vec<DedupeEntry<'a>> {
         let id = |range: Range| &buf[range.0..range.1];
-        for call in calls.iter().filter(|call| call.billable) {
-            let parent = id(call.parts.parent_span_id);
-            if !parent.is_empty() {
-                parents.remember(&dedupe_key(&[Some(id(call.parts.trace_id)), Some(parent)]), &[1], now);
-            }
-        }
-        let mut reporting: HashMap<Vec<u8>, f64> = HashMap::new();
-        for call in calls.iter_mut().filter(|call| call.billable) {
-            let identity = dedupe_key(&[Some(id(call.parts.trace_id)), Some(id(call.parts.span_id))]);
-            let duplicate = parents.contains(&identity)
-                || call.text[RESPONSE_ID].as_deref().is_some_and(|response| {
-                    !response.is_empty() && {
-                        let key = dedupe_key(&[call.provider().map(str::as_bytes), Some(response.as_bytes())]);
-                        responses.remember(&key, &identity, now) != identity
-                    }
-                });
-            if duplicate {
-                call.billable = false;
-                call.skip_reason = "duplicate";
-                if let Some(reported) = call.reported {
-                    reporting.insert(identity, reported);
-                }
-            }
-        }
-        if reporting.is_empty() {
-            return;
-        }
-        // _hand_down_reported_costs: a wrapper's reported cost goes to the one call it wraps
-        let mut children: HashMap<Vec<u8>, Vec<usize>> = HashMap::new();
-        for (index, call) in calls.iter().enumerate() {
-            let parent = dedupe_key(&[Some(id(call.parts.trace_id)), Some(id(call.parts.parent_span_id))]);
-            if call.billable && reporting.contains_key(&parent) {
-                children.entry(parent).or_default().push(index);
-            }
-        }
-        for (parent, kids) in children {
-            if let [only] = kids[..] {
-                if calls[only].reported.is_none() {
-                    calls[only].reported = reporting.get(&parent).copied();
-                }
-            }
-        }
+        calls
+            .iter()
+            .map(|call| DedupeEntry {
+                start: call.span.0,
+                trace_id: id(call.parts.trace_id),
+                span_id: id(call.parts.span_id),
+                parent_span_id: id(call.parts.parent_span_id),
+                provider: call.provider(),
+                response_id: call.text[RESPONSE_ID].as_deref(),
+                billable: call.billable,
+                duplicate: false,
+                reported: call.reported,
+            })
+            .collect()
     }
 
     /// Phase three: the canonical attributes (`GenAINormalize._write`), then the cost (`GenAICost`).

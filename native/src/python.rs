@@ -88,13 +88,15 @@ impl PySpanSelector {
     }
 
     /// `(resource payload range or None, scope name, span)` of each span of a scanned request with an
-    /// evidence key; None when a selected span encodes an attribute in a way a decoder would merge (the
-    /// caller then decodes the request).
+    /// evidence key (of those whose payload starts at one of `only`, if given); None when a selected span
+    /// encodes an attribute in a way a decoder would merge (the caller then decodes the request).
     #[allow(clippy::type_complexity)]
+    #[pyo3(signature = (wire, only=None))]
     fn read(
         &mut self,
         py: Python<'_>,
         wire: Bound<'_, PyBytes>,
+        only: Option<HashSet<usize>>,
     ) -> PyResult<Option<Vec<(Option<Range>, Py<PyString>, WireSpan)>>> {
         let buf = wire.as_bytes();
         let evidence = &self.evidence;
@@ -107,6 +109,9 @@ impl PySpanSelector {
         let wire_ref: Py<PyBytes> = wire.clone().unbind();
         let mut out = Vec::with_capacity(selected.len());
         for item in selected {
+            if only.as_ref().is_some_and(|only| !only.contains(&item.span.0)) {
+                continue;
+            }
             let Ok(parts) = traces::read_span(buf, item.span) else {
                 return Ok(None);
             };

@@ -1,15 +1,17 @@
 //! The fused GenAI stage as a Python class (`processors/genai_native.py` drives it): it asks its resolver
 //! what it has not seen, with the GIL, and runs the phases of `genai.rs` without it.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyString, PyTuple};
 
-use crate::attributes::{encode, Scalar};
-use crate::genai::{self, Call, Canonical, Miss, Names, Plan, Price, Rate, Settings, Stage, TextKind, Unit, FIELDS};
+use crate::attributes::{encode, reported_pico, Scalar};
+use crate::genai::{
+    self, Call, Canonical, DedupeEntry, Miss, Names, Plan, Price, Rate, Settings, Stage, TextKind, Unit, FIELDS,
+};
 use crate::traces::{self, Range};
 
 type SharedKeys = Arc<Mutex<genai::RecentKeys>>;
@@ -175,22 +177,28 @@ impl PyGenAIStage {
         self.matches.clear();
     }
 
-    /// genai_normalize then genai_cost on a scanned trace request: a `StageResult`, or None when the request
-    /// is left to the Python processors (nothing has changed then).
-    fn run(&mut self, py: Python<'_>, wire: Bound<'_, PyBytes>, now: f64) -> PyResult<Option<StageResult>> {
+    /// Phase one on a scanned trace request: a `StageResult` with the calls the stage read and the spans it
+    /// leaves to Python (`python_spans`), or None when the whole request is left to the Python processors.
+    /// Nothing has changed yet.
+    fn read(&mut self, py: Python<'_>, wire: Bound<'_, PyBytes>) -> PyResult<Option<StageResult>> {
         let buf = wire.as_bytes();
         let evidence = &self.evidence;
         let Ok(selected) = py.detach(|| traces::select(buf, |key| evidence.contains(key))) else {
             return Ok(None);
         };
-        let mut calls = None;
         for _ in 0..ROUNDS {
             let stage = &self.stage;
             match py.detach(|| stage.read(buf, &selected)) {
                 Err(genai::Decline) => return Ok(None),
-                Ok(Ok(read)) => {
-                    calls = Some(read);
-                    break;
+                Ok(Ok((calls, python_spans))) => {
+                    return Ok(Some(StageResult {
+                        wire: wire.unbind(),
+                        calls,
+                        python_spans,
+                        matches: Vec::new(),
+                        dialects: Vec::new(),
+                        unpriced: Vec::new(),
+                    }))
                 }
                 Ok(Err(misses)) => {
                     for miss in misses {
@@ -199,22 +207,83 @@ impl PyGenAIStage {
                 }
             }
         }
-        let Some(mut calls) = calls else {
+        Ok(None)
+    }
+
+    /// Phases two and three: duplicates marked over the stage's calls and `others` (the calls Python read,
+    /// as (span payload start, trace id, span id, parent span id, provider, response id, billable, reported
+    /// cost)), then the stage's calls normalised and priced. Returns (billable, duplicate, reported cost) of
+    /// each of `others`, or None (nothing changed) when one of their reported costs is no amount the stage
+    /// can hand down.
+    #[allow(clippy::type_complexity)]
+    fn finish(
+        &self,
+        py: Python<'_>,
+        mut result: PyRefMut<'_, StageResult>,
+        others: Vec<(
+            usize,
+            Vec<u8>,
+            Vec<u8>,
+            Vec<u8>,
+            Option<String>,
+            Option<String>,
+            bool,
+            Option<f64>,
+        )>,
+        now: f64,
+    ) -> PyResult<Option<Vec<(bool, bool, Option<f64>)>>> {
+        if others
+            .iter()
+            .any(|other| other.7.is_some_and(|reported| reported_pico(reported).is_none()))
+        {
             return Ok(None);
-        };
+        }
         let stage = &self.stage;
         let dedupe = &self.dedupe;
-        let unpriced = py.detach(|| {
+        let result = &mut *result;
+        let wire = result.wire.bind(py).as_bytes();
+        let calls = &mut result.calls;
+        let (updates, unpriced) = py.detach(|| {
+            let mut updates = Vec::with_capacity(others.len());
             if let Some((parents, responses)) = dedupe {
+                let mut entries = Stage::dedupe_entries(wire, calls);
+                entries.extend(others.iter().map(|other| DedupeEntry {
+                    start: other.0,
+                    trace_id: &other.1,
+                    span_id: &other.2,
+                    parent_span_id: &other.3,
+                    provider: other.4.as_deref(),
+                    response_id: other.5.as_deref(),
+                    billable: other.6,
+                    duplicate: false,
+                    reported: other.7,
+                }));
+                entries.sort_by_key(|entry| entry.start);
                 let mut parents = parents.lock().expect("not poisoned");
                 let mut responses = responses.lock().expect("not poisoned");
-                stage.dedupe(buf, &mut calls, &mut parents, &mut responses, now);
+                genai::dedupe(&mut entries, &mut parents, &mut responses, now);
+                let outcome: HashMap<usize, (bool, bool, Option<f64>)> = entries
+                    .iter()
+                    .map(|entry| (entry.start, (entry.billable, entry.duplicate, entry.reported)))
+                    .collect();
+                for call in calls.iter_mut() {
+                    let (billable, duplicate, reported) = outcome[&call.span.0];
+                    call.billable = billable;
+                    call.reported = reported;
+                    if duplicate {
+                        call.skip_reason = "duplicate";
+                    }
+                }
+                updates.extend(others.iter().map(|other| outcome[&other.0]));
+            } else {
+                updates.extend(others.iter().map(|other| (other.6, false, other.7)));
             }
             let mut unpriced = Vec::new();
-            stage.write(buf, &mut calls, &mut unpriced);
-            unpriced
+            stage.write(wire, calls, &mut unpriced);
+            (updates, unpriced)
         });
-        let matches = calls
+        result.matches = result
+            .calls
             .iter()
             .map(|call| {
                 call.cost
@@ -223,17 +292,13 @@ impl PyGenAIStage {
                     .map(|id| self.matches[id].clone_ref(py))
             })
             .collect();
-        let dialects = calls
+        result.dialects = result
+            .calls
             .iter()
             .map(|call| self.stage.plan(call.plan).dialect.clone())
             .collect();
-        Ok(Some(StageResult {
-            wire: wire.unbind(),
-            calls,
-            matches,
-            dialects,
-            unpriced,
-        }))
+        result.unpriced = unpriced;
+        Ok(Some(updates))
     }
 }
 
@@ -363,10 +428,13 @@ fn price_of(answer: &Bound<'_, PyAny>) -> PyResult<Price> {
 }
 
 /// What the stage did to one request: the calls it read, priced and changed, not yet spliced.
-#[pyclass(module = "collector._native", frozen)]
+#[pyclass(module = "collector._native")]
 pub struct StageResult {
     wire: Py<PyBytes>,
     calls: Vec<Call>,
+    /// Payload starts of the GenAI spans left to Python.
+    #[pyo3(get)]
+    python_spans: Vec<usize>,
     matches: Vec<Option<Py<PyAny>>>,
     dialects: Vec<String>,
     /// (provider, model, reason) of each call with no price.
@@ -376,18 +444,30 @@ pub struct StageResult {
 
 #[pymethods]
 impl StageResult {
-    /// The request with every call's changes spliced in.
-    fn splice<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
+    /// The request with every call's changes spliced in, and `others` (edits of the spans Python read, as
+    /// `edit_spans` takes them).
+    #[allow(clippy::type_complexity)]
+    fn splice<'py>(
+        &self,
+        py: Python<'py>,
+        others: Vec<(usize, usize, Vec<(usize, Option<Vec<u8>>)>, Vec<u8>)>,
+    ) -> PyResult<Bound<'py, PyBytes>> {
         let buf = self.wire.bind(py).as_bytes();
         let spliced = py
             .detach(|| {
-                let mut payloads = Vec::with_capacity(self.calls.len());
+                let mut payloads = Vec::with_capacity(self.calls.len() + others.len());
+                for (start, end, attributes, append) in &others {
+                    let attributes: Vec<(usize, Option<&[u8]>)> =
+                        attributes.iter().map(|(at, new)| (*at, new.as_deref())).collect();
+                    payloads.push((*start, traces::edit_span(buf, (*start, *end), &attributes, append)?));
+                }
                 for call in &self.calls {
                     let edits = edits_of(buf, call);
                     let edits: Vec<(usize, Option<&[u8]>)> =
                         edits.iter().map(|(at, new)| (*at, new.as_deref())).collect();
                     payloads.push((call.span.0, traces::edit_span(buf, call.span, &edits, &call.appended)?));
                 }
+                payloads.sort_by_key(|(at, _)| *at);
                 let replacements: Vec<(usize, &[u8])> =
                     payloads.iter().map(|(at, new)| (*at, new.as_slice())).collect();
                 traces::splice(buf, &replacements)
