@@ -4,7 +4,7 @@ The native core works on an export request's wire bytes: it vouches for a reques
 says it cannot, and upb decodes it as before) and counts its items without decoding (every signal);
 for traces it also sizes the span attributes, finds the spans with GenAI attributes, splices the spans
 the processors changed back into the request, redacts content, and runs genai_normalize and genai_cost
-on the spans of the dialects without a Python rule (``processors.genai_native``). The pure-Python path is the
+(``processors.genai_native``) on the GenAI spans whose dialect has no Python rule. The pure-Python path is the
 reference: both give the same forwarded data and the same ledger rows (tests/test_native.py).
 ``GENAI_COLLECTOR_NATIVE=0`` forces the Python path.
 """

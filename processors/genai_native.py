@@ -5,10 +5,13 @@ stay bytes (:mod:`processors.genai_index`), the native core reads, normalises an
 a request in one pass, without a Python object per call. Python answers once what the stage has not seen:
 the plan of each span shape (from the same :class:`~processors.span_reader.SpanReader`), each provider,
 operation, tier and host text (:mod:`processors.dialects`), each (provider, model, tier, day)'s compiled
-price (:mod:`pricing_catalog`), which usage keys a price reads. The stage declines a request, and the
-Python processors run as before, when a span needs what only Python does: a dialect with a rule of its own
-(:mod:`processors.dialect_rules`), a span the collector already wrote to, a price with off-peak hours,
-a negotiated factor or a currency other than USD, values whose Python text the core does not reproduce.
+price (:mod:`pricing_catalog`), which usage keys a price reads. A span that needs what only Python does
+(a dialect with a rule of its own in :mod:`processors.dialect_rules`, a span the collector already wrote
+to, a price with off-peak hours, a negotiated factor or a currency other than USD, values whose Python
+text the core does not reproduce) is read by the span reader and changed by the processors' own per-call
+code (``GenAINormalize.write``, ``GenAICost.apply``) in the same pass; duplicates are marked over all the
+request's calls, in its order, by the native core. The stage declines a whole request only when it cannot
+read it (and then the processors run as before).
 
 The calls become :class:`~processors.genai_call.WireCall` objects only when something reads
 ``batch.genai`` (a later processor, the ledger): :class:`NativeCalls` makes them from the stage's records.
@@ -38,7 +41,7 @@ from processors.genai_normalize import (
     USAGE,
     GenAINormalize,
 )
-from processors.span_reader import _NOT_GENAI, TRACELOOP_WRAPPERS, SpanReader, input_excludes_cache
+from processors.span_reader import NOT_GENAI, TRACELOOP_WRAPPERS, SpanReader, input_excludes_cache
 
 _WRITTEN_BY_US = dialects.OUTPUT_KEYS | {"gen_ai.usage.cost"}  # on a span processed before: Python updates them
 
@@ -52,8 +55,8 @@ class StageResolver:
 
     def shape(self, scope: str, keys: tuple[str, ...]) -> tuple | bool | None:
         """The plan of a span shape; False when it is not a GenAI span, None when Python must read it."""
-        shape = self.reader._shape_of(scope, keys)
-        if shape is _NOT_GENAI:
+        shape = self.reader.shape_of(scope, keys)
+        if shape is NOT_GENAI:
             return False
         index = shape.index
         if shape.dialect in DIALECT_RULES or not _WRITTEN_BY_US.isdisjoint(index):
@@ -202,18 +205,19 @@ class NativeCalls:
 
     def calls(self) -> list[GenAICall]:
         """The calls as the Python processors would have left them (edits pending until spliced)."""
-        spans = {span.payload_start: (resource_at, scope, span)
-                 for resource_at, scope, span in self.stage.selector.read(self.wire)}
+        records = self.result.calls()
+        spans = {span.payload_start: (resource_at, scope, span) for resource_at, scope, span
+                 in self.stage.selector.read(self.wire, {record[0] for record in records})}
         resources = WireResources(self.wire)
         catalog = self.stage.cost.catalog
         calls = list(self.others)
-        for record in self.result.calls():
+        for record in records:
             (start, dialect, provider, operation, request_model, response_model, response_id, input_tokens,
              output_tokens, counts, total, tier, reported, billable, skip_reason, usage_error, cost, updated,
              dropped, appended) = record
             resource_at, scope, span = spans[start]
             resource = resources.at(resource_at)
-            index = self.stage.reader._shape_of(scope, span.keys).index
+            index = self.stage.reader.shape_of(scope, span.keys).index
             if dropped:
                 gone = {span.keys[position] for position in dropped}
                 index = {key: position for key, position in index.items() if key not in gone}

@@ -49,7 +49,7 @@ class _Shape:
         self.server_keys = server_keys  # server.address / API base keys on the span, best first
 
 
-_NOT_GENAI = _Shape("", {}, (), False)
+NOT_GENAI = _Shape("", {}, (), False)
 _SHAPE_CACHE_LIMIT = 20_000
 
 
@@ -78,7 +78,7 @@ class SpanReader:
     def _shape(self, scope: str, keys: tuple[str, ...]) -> _Shape:
         index = {key: position for position, key in enumerate(keys) if key in self.known}
         if self.evidence.isdisjoint(index):
-            return _NOT_GENAI
+            return NOT_GENAI
         best: dict[str, tuple[int, int]] = {}
         for key, position in index.items():
             slot = self.slots.get(key)
@@ -91,7 +91,8 @@ class SpanReader:
         return _Shape(dialect, index, fields, scope_dialect(scope) is None and "telemetry.sdk.name" in index,
                       server_keys)
 
-    def _shape_of(self, scope: str, keys: tuple[str, ...]) -> _Shape:
+    def shape_of(self, scope: str, keys: tuple[str, ...]) -> _Shape:
+        """What the keys of a span from this scope tell (NOT_GENAI: not a GenAI span), cached."""
         shape = self.shapes.get((scope, keys))
         if shape is None:
             if len(self.shapes) >= _SHAPE_CACHE_LIMIT:
@@ -103,8 +104,8 @@ class SpanReader:
         """Read a span as a GenAI call, or None when it is not one."""
         attributes = span.attributes
         keys = tuple([kv.key for kv in attributes])
-        shape = self._shape_of(scope, keys)
-        if shape is _NOT_GENAI:
+        shape = self.shape_of(scope, keys)
+        if shape is NOT_GENAI:
             return None
         call = GenAICall(span, resource, shape.index, {})
         for field, position, integer in shape.fields:
@@ -117,8 +118,8 @@ class SpanReader:
     def read_wire(self, span: Any, scope: str, resource: Any) -> GenAICall | None:
         """Read a ``collector._native.WireSpan`` as a GenAI call, or None when it is not one."""
         keys = span.keys
-        shape = self._shape_of(scope, keys)
-        if shape is _NOT_GENAI:
+        shape = self.shape_of(scope, keys)
+        if shape is NOT_GENAI:
             return None
         call = WireCall(span, resource, shape.index, {})
         for (field, position, _), value in zip(shape.fields, span.values(shape.positions), strict=True):

@@ -11,11 +11,14 @@
 //! the cost attributes. The Python processors are the reference: `tests/test_native.py` holds the two to
 //! the same output.
 //!
-//! A run is in three phases. [`Stage::read`] is pure: it reads every call, or says what it is missing, or
-//! declines the request (`None`: something only the Python path handles), before any state changes.
-//! [`Stage::dedupe`] then updates the duplicate memory, and [`Stage::write`] prices and encodes.
+//! A run is in three phases. [`Stage::read`] is pure: it reads every call it can, names the spans only
+//! Python reads (their calls are read and written by the processors' own code), or says what it is
+//! missing, or declines the whole request, before any state changes. [`dedupe`] then updates the
+//! duplicate memory over the stage's calls and Python's, in the request's order, and [`Stage::write`]
+//! prices and encodes the stage's calls.
 
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Arc;
 
 use rustc_hash::FxHashMap;
 
@@ -138,7 +141,7 @@ pub enum Unit {
 #[derive(Debug, Clone)]
 pub enum Priced {
     Price(usize),
-    NoPrice(String),
+    NoPrice(Arc<str>),
     Python,
 }
 
@@ -235,7 +238,6 @@ pub enum Canonical {
 /// One GenAI call read from a span, and, after [`Stage::write`], what changed on it.
 #[derive(Debug, Clone, Default)]
 pub struct Call {
-    pub resource: Option<Range>,
     pub span: Range,
     pub parts: SpanParts,
     pub plan: usize,
@@ -515,7 +517,7 @@ impl Stage {
                 self.price_list.push(price);
                 Priced::Price(self.price_list.len() - 1)
             }
-            Err(Some(reason)) => Priced::NoPrice(reason),
+            Err(Some(reason)) => Priced::NoPrice(reason.into()),
             Err(None) => Priced::Python,
         };
         self.prices.insert((provider, model, tier, start / NS_PER_DAY), priced);
@@ -531,10 +533,6 @@ impl Stage {
 
     pub fn plan(&self, id: usize) -> &Plan {
         &self.plans[id]
-    }
-
-    pub fn price(&self, id: usize) -> &Price {
-        &self.price_list[id]
     }
 
     /// Phase one: every GenAI call of the selected spans the stage reads itself, and the payload starts of
@@ -572,7 +570,6 @@ impl Stage {
                 }
             };
             let call = Call {
-                resource: item.resource,
                 span: item.span,
                 parts,
                 plan,
@@ -688,7 +685,8 @@ impl Stage {
                 call.tier.clone(),
                 call.parts.start_time / NS_PER_DAY,
             );
-            match self.prices.get(&key) {
+            let priced = self.prices.get(&key).cloned();
+            match &priced {
                 None => {
                     let (provider, model, tier, _) = key;
                     misses.push(Miss::Price {
@@ -712,7 +710,7 @@ impl Stage {
                 }
                 Some(Priced::NoPrice(_)) => {}
             }
-            call.priced = self.prices.get(&key).cloned();
+            call.priced = priced;
         }
         Ok(Some(call).filter(|_| misses.len() == before))
     }
@@ -912,7 +910,7 @@ impl Stage {
                     }
                 }
             }
-            Priced::NoPrice(reason) => cost.reason.clone_from(reason),
+            Priced::NoPrice(reason) => cost.reason = reason.to_string(),
             Priced::Python => unreachable!("declined when read"),
         }
         if let Some(breakdown) = usd {
