@@ -4,7 +4,7 @@ The native core works on an export request's wire bytes: it vouches for a reques
 says it cannot, and upb decodes it as before) and counts its items without decoding (every signal);
 for traces it also sizes the span attributes, finds the spans with GenAI attributes, splices the spans
 the processors changed back into the request, redacts content, and runs genai_normalize and genai_cost
-(``processors.genai_native``) on the GenAI spans whose dialect has no Python rule. The pure-Python path is the
+(``processors.genai_native``) on the GenAI spans, with the dialect rules but LiteLLM's. The pure-Python path is the
 reference: both give the same forwarded data and the same ledger rows (tests/test_native.py).
 ``GENAI_COLLECTOR_NATIVE=0`` forces the Python path.
 """
@@ -36,6 +36,10 @@ def _load() -> tuple[Any, str]:
 
 _NATIVE, WHY_PYTHON = _load()
 HOT_PATH = "native" if _NATIVE is not None else "python"
+# The dialects whose rule (processors.dialect_rules) the native GenAI stage applies itself, and the span
+# attributes those rules read, in the order the stage takes their positions.
+NATIVE_RULES: frozenset[str] = frozenset(_NATIVE.NATIVE_RULES) if _NATIVE is not None else frozenset()
+RULE_KEYS: tuple[str, ...] = tuple(_NATIVE.RULE_KEYS) if _NATIVE is not None else ()
 
 # Field kind codes shared with native/src/python.rs (schema::Kind::from_code).
 _VARINT, _FIXED64, _BYTES, _STRING, _MESSAGE, _FIXED32, _UNSURE = range(7)

@@ -1,6 +1,8 @@
 """What one dialect needs beyond the tables of :mod:`processors.dialects`: operations, tiers and usage read
 from its own attributes (OpenInference invocation parameters, Vercel provider metadata, Langfuse usage
-details), applied by the span reader after the table-driven fields."""
+details), applied by the span reader after the table-driven fields. The native core applies all but LiteLLM's
+itself (``native/src/rules.rs``): a change here is a change there, and ``tests/test_native.py`` fuzzes the two
+against each other."""
 
 from __future__ import annotations
 

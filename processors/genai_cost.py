@@ -30,7 +30,8 @@ _LOG = log.get("processor.genai_cost")
 COST = COST_PREFIX
 BREAKDOWN = ("input", "output", "cache_read", "cache_write", "other")  # written when non-zero
 _BREAKDOWN_KEYS = tuple(COST_PREFIX + name for name in BREAKDOWN)
-_COST_KEYS = frozenset(k for k in OUTPUT_KEYS if k.startswith(COST_PREFIX)) | {"gen_ai.usage.cost"}
+OPENLIT_COST = "gen_ai.usage.cost"  # OpenLIT's own cost attribute, written too with ``compat: [openlit]``
+_COST_KEYS = frozenset(k for k in OUTPUT_KEYS if k.startswith(COST_PREFIX)) | {OPENLIT_COST}
 
 
 @dataclass(slots=True)
@@ -258,7 +259,7 @@ class GenAICost(Processor):
         if amount is not None:
             numbers.append((COST + "amount", to_double(amount)))
             if self.openlit_compat:
-                numbers.append(("gen_ai.usage.cost", to_double(amount)))
+                numbers.append((OPENLIT_COST, to_double(amount)))
         if result.breakdown is not None:
             numbers += [(key, to_double(part)) for key, part in zip(_BREAKDOWN_KEYS, result.breakdown[1:],
                                                                      strict=True) if part]

@@ -6,12 +6,13 @@ a request in one pass, without a Python object per call. Python answers once wha
 the plan of each span shape (from the same :class:`~processors.span_reader.SpanReader`), each provider,
 operation, tier and host text (:mod:`processors.dialects`), each (provider, model, tier, day)'s compiled
 price (:mod:`pricing_catalog`), which usage keys a price reads. A span that needs what only Python does
-(a dialect with a rule of its own in :mod:`processors.dialect_rules`, a span the collector already wrote
-to, a price with off-peak hours, a negotiated factor or a currency other than USD, values whose Python
-text the core does not reproduce) is read by the span reader and changed by the processors' own per-call
-code (``GenAINormalize.write``, ``GenAICost.apply``) in the same pass; duplicates are marked over all the
-request's calls, in its order, by the native core. The stage declines a whole request only when it cannot
-read it (and then the processors run as before).
+(LiteLLM's rule, which parses Python literals; a span the collector already wrote to; a price with off-peak
+hours, a negotiated factor or a currency other than USD; values whose Python reading the core does not
+reproduce, such as JSON only Python parses) is read by the span reader and changed by the processors'
+own per-call code (``GenAINormalize.write``, ``GenAICost.apply``) in the same pass; duplicates are marked
+over all the request's calls, in its order, by the native core. The dialect rules but LiteLLM's are
+applied by the core too (``native/src/rules.rs``, held to :mod:`processors.dialect_rules`). The stage
+declines a whole request only when it cannot read it (and then the processors run as before).
 
 The calls become :class:`~processors.genai_call.WireCall` objects only when something reads
 ``batch.genai`` (a later processor, the ledger): :class:`NativeCalls` makes them from the stage's records.
@@ -32,7 +33,7 @@ from pricing_catalog.compiled import Breakdown, PricingError
 from processors import dialects
 from processors.dialect_rules import DIALECT_RULES
 from processors.genai_call import GenAICall, WireCall
-from processors.genai_cost import BREAKDOWN, COST, CostResult, GenAICost
+from processors.genai_cost import BREAKDOWN, COST, OPENLIT_COST, CostResult, GenAICost
 from processors.genai_normalize import (
     DIALECT_ONLY_KEYS,
     IDENTITY,
@@ -43,15 +44,18 @@ from processors.genai_normalize import (
 )
 from processors.span_reader import NOT_GENAI, TRACELOOP_WRAPPERS, SpanReader, input_excludes_cache
 
-_WRITTEN_BY_US = dialects.OUTPUT_KEYS | {"gen_ai.usage.cost"}  # on a span processed before: Python updates them
+# The providers whose input tokens some dialect counts without the cached ones (span_reader.input_excludes_cache).
+_CACHE_EXCLUSIVE_FAMILIES = ("anthropic", "aws.bedrock")
 
 
 class StageResolver:
     """Answers the native stage's questions from the tables and functions the Python path uses."""
 
-    def __init__(self, reader: SpanReader, catalog: Any):
+    def __init__(self, reader: SpanReader, catalog: Any, openlit_compat: bool):
         self.reader = reader
         self.catalog = catalog
+        # attributes the processors write: on a span processed before, Python updates them in place
+        self.written = dialects.OUTPUT_KEYS | ({OPENLIT_COST} if openlit_compat else set())
 
     def shape(self, scope: str, keys: tuple[str, ...]) -> tuple | bool | None:
         """The plan of a span shape; False when it is not a GenAI span, None when Python must read it."""
@@ -59,19 +63,22 @@ class StageResolver:
         if shape is NOT_GENAI:
             return False
         index = shape.index
-        if shape.dialect in DIALECT_RULES or not _WRITTEN_BY_US.isdisjoint(index):
+        if (shape.dialect in DIALECT_RULES and shape.dialect not in native.NATIVE_RULES) \
+                or not self.written.isdisjoint(index):
             return None
-        excludes = {input_excludes_cache(SimpleNamespace(provider=provider, dialect=shape.dialect, index=index))
-                    for provider in (None, "anthropic", "aws.bedrock", "openai")}
-        if len(excludes) > 1:  # depends on the provider: not a rule of the shape
-            return None
+        excludes = {provider: input_excludes_cache(SimpleNamespace(provider=provider, dialect=shape.dialect,
+                                                                   index=index))
+                    for provider in (None, *_CACHE_EXCLUSIVE_FAMILIES)}
+        otherwise = excludes.pop(None)
         mapped = {key for key in index if key in DIALECT_ONLY_KEYS}
         return (shape.dialect, [(field, position) for field, position, _ in shape.fields],
                 index["telemetry.sdk.name"] if shape.openlit_sdk else None,
                 index[shape.server_keys[0]] if shape.server_keys else None,
-                "gen_ai.aggregated_usage.input_tokens" in index, index.get("traceloop.span.kind"), excludes.pop(),
+                "gen_ai.aggregated_usage.input_tokens" in index, index.get("traceloop.span.kind"),
+                (otherwise, [(provider, value) for provider, value in excludes.items() if value != otherwise]),
                 [index.get(key) for _, key in IDENTITY + USAGE],
-                [position for position, key in enumerate(keys) if key in mapped])
+                [position for position, key in enumerate(keys) if key in mapped],
+                [index.get(key) for key in native.RULE_KEYS])
 
     @staticmethod
     def text(kind: str, text: str) -> str | None:
@@ -120,7 +127,7 @@ class NativeGenAI:
         self.reader = reader
         self.selector = selector
         self.applied = frozenset({normalize, cost})
-        names = {"dialect": dialects.DIALECT, "original_prefix": ORIGINAL_PREFIX, "compat": "gen_ai.usage.cost",
+        names = {"dialect": dialects.DIALECT, "original_prefix": ORIGINAL_PREFIX, "compat": OPENLIT_COST,
                  "canonical": [(key, name) for name, key in IDENTITY + USAGE],
                  **{name: COST + name for name in ("status", "currency", "tier", "source", "pricing.model",
                                                    "pricing.provider", "pricing.snapshot", "amount", "reported",
@@ -134,7 +141,8 @@ class NativeGenAI:
             "currency": cost.catalog.currency, "snapshot": cost.catalog.snapshot_id,
         }
         dedupe = None if normalize.responses is None else (normalize.parents, normalize.responses)
-        self.stage = native.genai_stage(settings, StageResolver(reader, cost.catalog), reader.evidence, dedupe)
+        resolver = StageResolver(reader, cost.catalog, cost.openlit_compat)
+        self.stage = native.genai_stage(settings, resolver, reader.evidence, dedupe)
 
     @classmethod
     def for_pipeline(cls, processors: list[Processor], reader: SpanReader, selector: Any) -> NativeGenAI | None:

@@ -11,6 +11,7 @@ import random
 import subprocess
 import sys
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 from google.protobuf.message import DecodeError
@@ -21,6 +22,7 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
 from bench.workload import build_requests
 from collector import native
+from collector.attributes import set_value
 from collector.batch import TelemetryBatch
 from collector.receivers import otlp_json
 from collector.receivers.limits import Limits
@@ -322,6 +324,64 @@ def test_differential_fuzz_on_the_native_stage():
         taken += candidate.native is not None
         priced += sum(call.cost is not None and call.cost.amount_pico is not None for call in reference.genai)
     assert taken > 250 and priced > 500, (taken, priced)
+
+
+# What the dialect rules read (processors/dialect_rules.py), with values each rule branches on.
+RULE_SCOPES = ["openinference.instrumentation.openai", "ai", "langfuse-sdk", "openlit.otel.tracing",
+               "gcp.vertex.agent", "my.app"]
+RULE_VALUES: dict[str, list[Any]] = {
+    "openinference.span.kind": ["LLM", "llm", "EMBEDDING", "CHAIN", "agent", "", "Llm", "LLMÉ", 0, True],
+    "output.value": ['{"id": "chatcmpl-abc123", "object": "chat.completion"}', '{"id":"msg_01X"}', '{"id":  "resp_1"}',
+                     '{"run": {"id": "run-1"}, "raw": {"id":\t"resp_abc"}}', '{"id": "msg_"}', "plain text",
+                     '{"id": "resp_' + "a" * 201 + '"}', '{"id":\u00a0"msg_1"}', "x" * 3000 + '{"id": "msg_late"}', 7],
+    "llm.invocation_parameters": ['{"model": "gpt-4o", "service_tier": "flex"}', '{"model": null}', '{"model": 5}',
+                                  '{"service_tier": "Priority"}', '{"service_tier": ""}', '{"service_tier": true}',
+                                  '{"service_tier": 0}', '{"model": "claude-sonnet-4-5", "service_tier": "auto"}',
+                                  "{", "[1]", '{"service_tier": NaN}', ""],
+    "ai.operationId": ["ai.generateText", "ai.generateText.doGenerate", "ai.streamText.doStream", "ai.embed.doEmbed",
+                       "", 0],
+    "ai.response.providerMetadata": ['{"openai": {"serviceTier": "flex"}}', '{"openai": {"serviceTier": ""}, '
+                                     '"anthropic": {"usage": {"service_tier": "priority"}}}',
+                                     '{"anthropic": null, "openai": {}}', '{"openai": 0}', "[]", "not json",
+                                     '{"anthropic": {"usage": {"service_tier": 1}}}'],
+    "langfuse.observation.usage_details": ['{"input": 900, "input_cached_tokens": 2048, "output": 200, "total": 3148}',
+                                           '{"input": 100, "output": 20, "output_reasoning_tokens": 5, '
+                                           '"input_cache_write": 7, "input_audio": 3}',
+                                           '{"input": 12.7, "output": 1e3}', '{"input": -1}', '{"input": true}',
+                                           '{"output": null}', '{"input": "12"}', '{"input": 10000000000000}',
+                                           '{"input": 5, "input": 6}', "{}", '{"input": 1e300}'],
+    "langfuse.observation.cost_details": ['{"total": 0.00694}', '{"total": 0}', '{"total": true}', '{"total": "0.5"}',
+                                          '{"total": null}', '{"input": 1}', '{"total": -0}', '{"total": 1e-13}',
+                                          '{"total": [1]}'],
+    "gen_ai.usage.cost": [0.0, 0.0012, 0],
+}
+RULE_VOCABULARY = [*RULE_VALUES, "langfuse.observation.type", "telemetry.sdk.name",
+                   *(key for key in STAGE_VOCABULARY if key not in RULE_VALUES)]
+
+
+def rule_value(rng: random.Random, key: str, target: AnyValue) -> None:
+    """A value a dialect rule branches on for its keys, else what the stage reads."""
+    if key not in RULE_VALUES:
+        stage_value(rng, key, target)
+        return
+    set_value(target, rng.choice(RULE_VALUES[key]))
+
+
+@pytest.mark.fuzz
+def test_differential_fuzz_on_the_dialect_rules():
+    """Spans of the dialects with a rule of their own (OpenInference, Vercel, Langfuse, ADK, OpenLIT): the stage
+    applies the rule itself, or leaves the span to Python where its reading could differ, and the result is the
+    same as the Python processors'."""
+    rng = random.Random(1201)
+    read_natively = read_by_python = 0
+    for case in range(300):
+        wire = random_request(rng, RULE_SCOPES, RULE_VOCABULARY, rule_value)
+        reference, candidate = both_paths(wire, keep_original=rng.random() < 0.7, attribution=case % 2 == 0)
+        assert_same(reference, candidate)
+        if candidate.native is not None:
+            read_by_python += len(candidate.native.others)
+            read_natively += len(candidate.genai) - len(candidate.native.others)
+    assert read_natively > 1000 and read_natively > 2 * read_by_python, (read_natively, read_by_python)
 
 
 @pytest.mark.fuzz

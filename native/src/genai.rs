@@ -1,5 +1,6 @@
 //! The fused GenAI stage: `genai_normalize` then `genai_cost` over the GenAI spans of a trace request, on its
-//! wire bytes, for the dialects the tables describe completely (those without a Python rule).
+//! wire bytes, for every dialect but LiteLLM (whose rule parses Python literals): the tables, and the
+//! dialect rules of `rules.rs`.
 //!
 //! Python stays the source of every table and decision that is not per call: it computes the plan of each
 //! span shape (scope and attribute keys), normalises each distinct provider, operation, tier and host text,
@@ -23,6 +24,7 @@ use std::sync::Arc;
 use rustc_hash::FxHashMap;
 
 use crate::attributes::{encode, exceeds, reported_pico, to_double, Scalar};
+use crate::rules::Rule;
 use crate::traces::{self, Range, Selected, SpanParts, Value};
 
 /// The canonical fields a plan reads, in `FIELDS` order (the names `processors/genai_call.py` uses).
@@ -43,16 +45,16 @@ pub const FIELDS: [&str; 15] = [
     "tier",
     "reported_cost",
 ];
-const PROVIDER: usize = 0;
-const OPERATION: usize = 1;
-const REQUEST_MODEL: usize = 2;
-const RESPONSE_MODEL: usize = 3;
-const RESPONSE_ID: usize = 4;
+pub(crate) const PROVIDER: usize = 0;
+pub(crate) const OPERATION: usize = 1;
+pub(crate) const REQUEST_MODEL: usize = 2;
+pub(crate) const RESPONSE_MODEL: usize = 3;
+pub(crate) const RESPONSE_ID: usize = 4;
 const FIRST_TOKEN_FIELD: usize = 5; // input … total
 const TOTAL: usize = 12;
 const TIER: usize = 13;
 const REPORTED_COST: usize = 14;
-const MAX_TOKENS: i64 = 1_000_000_000_000;
+pub(crate) const MAX_TOKENS: i64 = 1_000_000_000_000;
 
 /// The genai-prices usage keys a call reports, in `usage_of`'s order; a price's other units count zero.
 pub const USAGE_KEYS: [&str; 7] = [
@@ -89,12 +91,31 @@ pub struct Plan {
     pub aggregated: bool,
     /// Position of `traceloop.span.kind`.
     pub traceloop_kind: Option<usize>,
-    /// The dialect's input tokens exclude cached ones.
-    pub excludes_cache: bool,
+    /// Whether the dialect's input tokens exclude cached ones, by provider.
+    pub excludes_cache: ExcludesCache,
+    /// The dialect's own rule, and the positions of the attributes it reads (`RULE_KEYS` order).
+    pub rule: Rule,
+    pub rule_positions: Vec<Option<usize>>,
     /// Position of each canonical attribute (`Names::canonical` order) on the span.
     pub canonical: Vec<Option<usize>>,
     /// Positions dropped with `keep_original: false`.
     pub dropped: Vec<usize>,
+}
+
+/// Whether a dialect's input tokens exclude the cached ones (`input_excludes_cache`): for most providers,
+/// and for those named apart.
+#[derive(Debug, Clone, Default)]
+pub struct ExcludesCache {
+    pub otherwise: bool,
+    pub providers: Vec<(String, bool)>,
+}
+
+impl ExcludesCache {
+    fn of(&self, provider: Option<&str>) -> bool {
+        provider
+            .and_then(|provider| self.providers.iter().find(|(name, _)| name == provider))
+            .map_or(self.otherwise, |(_, excludes)| *excludes)
+    }
 }
 
 /// The shape of a plan's answer: read natively, not a GenAI span, or only Python reads it.
@@ -447,7 +468,7 @@ fn text_of(buf: &[u8], value: Value) -> Option<&str> {
     }
 }
 
-fn value_at(buf: &[u8], parts: &SpanParts, position: usize) -> Option<Value> {
+pub(crate) fn value_at(buf: &[u8], parts: &SpanParts, position: usize) -> Option<Value> {
     traces::value_of(buf, parts.attributes.get(position)?.1).ok()
 }
 
@@ -589,7 +610,7 @@ impl Stage {
         Ok(Ok((calls, python)))
     }
 
-    fn text(&self, kind: TextKind, text: &str, misses: &mut Vec<Miss>) -> Option<Option<String>> {
+    pub(crate) fn text(&self, kind: TextKind, text: &str, misses: &mut Vec<Miss>) -> Option<Option<String>> {
         let found = self.texts[kind as usize].get(text).cloned();
         if found.is_none() {
             misses.push(Miss::Text {
@@ -619,9 +640,10 @@ impl Stage {
         }
         if let Some(position) = plan.openlit_sdk {
             if value_at(buf, &call.parts, position).and_then(|value| text_of(buf, value)) == Some("openlit") {
-                return Err(Decline); // OpenLIT's own rule
+                return Err(Decline); // an OpenLIT span from another scope
             }
         }
+        self.apply_rule(buf, &mut call, misses)?;
         // _resolve_provider
         if self.settings.host_derived.contains(&call.text[PROVIDER]) {
             if let Some(server) = plan.server.and_then(|at| value_at(buf, &call.parts, at)) {
@@ -651,9 +673,10 @@ impl Stage {
             .is_some_and(|kind| self.settings.traceloop_wrappers.contains(kind));
         if operation.is_some_and(|op| self.settings.wrapper_operations.contains(op))
             || plan.aggregated
-            || call
-                .provider()
-                .is_some_and(|provider| self.settings.frameworks.contains(provider))
+            || (plan.rule != Rule::GoogleAdk
+                && call
+                    .provider()
+                    .is_some_and(|provider| self.settings.frameworks.contains(provider)))
             || traceloop_wrapper
         {
             call.billable = false;
@@ -664,7 +687,7 @@ impl Stage {
         if call.usage_error.is_empty() {
             let cached = call.counts[0] + call.counts[1];
             if let Some(input) = call.input {
-                if cached != 0 && (plan.excludes_cache || cached > input) {
+                if cached != 0 && (plan.excludes_cache.of(call.provider()) || cached > input) {
                     call.input = Some(input + cached);
                 }
             }

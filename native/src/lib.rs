@@ -6,6 +6,7 @@ pub mod attributes;
 pub mod counts;
 pub mod genai;
 pub mod redact;
+pub mod rules;
 pub mod schema;
 pub mod traces;
 pub mod wire;

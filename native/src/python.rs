@@ -322,5 +322,7 @@ fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<crate::stage::PyGenAIStage>()?;
     module.add_class::<crate::stage::StageResult>()?;
     module.add_function(wrap_pyfunction!(edit_spans, module)?)?;
+    module.add("RULE_KEYS", crate::rules::RULE_KEYS)?;
+    module.add("NATIVE_RULES", crate::rules::NATIVE_RULES.map(|(dialect, _)| dialect))?;
     Ok(())
 }

@@ -10,8 +10,10 @@ use pyo3::types::{PyBytes, PyDict, PyString, PyTuple};
 
 use crate::attributes::{encode, reported_pico, Scalar};
 use crate::genai::{
-    self, Call, Canonical, DedupeEntry, Miss, Names, Plan, Price, Rate, Settings, Stage, TextKind, Unit, FIELDS,
+    self, Call, Canonical, DedupeEntry, ExcludesCache, Miss, Names, Plan, Price, Rate, Settings, Stage, TextKind, Unit,
+    FIELDS,
 };
+use crate::rules::Rule;
 use crate::traces::{self, Range};
 
 type SharedKeys = Arc<Mutex<genai::RecentKeys>>;
@@ -370,23 +372,28 @@ impl PyGenAIStage {
 }
 
 /// A plan tuple: (dialect, fields, openlit_sdk, server, aggregated, traceloop_kind, excludes_cache,
-/// canonical, dropped), fields as (field name, position).
+/// canonical, dropped, rule_positions), fields as (field name, position), excludes_cache as (for most
+/// providers, [(provider, for it)]), rule_positions in `RULE_KEYS` order.
 fn plan_of(answer: &Bound<'_, PyAny>) -> PyResult<Plan> {
     let fields: Vec<(String, usize)> = answer.get_item(1)?.extract()?;
     let fields = fields
         .into_iter()
         .map(|(name, position)| Ok((field_index(&name)?, position)))
         .collect::<PyResult<_>>()?;
+    let dialect: String = answer.get_item(0)?.extract()?;
+    let (otherwise, providers) = answer.get_item(6)?.extract()?;
     Ok(Plan {
-        dialect: answer.get_item(0)?.extract()?,
+        rule: Rule::of(&dialect),
+        dialect,
         fields,
         openlit_sdk: answer.get_item(2)?.extract()?,
         server: answer.get_item(3)?.extract()?,
         aggregated: answer.get_item(4)?.extract()?,
         traceloop_kind: answer.get_item(5)?.extract()?,
-        excludes_cache: answer.get_item(6)?.extract()?,
+        excludes_cache: ExcludesCache { otherwise, providers },
         canonical: answer.get_item(7)?.extract()?,
         dropped: answer.get_item(8)?.extract()?,
+        rule_positions: answer.get_item(9)?.extract()?,
     })
 }
 
