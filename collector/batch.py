@@ -80,6 +80,10 @@ class TelemetryBatch:
             merged = cls(signal, signal.spec.request_type(), headers)
             for batch in batches:
                 top_level(signal, merged.message).extend(top_level(signal, batch.message))
+        results = [batch.native_result for batch in batches if batch.indexed]
+        if results and all(result is not None for result in results):
+            merged.native = NativeParts(results)  # calls not made yet: they stay so
+            return merged
         calls = [call for batch in batches for call in batch.genai or ()]
         for call in calls:  # they read their original spans, which are in another request now
             call.wire_at = None
@@ -99,6 +103,26 @@ class TelemetryBatch:
         self._genai = calls
         if calls is None:
             self.native = None
+
+    @property
+    def native_result(self) -> Any:
+        """The native GenAI stage's result while no call was made of it (None otherwise)."""
+        return self.native if self._genai is None else None
+
+    @property
+    def genai_count(self) -> int:
+        """How many GenAI calls the batch has, without making them."""
+        if self._genai is None and self.native is not None:
+            return self.native.count
+        return len(self._genai or ())
+
+    @property
+    def has_ledger_rows(self) -> bool:
+        """Whether a GenAI call of the batch is priced and billable (the ledger records it)."""
+        native = self.native_result
+        if native is not None:
+            return native.has_ledger_rows
+        return any(call.cost is not None and call.billable for call in self._genai or ())
 
     @property
     def indexed(self) -> bool:
@@ -175,3 +199,37 @@ class TelemetryBatch:
         clone = self.signal.spec.request_type()
         clone.CopyFrom(self.message)
         return TelemetryBatch(self.signal, clone, self.headers)
+
+
+class NativeParts:
+    """The native GenAI stage's results of several requests merged into one batch (the batch processor's),
+    standing for them: calls are made, and ledger rows put together, only when asked for."""
+
+    spliced = True  # each request's were, before the merge
+
+    def __init__(self, parts: list[Any]):
+        self.parts = parts
+        self.applied = parts[0].applied
+        self.count = sum(part.count for part in parts)
+        self.has_ledger_rows = any(part.has_ledger_rows for part in parts)
+
+    def calls(self) -> list:
+        calls = [call for part in self.parts for call in part.calls()]
+        for call in calls:  # they read their original spans, which are in another request now
+            call.wire_at = None
+        return calls
+
+    @staticmethod
+    def spending() -> None:
+        """The budget reads the calls of a merged batch (their requests are spliced already)."""
+        return None
+
+    def ledger(self, columns: Any) -> list | None:
+        """The parts' ledger rows as Arrow record batches, or None when one part's must be made from calls."""
+        rows = []
+        for part in self.parts:
+            part_rows = part.ledger(columns)
+            if part_rows is None:
+                return None
+            rows += part_rows
+        return rows

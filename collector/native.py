@@ -145,6 +145,14 @@ def recent_keys(window: float, max_entries: int) -> Any:
     return _NATIVE.RecentKeys(window, max_entries)
 
 
+def cardinality_limit(limit: int) -> Any:
+    """A ``CardinalityLimit`` the native GenAI stage can share (the Python one where the core is not built)."""
+    if _NATIVE is None:
+        from collector.cardinality import CardinalityLimit
+        return CardinalityLimit(limit)
+    return _NATIVE.CardinalityLimit(limit)
+
+
 def genai_stage(settings: dict[str, Any], resolver: Any, evidence: Collection[str], dedupe: tuple | None) -> Any:
     """A ``GenAIStage``: ``genai_normalize`` then ``genai_cost`` on the wire (``processors.genai_native``)."""
     return _NATIVE.GenAIStage(settings, resolver, sorted(evidence), dedupe)

@@ -13,7 +13,7 @@ from typing import Any
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from processors.dialects import LITELLM_RAW_USAGE, normalize_provider, normalize_tier, provider_from_model
-from processors.genai_call import GenAICall, as_float, json_attr, token_count
+from processors.genai_call import GenAICall, as_text, json_attr, reported_cost, token_count
 
 # a provider's response id as it opens the JSON of a response: OpenAI chat and responses, Anthropic messages
 _RESPONSE_ID = re.compile(r'"id":\s?"((?:chatcmpl|resp|msg)[-_][A-Za-z0-9_-]{1,200})"')
@@ -33,7 +33,7 @@ def _openinference(call: GenAICall, span: Span) -> None:
             call.response_id = found.group(1) if found else None
     parameters = json_attr(call, "llm.invocation_parameters")
     if not call.request_model and call.response_model:
-        call.request_model = parameters.get("model")
+        call.request_model = as_text(parameters.get("model"))
     tier = parameters.get("service_tier")
     if tier:
         call.tier = normalize_tier(tier)
@@ -72,7 +72,7 @@ def _langfuse(call: GenAICall, span: Span) -> None:
         call.output = sum(v for k, v in numbers.items() if k.startswith("output"))
     cost = json_attr(call, "langfuse.observation.cost_details").get("total")
     if cost is not None:
-        call.reported_cost = as_float(cost)
+        call.reported_cost = reported_cost(cost)
     if call.provider is None:
         call.provider = provider_from_model(call.model)
 

@@ -26,11 +26,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
-from collector import attributes
+from collector import attributes, native
 from collector.attributes import value_of
 from collector.auth import TENANT_HEADER
 from collector.batch import TelemetryBatch
-from collector.cardinality import CardinalityLimit
 from collector.component import BuildContext, Processor
 from collector.schema import AtLeast, Invalid
 from collector.signals import Signal
@@ -98,7 +97,8 @@ class GenAIAttribution(Processor):
         self.sources = config.sources()
         self.attribution_dimensions = tuple(self.sources)  # become ledger columns (Service.attribution_dimensions)
         self.defaults = config.default
-        self.capped = {dimension: CardinalityLimit(config.max_cardinality) for dimension in self.sources}
+        # shared with the native GenAI stage when it attributes too (processors.genai_native)
+        self.capped = {dimension: native.cardinality_limit(config.max_cardinality) for dimension in self.sources}
         # the pipeline's span reader indexes them in its one scan
         self.span_keys = frozenset(key for chain in self.sources.values() for kind, key in chain
                                    if kind in ("span", "baggage"))
@@ -106,16 +106,13 @@ class GenAIAttribution(Processor):
     def process(self, batch: TelemetryBatch) -> None:
         resources: dict[int, dict[str, Any]] = {}
         for call in batch.genai:
-            if not call.billable:
-                continue
-            resource = resources.get(id(call.resource))
-            if resource is None:
-                resource = resources[id(call.resource)] = {kv.key: value_of(kv) for kv in call.resource.attributes}
-            call.attribution = values = self._attribute(call, resource, batch.headers)
-            call.append(b"".join([attributes.encode(ATTRIBUTE_PREFIX + d, v) for d, v in values.items()]))
+            if call.billable:
+                self.apply(call, self.capped_values(self.raw_values(call, resource_values(call, resources),
+                                                                    batch.headers)))
 
-    def _attribute(self, call: GenAICall, resource: Mapping[str, Any], headers: Mapping[str, str]) -> dict[str, str]:
-        values = {}
+    def raw_values(self, call: GenAICall, resource: Mapping[str, Any], headers: Mapping[str, str]) -> list[str | None]:
+        """Each dimension's value before the cardinality limits: its first source's, or its default."""
+        values = []
         for dimension, chain in self.sources.items():
             value = None
             for kind, key in chain:
@@ -129,6 +126,23 @@ class GenAIAttribution(Processor):
                     break
             if value in (None, ""):
                 value = self.defaults.get(dimension)
-            if value is not None:
-                values[dimension] = self.capped[dimension](str(value))
+            values.append(None if value is None else str(value))
         return values
+
+    def capped_values(self, values: list[str | None]) -> dict[str, str]:
+        """Dimension → value, past each dimension's cardinality limit ``__other__``; in the order of the calls."""
+        return {dimension: self.capped[dimension](value) for dimension, value in zip(self.sources, values, strict=True)
+                if value is not None}
+
+    @staticmethod
+    def apply(call: GenAICall, values: dict[str, str]) -> None:
+        call.attribution = values
+        call.append(b"".join([attributes.encode(ATTRIBUTE_PREFIX + d, v) for d, v in values.items()]))
+
+
+def resource_values(call: GenAICall, memo: dict[int, dict[str, Any]]) -> dict[str, Any]:
+    """The attributes of a call's resource by key (each resource read once per ``memo``)."""
+    resource = memo.get(id(call.resource))
+    if resource is None:
+        resource = memo[id(call.resource)] = {kv.key: value_of(kv) for kv in call.resource.attributes}
+    return resource

@@ -24,6 +24,7 @@ import asyncio
 import datetime as dt
 import time
 import uuid
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from typing import Annotated, Any
 
@@ -94,6 +95,31 @@ class BudgetConfig:
     budgets: Annotated[tuple[Budget, ...], Parse(_budgets)] = ()
     alerts: AlertsConfig = AlertsConfig()
     ledger: str | None = None  # the ledger exporter's id; needed only when the config has two
+
+
+Spending = tuple[tuple, int, Callable[[bytes], None]]
+
+
+def _spending(batch: TelemetryBatch) -> Iterator[Spending]:
+    """Each priced billable call of a batch, in its order: ((provider, model, service, *attribution items), its
+    amount in pico-units, how to append attributes to its span). Where the native GenAI stage made no call
+    objects, read from its ledger rows."""
+    native = batch.native_result
+    spending = native.spending() if native is not None else None
+    if spending is not None:
+        yield from spending
+        return
+    services: dict[int, Any] = {}
+    for call in batch.genai:
+        cost = call.cost
+        if not call.billable or cost is None or cost.amount_pico is None:
+            continue
+        service = services.get(id(call.resource), "")
+        if service == "":
+            service = services[id(call.resource)] = next(
+                (value_of(kv) for kv in call.resource.attributes if kv.key == "service.name"), None)
+        attribution = call.attribution or {}
+        yield (call.provider, call.model, service, *attribution.items()), cost.amount_pico, call.append
 
 
 class GenAIBudget(Processor):
@@ -385,25 +411,16 @@ class GenAIBudget(Processor):
         if not self.book.budgets and not self.store.shared:  # another replica may define budgets
             return
         statuses = self.statuses()  # one read of the budget state per batch
-        services: dict[int, Any] = {}
         matched: dict[tuple, list] = {}  # dimension values → the statuses of the budgets they match
         batch_spend: dict[str, int] = {}  # budget id → what the calls of this batch so far add to it
-        for call in batch.genai:
-            cost = call.cost
-            if not call.billable or cost is None or cost.amount_pico is None:
-                continue
-            service = services.get(id(call.resource), "")
-            if service == "":
-                service = services[id(call.resource)] = next(
-                    (value_of(kv) for kv in call.resource.attributes if kv.key == "service.name"), None)
-            attribution = call.attribution or {}
-            key = (call.provider, call.model, service, *attribution.items())
+        for key, amount, append in _spending(batch):
             matching = matched.get(key)
             if matching is None:
-                values = {"provider": call.provider, "model": call.model, "service": service, **attribution}
+                provider, model, service, *attribution = key
+                values = {"provider": provider, "model": model, "service": service, **dict(attribution)}
                 matching = matched[key] = [status for status in statuses if status.budget.matches(values)]
             if matching:
-                call.append(self._encode(matching, cost.amount_pico, batch_spend))
+                append(self._encode(matching, amount, batch_spend))
 
     def _encode(self, statuses, amount: int, batch_spend: dict[str, int]) -> bytes:
         """gen_ai.budget.* of the tightest budget after this call, and every matching id. The spend is the

@@ -196,6 +196,15 @@ def as_float(value: Any) -> float | None:
     return number if number == number and abs(number) != float("inf") else None
 
 
+MAX_REPORTED_COST = 1_000_000.0  # per call: a reported cost above is a broken emitter, not a bill
+
+
+def reported_cost(value: Any) -> float | None:
+    """A cost the instrumentation reported, or None when it reported none or one no call costs."""
+    number = as_float(value)
+    return None if number is None or abs(number) > MAX_REPORTED_COST else number
+
+
 def json_attr(call: GenAICall, key: str) -> dict:
     """A JSON-object attribute (Vercel providerMetadata, OpenInference invocation parameters, Langfuse usage)."""
     value = call.value(key)

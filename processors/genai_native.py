@@ -20,18 +20,23 @@ The calls become :class:`~processors.genai_call.WireCall` objects only when some
 
 from __future__ import annotations
 
+import functools
 import time
+from collections.abc import Callable
 from types import SimpleNamespace
 from typing import Any
 
+import pyarrow as pa
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 
 from collector import native
 from collector.batch import TelemetryBatch
 from collector.component import Processor
+from collector.storage.rows import RESERVATION_KEY, CallColumns
 from pricing_catalog.compiled import Breakdown, PricingError
 from processors import dialects
 from processors.dialect_rules import DIALECT_RULES
+from processors.genai_attribution import ATTRIBUTE_PREFIX, GenAIAttribution, resource_values
 from processors.genai_call import GenAICall, WireCall
 from processors.genai_cost import BREAKDOWN, COST, OPENLIT_COST, CostResult, GenAICost
 from processors.genai_normalize import (
@@ -51,9 +56,12 @@ _CACHE_EXCLUSIVE_FAMILIES = ("anthropic", "aws.bedrock")
 class StageResolver:
     """Answers the native stage's questions from the tables and functions the Python path uses."""
 
-    def __init__(self, reader: SpanReader, catalog: Any, openlit_compat: bool):
+    def __init__(self, reader: SpanReader, catalog: Any, openlit_compat: bool, attribution_keys: list[str]):
         self.reader = reader
         self.catalog = catalog
+        self.attribution_keys = attribution_keys  # span attributes attribution reads, in the stage's order
+        # attribution reads those after genai_normalize: where it may have changed them, Python reads the span
+        self.normalized = {key for _, key in IDENTITY + USAGE} | DIALECT_ONLY_KEYS
         # attributes the processors write: on a span processed before, Python updates them in place
         self.written = dialects.OUTPUT_KEYS | ({OPENLIT_COST} if openlit_compat else set())
 
@@ -64,7 +72,8 @@ class StageResolver:
             return False
         index = shape.index
         if (shape.dialect in DIALECT_RULES and shape.dialect not in native.NATIVE_RULES) \
-                or not self.written.isdisjoint(index):
+                or not self.written.isdisjoint(index) \
+                or any(key in index and key in self.normalized for key in self.attribution_keys):
             return None
         excludes = {provider: input_excludes_cache(SimpleNamespace(provider=provider, dialect=shape.dialect,
                                                                    index=index))
@@ -78,7 +87,8 @@ class StageResolver:
                 (otherwise, [(provider, value) for provider, value in excludes.items() if value != otherwise]),
                 [index.get(key) for _, key in IDENTITY + USAGE],
                 [position for position, key in enumerate(keys) if key in mapped],
-                [index.get(key) for key in native.RULE_KEYS])
+                [index.get(key) for key in native.RULE_KEYS], [index.get(key) for key in self.attribution_keys],
+                index.get(RESERVATION_KEY))
 
     @staticmethod
     def text(kind: str, text: str) -> str | None:
@@ -119,14 +129,17 @@ class StageResolver:
 
 
 class NativeGenAI:
-    """The native stage of one pipeline, standing for its ``genai_normalize`` and ``genai_cost``."""
+    """The native stage of one pipeline, standing for its ``genai_normalize`` and ``genai_cost``, and for the
+    ``genai_attribution`` that follows them when one does."""
 
-    def __init__(self, normalize: GenAINormalize, cost: GenAICost, reader: SpanReader, selector: Any):
+    def __init__(self, normalize: GenAINormalize, cost: GenAICost, attribution: GenAIAttribution | None,
+                 reader: SpanReader, selector: Any):
         self.normalize = normalize
         self.cost = cost
+        self.attribution = attribution
         self.reader = reader
         self.selector = selector
-        self.applied = frozenset({normalize, cost})
+        self.applied = frozenset({normalize, cost, *([attribution] if attribution else [])})
         names = {"dialect": dialects.DIALECT, "original_prefix": ORIGINAL_PREFIX, "compat": OPENLIT_COST,
                  "canonical": [(key, name) for name, key in IDENTITY + USAGE],
                  **{name: COST + name for name in ("status", "currency", "tier", "source", "pricing.model",
@@ -140,18 +153,28 @@ class NativeGenAI:
             "tolerance": float(cost.tolerance), "openlit_compat": cost.openlit_compat,
             "currency": cost.catalog.currency, "snapshot": cost.catalog.snapshot_id,
         }
+        span_keys: list[str] = []
+        self.header_keys: list[str] = []
+        if attribution is not None:
+            settings["attribution"] = (_attribution_dimensions(attribution, span_keys, self.header_keys),
+                                       list(attribution.capped.values()))
         dedupe = None if normalize.responses is None else (normalize.parents, normalize.responses)
-        resolver = StageResolver(reader, cost.catalog, cost.openlit_compat)
+        resolver = StageResolver(reader, cost.catalog, cost.openlit_compat, span_keys)
         self.stage = native.genai_stage(settings, resolver, reader.evidence, dedupe)
 
     @classmethod
     def for_pipeline(cls, processors: list[Processor], reader: SpanReader, selector: Any) -> NativeGenAI | None:
-        """The stage of a pipeline whose first GenAI processors are genai_normalize then genai_cost."""
+        """The stage of a pipeline whose first GenAI processors are genai_normalize then genai_cost (then
+        genai_attribution), one after the other."""
         genai = [p for p in processors if p.reads_genai]
         if len(genai) < 2 or type(genai[0]) is not GenAINormalize or type(genai[1]) is not GenAICost:
             return None
-        between = processors[processors.index(genai[0]) + 1:processors.index(genai[1])]
-        return None if between else cls(genai[0], genai[1], reader, selector)
+        first = processors.index(genai[0])
+        if processors[first:first + 2] != genai[:2]:
+            return None
+        following = processors[first + 2] if len(processors) > first + 2 else None
+        attribution = following if type(following) is GenAIAttribution else None
+        return cls(genai[0], genai[1], attribution, reader, selector)
 
     def run(self, batch: TelemetryBatch) -> bool:
         """Normalise and price an undecoded request natively, but for the spans only Python reads, which the
@@ -159,7 +182,7 @@ class NativeGenAI:
         if self.cost.refresh_prices():
             self.stage.reset_prices(self.cost.catalog.snapshot_id)
         wire = batch.wire
-        result = self.stage.read(wire)
+        result = self.stage.read(wire, [batch.headers.get(key) for key in self.header_keys])
         if result is None:
             return False
         others = self._read_python_spans(wire, result.python_spans) if result.python_spans else []
@@ -177,10 +200,25 @@ class NativeGenAI:
                 call.skip_reason = "duplicate"
             self.normalize.write(call)
             self.cost.apply(call)
+        if self.attribution is not None:
+            self._attribute(result, others, batch.headers)
         for provider, model, reason in result.unpriced:
             self.cost.note_unpriced(provider, model, reason)
         batch.native = NativeCalls(self, wire, result, others)
         return True
+
+    def _attribute(self, result: Any, others: list[GenAICall], headers: Any) -> None:
+        """Attribution of the stage's calls and of those Python read, capped in the request's order."""
+        attribution = self.attribution
+        memo: dict[int, dict[str, Any]] = {}
+        capped = self.stage.attribute(result, [
+            (call.span.payload_start,
+             attribution.raw_values(call, resource_values(call, memo), headers) if call.billable else None)
+            for call in others])
+        for call, values in zip(others, capped, strict=True):
+            if values is not None:
+                attribution.apply(call, {dimension: value for dimension, value
+                                         in zip(attribution.sources, values, strict=True) if value is not None})
 
     def _read_python_spans(self, wire: bytes, starts: list[int]) -> list[GenAICall] | None:
         """The calls of the spans the stage leaves to Python, read by the pipeline's span reader."""
@@ -203,6 +241,9 @@ class NativeCalls:
         self.others = others  # the calls the processors' Python code read and changed
         self.applied = stage.applied
         self.spliced = False
+        self.count = result.count + len(others)
+        self.has_ledger_rows = bool(self._ledger_starts())
+        self._ledgers: dict[tuple[str, ...], list[pa.RecordBatch] | None] = {}
 
     def splice(self) -> bytes:
         self.spliced = True
@@ -211,6 +252,63 @@ class NativeCalls:
             call.wire_at = None
         return wire
 
+    def append(self, start: int, encoded: bytes) -> None:
+        """Queue encoded attributes for the call of the span at this payload start (until the splice)."""
+        if not self.result.append(start, encoded):
+            next(call for call in self.others if call.span.payload_start == start).append(encoded)
+
+    def spending(self) -> list[tuple[tuple, int, Callable[[bytes], None]]] | None:
+        """What ``genai_budget`` reads of each priced billable call, in the request's order (its ``_spending``),
+        from the ledger rows; None when they must be made from calls."""
+        dimensions = tuple(self.stage.attribution.sources) if self.stage.attribution is not None else ()
+        columns = CallColumns(dimensions)
+        batches = self.ledger(columns)
+        if batches is None:
+            return None
+        table = pa.Table.from_batches(batches, schema=columns.schema)
+        data = table.select(["provider", "model", "service", "cost_pico", *dimensions]).to_pydict()
+        spending = []
+        for row, start in enumerate(self._ledger_starts()):
+            amount = data["cost_pico"][row]
+            if amount is None:
+                continue
+            attribution = tuple((d, data[d][row]) for d in dimensions if data[d][row] is not None)
+            key = (data["provider"][row], data["model"][row], data["service"][row], *attribution)
+            spending.append((key, amount, functools.partial(self.append, start)))
+        return spending
+
+    def _ledger_starts(self) -> list[int]:
+        """The span payload start of each ledger row, in the rows' order (the request's)."""
+        return sorted(self.result.ledger_starts() + [call.span.payload_start for call in self.others
+                                                    if call.billable and call.cost is not None])
+
+    def ledger(self, columns: CallColumns) -> list[pa.RecordBatch] | None:
+        """The ledger rows of the request's billable calls, in its order (``CallColumns.add``): the stage's made
+        by the native core as Arrow data, those Python read by ``columns``' own code. None when the native core
+        cannot make them (a number past 64 bits): then they are made from the calls. Made once per set of
+        columns (the budget's, then the ledger's)."""
+        if columns.names not in self._ledgers:
+            self._ledgers[columns.names] = self._make_ledger(columns)
+        return self._ledgers[columns.names]
+
+    def _make_ledger(self, columns: CallColumns) -> list[pa.RecordBatch] | None:
+        stage = self.stage
+        dimensions = list(stage.attribution.sources) if stage.attribution is not None else []
+        made = self.result.ledger(list(columns.names), [dimensions.index(dimension) if dimension in dimensions
+                                                        else None for dimension in columns.dimensions], stage.stage)
+        if made is None:
+            return None
+        rows = pa.record_batch(made)
+        python_rows = CallColumns(columns.dimensions)
+        python_rows.add_calls(self.others)
+        if not python_rows.rows:
+            return [rows]
+        starts = self.result.ledger_starts() + [call.span.payload_start for call in self.others
+                                                 if call.billable and call.cost is not None]
+        order = sorted(range(len(starts)), key=starts.__getitem__)  # the request's
+        table = pa.Table.from_batches([rows, *python_rows.table().to_batches()], schema=columns.schema)
+        return table.take(order).to_batches()
+
     def calls(self) -> list[GenAICall]:
         """The calls as the Python processors would have left them (edits pending until spliced)."""
         records = self.result.calls()
@@ -218,11 +316,12 @@ class NativeCalls:
                  in self.stage.selector.read(self.wire, {record[0] for record in records})}
         resources = WireResources(self.wire)
         catalog = self.stage.cost.catalog
+        dimensions = tuple(self.stage.attribution.sources) if self.stage.attribution is not None else ()
         calls = list(self.others)
         for record in records:
             (start, dialect, provider, operation, request_model, response_model, response_id, input_tokens,
              output_tokens, counts, total, tier, reported, billable, skip_reason, usage_error, cost, updated,
-             dropped, appended) = record
+             dropped, appended, attribution) = record
             resource_at, scope, span = spans[start]
             resource = resources.at(resource_at)
             index = self.stage.reader.shape_of(scope, span.keys).index
@@ -239,6 +338,9 @@ class NativeCalls:
             call.updated, call.dropped = updated, set(dropped)
             if cost is not None:
                 call.cost = _cost_result(cost, catalog)
+            if attribution is not None:
+                call.attribution = {dimension: value for dimension, value in zip(dimensions, attribution, strict=True)
+                                    if value is not None}
             if self.spliced:
                 call.wire_at = None
             else:
@@ -261,6 +363,23 @@ class WireResources:
             resource = self.decoded[payload] = (Resource() if payload is None
                                                 else Resource.FromString(self.wire[payload[0]:payload[1]]))
         return resource
+
+
+def _attribution_dimensions(attribution: GenAIAttribution, span_keys: list[str],
+                            header_keys: list[str]) -> list[tuple]:
+    """The dimensions as the stage takes them: (attribute, sources, default), a header or span source by its
+    index in ``header_keys`` or ``span_keys`` (which this fills), a resource source by its key."""
+    def index(keys: list[str], key: str) -> int:
+        if key not in keys:
+            keys.append(key)
+        return keys.index(key)
+
+    dimensions = []
+    for dimension, chain in attribution.sources.items():
+        sources = [("header", index(header_keys, key)) if kind == "header" else ("resource", key)
+                   if kind == "resource" else ("span", index(span_keys, key)) for kind, key in chain]
+        dimensions.append((ATTRIBUTE_PREFIX + dimension, sources, attribution.defaults.get(dimension)))
+    return dimensions
 
 
 def _cost_result(cost: tuple, catalog: Any) -> CostResult:

@@ -31,7 +31,7 @@ from processors.dialects import (
     provider_value,
     scope_dialect,
 )
-from processors.genai_call import GenAICall, WireCall, as_float, as_text, token_count
+from processors.genai_call import GenAICall, WireCall, as_text, reported_cost, token_count
 
 
 class _Shape:
@@ -209,6 +209,6 @@ def _operation(value: Any) -> str | None:
     return None if text is None else normalize_operation(text)
 
 
-_CONVERTERS = {**dict.fromkeys(TOKEN_FIELDS, token_count), "tier": normalize_tier, "reported_cost": as_float,
+_CONVERTERS = {**dict.fromkeys(TOKEN_FIELDS, token_count), "tier": normalize_tier, "reported_cost": reported_cost,
                "provider": provider_value, "operation": _operation,
                **dict.fromkeys(("request_model", "response_model", "response_id"), as_text)}

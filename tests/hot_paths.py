@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from collector.batch import TelemetryBatch
+from collector.cardinality import CardinalityLimit
+from collector.component import Processor
 from collector.pipeline import Fanout, ProcessorRun
 from collector.signals import Signal
-from collector.storage.rows import CallColumns
+from collector.storage.rows import RESERVATION_KEY, CallColumns
 from pricing_catalog.catalog import PriceCatalog
 from processors.genai_attribution import AttributionConfig, GenAIAttribution
 from processors.genai_call import GenAICall
@@ -18,34 +22,58 @@ from processors.genai_redact import GenAIRedact, RedactConfig
 from tests.genai_helpers import context
 
 CATALOG = PriceCatalog()
-ATTRIBUTION = AttributionConfig(customer=("resource.tenant.id", "span.customer.id"), feature=("span.gen_ai.system",
-                                                                                              "resource.service.name"))
+# every kind of source, a default, and a cardinality limit requests reach
+ATTRIBUTION = AttributionConfig(customer=("header.x-customer-id", "resource.tenant.id", "span.customer.id"),
+                                user=("span.user.id",), feature=("span.gen_ai.system", "resource.service.name"),
+                                team=("resource.team",), dimensions={"project": ("baggage.project",)},
+                                default={"team": "platform"}, max_cardinality=2)
 
 
-def pipeline(keep_original: bool = True, redact: bool = False, attribution: bool = True) -> ProcessorRun:
+def pipeline(keep_original: bool = True, redact: bool = False, attribution: bool = True,
+             reference: bool = False, budget: Callable[[], Processor] | None = None) -> ProcessorRun:
     """genai_normalize (with a custom mapping), genai_cost and genai_attribution (unless not ``attribution``:
     then no processor reads the calls the native stage makes), after genai_redact (remove mode, as
-    production.yaml has it) when ``redact``."""
+    production.yaml has it) when ``redact``, and a ``budget`` processor (made by it) last. The ``reference``
+    pipeline caps attribution values with the
+    pure-Python ``CardinalityLimit`` (the other shares the native one with the stage)."""
+    attributions = [GenAIAttribution(ATTRIBUTION)] * attribution
+    for processor in attributions:  # the ledger then records reservations too, as with genai_budget
+        processor.span_keys = processor.span_keys | {RESERVATION_KEY}
     processors = [GenAINormalize(NormalizeConfig(keep_original=keep_original,
                                                  custom_mappings={"my.model": "gen_ai.request.model"})),
-                  GenAICost(CostConfig(), context(), CATALOG), *([GenAIAttribution(ATTRIBUTION)] * attribution)]
+                  GenAICost(CostConfig(), context(), CATALOG), *attributions, *([budget()] if budget else [])]
     if redact:
         processors.insert(0, GenAIRedact(RedactConfig(mode="remove", allow=("input.value.kept",))))
-    return ProcessorRun(processors, Fanout([]), indexer_for(processors))
+    run = ProcessorRun(processors, Fanout([]), indexer_for(processors))
+    if reference:  # after the native stage took the shared ones (the reference batch is decoded: it runs none)
+        for processor in attributions:
+            processor.capped = {dimension: CardinalityLimit(ATTRIBUTION.max_cardinality) for dimension in
+                                processor.capped}
+    return run
 
 
-def both_paths(wire: bytes, keep_original: bool = True, redact: bool = False,
-               attribution: bool = True) -> tuple[TelemetryBatch, TelemetryBatch]:
-    """The request through the same pipeline on the Python path and (when the native core vouches for it)
-    on the native path, each with processors of its own."""
-    reference = TelemetryBatch(Signal.TRACES, ExportTraceServiceRequest.FromString(wire))
-    candidate = TelemetryBatch.from_wire(Signal.TRACES, wire)
-    pipeline(keep_original, redact, attribution).run(reference)
-    pipeline(keep_original, redact, attribution).run(candidate)
+def both_paths(wire: bytes, keep_original: bool = True, redact: bool = False, attribution: bool = True,
+               headers: dict[str, str] | None = None,
+               budget: Callable[[], Processor] | None = None) -> tuple[TelemetryBatch, TelemetryBatch]:
+    """The request (with these request headers) through the same pipeline on the Python path and (when the
+    native core vouches for it) on the native path, each with processors of its own."""
+    headers = headers or {}
+    reference = TelemetryBatch(Signal.TRACES, ExportTraceServiceRequest.FromString(wire), headers)
+    candidate = TelemetryBatch.from_wire(Signal.TRACES, wire, headers)
+    pipeline(keep_original, redact, attribution, reference=True, budget=budget).run(reference)
+    pipeline(keep_original, redact, attribution, budget=budget).run(candidate)
     return reference, candidate
 
 
 def assert_same(reference: TelemetryBatch, candidate: TelemetryBatch) -> None:
+    """The same forwarded request, ledger rows (the candidate's made first, before its calls are: by the native
+    core where it can) and calls."""
+    rows = []
+    for batch in (candidate, reference):
+        columns = CallColumns(("customer", "feature", "user", "not_attributed"))
+        columns.add(batch)
+        rows.append(columns.columns)
+    assert rows[0] == rows[1]
     forwarded = ExportTraceServiceRequest.FromString(candidate.serialized())
     assert forwarded == ExportTraceServiceRequest.FromString(reference.serialized())
     assert len(candidate.genai) == len(reference.genai)
@@ -57,12 +85,6 @@ def assert_same(reference: TelemetryBatch, candidate: TelemetryBatch) -> None:
                     ours.cost.reported, ours.cost.mismatch, ours.cost.snapshot) == \
                    (theirs.cost.status, theirs.cost.amount_pico, theirs.cost.breakdown, theirs.cost.reason,
                     theirs.cost.source, theirs.cost.reported, theirs.cost.mismatch, theirs.cost.snapshot)
-    rows = []
-    for batch in (reference, candidate):
-        columns = CallColumns(("customer", "feature"))
-        columns.add(batch)
-        rows.append(columns.columns)
-    assert rows[0] == rows[1]
 
 
 def _fields(call: GenAICall) -> tuple:

@@ -205,8 +205,9 @@ SCOPES = ["opentelemetry.instrumentation.openai_v2", "opentelemetry.instrumentat
           "gcp.vertex.agent", "my.app"]
 CONTENT = {"gen_ai.prompt.0.content", "gen_ai.input.messages", "input.value", "input.value.kept",
            "llm.input_messages.0.message.content"}
-VOCABULARY = sorted(dialects.KNOWN_KEYS | CONTENT | {"customer.id", "gen_ai.system", "http.method",
-                                                      "telemetry.sdk.name"})
+ATTRIBUTED = {"customer.id", "user.id", "project", "gen_ai.budget.reservation"}  # span keys tests/hot_paths.py reads
+VOCABULARY = sorted(dialects.KNOWN_KEYS | CONTENT | ATTRIBUTED | {"gen_ai.system", "http.method",
+                                                                  "telemetry.sdk.name"})
 MODELS = ["gpt-4o", "gpt-4o-mini-2024-07-18", "claude-sonnet-4-5", "gemini-2.5-flash", "no-such-model", ""]
 
 
@@ -239,6 +240,7 @@ _COST_KEYS = frozenset(dialects.SOURCES["reported_cost"]) - {"gen_ai.usage.cost"
 STAGE_VOCABULARY = sorted({key for field, keys in dialects.SOURCES.items() for key in keys}
                           - {"openinference.span.kind", "langfuse.observation.type", "gen_ai.usage.cost"}
                           | {"traceloop.span.kind", "gen_ai.aggregated_usage.input_tokens", "my.model", "http.method"}
+                          | ATTRIBUTED
                           ) + [dialects.REQUEST_MODEL, dialects.RESPONSE_MODEL, dialects.INPUT_TOKENS,  # often,
                                dialects.OUTPUT_TOKENS, "gen_ai.usage.prompt_tokens", "gen_ai.system"] * 4  # twice too
 
@@ -269,6 +271,11 @@ def stage_value(rng: random.Random, key: str, target: AnyValue) -> None:
         target.bool_value = False
 
 
+def random_headers(rng: random.Random) -> dict[str, str]:
+    """Request headers attribution may read, or none."""
+    return rng.choice([{}, {"x-customer-id": rng.choice(["", "h1", "h2", "h3", "h4"])}])
+
+
 def random_request(rng: random.Random, scopes: list[str] = SCOPES, vocabulary: list[str] = VOCABULARY,
                    value: Callable[[random.Random, str, AnyValue], None] = random_value) -> bytes:
     """GenAI-ish spans: attributes drawn from the dialect vocabulary with values of any kind, shared response
@@ -276,8 +283,9 @@ def random_request(rng: random.Random, scopes: list[str] = SCOPES, vocabulary: l
     request = ExportTraceServiceRequest()
     for _ in range(rng.randint(1, 3)):
         resource_spans = request.resource_spans.add()
-        for key in rng.sample(["service.name", "tenant.id", "telemetry.sdk.name"], rng.randint(0, 3)):
-            resource_spans.resource.attributes.add(key=key).value.string_value = rng.choice(["a", "b", "openlit"])
+        for key in rng.choices(["service.name", "tenant.id", "telemetry.sdk.name", "team"], k=rng.randint(0, 5)):
+            set_value(resource_spans.resource.attributes.add(key=key).value,
+                      rng.choice(["a", "b", "openlit", "", 7, 2.5, True]))
         for _ in range(rng.randint(1, 3)):
             scope_spans = resource_spans.scope_spans.add()
             scope_spans.scope.name = rng.choice(scopes)
@@ -302,7 +310,7 @@ def test_differential_fuzz_on_random_genai_requests():
     calls = taken = 0
     for _ in range(400):
         reference, candidate = both_paths(random_request(rng), keep_original=rng.random() < 0.7,
-                                          redact=rng.random() < 0.5)
+                                          redact=rng.random() < 0.5, headers=random_headers(rng))
         assert not candidate.decoded
         assert_same(reference, candidate)
         calls += len(reference.genai)
@@ -319,7 +327,8 @@ def test_differential_fuzz_on_the_native_stage():
     taken = priced = 0
     for case in range(300):
         wire = random_request(rng, STAGE_SCOPES, STAGE_VOCABULARY, stage_value)
-        reference, candidate = both_paths(wire, keep_original=rng.random() < 0.7, attribution=case % 2 == 0)
+        reference, candidate = both_paths(wire, keep_original=rng.random() < 0.7, attribution=case % 2 == 0,
+                                          headers=random_headers(rng))
         assert_same(reference, candidate)
         taken += candidate.native is not None
         priced += sum(call.cost is not None and call.cost.amount_pico is not None for call in reference.genai)
@@ -376,12 +385,40 @@ def test_differential_fuzz_on_the_dialect_rules():
     read_natively = read_by_python = 0
     for case in range(300):
         wire = random_request(rng, RULE_SCOPES, RULE_VOCABULARY, rule_value)
-        reference, candidate = both_paths(wire, keep_original=rng.random() < 0.7, attribution=case % 2 == 0)
+        reference, candidate = both_paths(wire, keep_original=rng.random() < 0.7, attribution=case % 2 == 0,
+                                          headers=random_headers(rng))
         assert_same(reference, candidate)
         if candidate.native is not None:
             read_by_python += len(candidate.native.others)
             read_natively += len(candidate.genai) - len(candidate.native.others)
     assert read_natively > 1000 and read_natively > 2 * read_by_python, (read_natively, read_by_python)
+
+
+BUDGETS = [{"id": "a-customers", "match": {"customer": "a*"}, "limit": "0.002", "period": "daily",
+            "thresholds": [0.5, 0.8]},
+           {"id": "gpt-4o", "match": {"model": "gpt-4o*"}, "limit": "1", "period": "monthly"},
+           {"id": "every-call", "match": {}, "limit": "0.05", "period": "total"}]
+
+
+@pytest.mark.fuzz
+@pytest.mark.parametrize("ledger_backend", ["duckdb"], indirect=True)
+def test_budget_states_are_written_alike_from_the_native_stage(ledger_backend):
+    """genai_budget after the native stage reads its ledger rows, not calls, and writes the same running
+    totals on the same spans as on the Python path."""
+    from processors.budgets import parse_budget
+    from tests.test_budgets_unit import replica
+    budgets = [parse_budget(budget, None) for budget in BUDGETS]
+    rng = random.Random(77)
+    from_rows = budgeted = 0
+    for _ in range(80):
+        wire = random_request(rng, STAGE_SCOPES, STAGE_VOCABULARY, stage_value)
+        reference, candidate = both_paths(wire, headers=random_headers(rng),
+                                          budget=lambda: replica(ledger_backend, *budgets))
+        from_rows += candidate.native_result is not None  # the budget made no calls
+        assert_same(reference, candidate)
+        budgeted += sum(any(kv.key == "gen_ai.budget.status" for kv in span.attributes)
+                        for rs in reference.message.resource_spans for ss in rs.scope_spans for span in ss.spans)
+    assert from_rows > 60 and budgeted > 100, (from_rows, budgeted)
 
 
 @pytest.mark.fuzz

@@ -116,7 +116,7 @@ class LedgerExporter(Exporter):
 
     async def commit(self, batch: TelemetryBatch) -> None:
         """Return once the batch's calls are committed to the ledger."""
-        if not any(call.cost is not None and call.billable for call in batch.genai or ()):
+        if not batch.has_ledger_rows:
             return
         loop = asyncio.get_running_loop()
         done = loop.create_future()
@@ -161,7 +161,7 @@ class LedgerExporter(Exporter):
     def _gather(self, first) -> tuple[list, bool]:
         """The first waiting batch and whatever arrives within flush_interval, up to max_rows."""
         items = [first]
-        rows = len(first[0].genai or ())
+        rows = first[0].genai_count
         deadline = time.monotonic() + self.flush_interval
         while rows < self.max_rows:
             remaining = deadline - time.monotonic()
@@ -172,7 +172,7 @@ class LedgerExporter(Exporter):
             if item is _STOP:
                 return items, True
             items.append(item)
-            rows += len(item[0].genai or ())
+            rows += item[0].genai_count
         return items, False
 
     def _write(self, items: list) -> None:

@@ -80,17 +80,58 @@ pub fn to_double(pico: i128) -> f64 {
     format!("{quotient:.10}").parse().expect("a decimal number")
 }
 
+/// The shortest decimal digits that read back as `value` (finite), as Python's `repr` finds them: (negative,
+/// digits, exponent of the first digit).
+fn shortest_digits(value: f64) -> (bool, String, i32) {
+    let text = format!("{value:e}");
+    let (mantissa, exponent) = text.split_once('e').expect("an exponent");
+    let digits = mantissa.chars().filter(char::is_ascii_digit).collect();
+    (
+        mantissa.starts_with('-'),
+        digits,
+        exponent.parse().expect("an integer exponent"),
+    )
+}
+
+/// Python's `repr` (and `str`) of a double: the shortest digits, in positional notation when the decimal
+/// point falls within 16 digits of them and not more than 4 places before them, else in exponent notation.
+pub fn python_repr(value: f64) -> String {
+    if value.is_nan() {
+        return "nan".to_owned();
+    }
+    if value.is_infinite() {
+        return if value > 0.0 { "inf" } else { "-inf" }.to_owned();
+    }
+    let (negative, digits, exponent) = shortest_digits(value);
+    let sign = if negative { "-" } else { "" };
+    let point = exponent + 1; // digits before the decimal point
+    if point <= -4 || point > 16 {
+        let (first, rest) = digits.split_at(1);
+        let fraction = if rest.is_empty() {
+            String::new()
+        } else {
+            format!(".{rest}")
+        };
+        let exponent_sign = if exponent < 0 { '-' } else { '+' };
+        return format!("{sign}{first}{fraction}e{exponent_sign}{:02}", exponent.abs());
+    }
+    if point <= 0 {
+        return format!("{sign}0.{}{digits}", "0".repeat((-point) as usize));
+    }
+    let point = point as usize;
+    if point >= digits.len() {
+        return format!("{sign}{digits}{}.0", "0".repeat(point - digits.len()));
+    }
+    format!("{sign}{}.{}", &digits[..point], &digits[point..])
+}
+
 /// `to_pico(Decimal(repr(value)))`: a reported cost (the shortest decimal that is the double) in integer
 /// pico-units, rounded half-even; None when it is not finite or too large to be a cost.
 pub fn reported_pico(value: f64) -> Option<i128> {
     if !value.is_finite() {
         return None;
     }
-    let text = format!("{value:e}");
-    let (mantissa, exponent) = text.split_once('e')?;
-    let exponent: i32 = exponent.parse().ok()?;
-    let negative = mantissa.starts_with('-');
-    let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
+    let (negative, digits, exponent) = shortest_digits(value);
     let coefficient: i128 = digits.parse().ok()?;
     // value = coefficient × 10^(exponent − (digits − 1)); in pico-units, × 10^12
     let shift = exponent - (digits.len() as i32 - 1) + 12;
@@ -148,6 +189,29 @@ mod tests {
         assert_eq!(reported_pico(-0.25), Some(-250_000_000_000));
         assert_eq!(reported_pico(f64::NAN), None);
         assert_eq!(reported_pico(1e300), None);
+    }
+
+    #[test]
+    fn doubles_read_as_python_writes_them() {
+        for (value, text) in [
+            (0.0, "0.0"),
+            (-0.0, "-0.0"),
+            (1.0, "1.0"),
+            (0.1, "0.1"),
+            (123.456, "123.456"),
+            (1e-4, "0.0001"),
+            (1e-5, "1e-05"),
+            (1.5e-7, "1.5e-07"),
+            (1e15, "1000000000000000.0"),
+            (1e16, "1e+16"),
+            (1.2345678901234568e17, "1.2345678901234568e+17"),
+            (-2.5e300, "-2.5e+300"),
+            (5e-324, "5e-324"),
+            (f64::INFINITY, "inf"),
+            (f64::NAN, "nan"),
+        ] {
+            assert_eq!(python_repr(value), text);
+        }
     }
 
     #[test]

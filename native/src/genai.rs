@@ -23,7 +23,8 @@ use std::sync::Arc;
 
 use rustc_hash::FxHashMap;
 
-use crate::attributes::{encode, exceeds, reported_pico, to_double, Scalar};
+use crate::attributes::{encode, exceeds, python_repr, reported_pico, to_double, Scalar};
+use crate::attribution::{label, Dimension, Resources};
 use crate::rules::Rule;
 use crate::traces::{self, Range, Selected, SpanParts, Value};
 
@@ -96,6 +97,10 @@ pub struct Plan {
     /// The dialect's own rule, and the positions of the attributes it reads (`RULE_KEYS` order).
     pub rule: Rule,
     pub rule_positions: Vec<Option<usize>>,
+    /// Positions of the span attributes attribution reads (`Source::Span` indexes them).
+    pub attribution_positions: Vec<Option<usize>>,
+    /// Position of the budget reservation attribute the ledger records.
+    pub reservation: Option<usize>,
     /// Position of each canonical attribute (`Names::canonical` order) on the span.
     pub canonical: Vec<Option<usize>>,
     /// Positions dropped with `keep_original: false`.
@@ -231,6 +236,8 @@ pub struct Settings {
     pub openlit_compat: bool,
     pub currency: String,
     pub snapshot: String,
+    /// The dimensions of `genai_attribution`, when the stage applies it too.
+    pub attribution: Option<Vec<Dimension>>,
 }
 
 /// A call's cost, as `genai_cost.CostResult` holds it (the exchange rate is always none here).
@@ -279,6 +286,11 @@ pub struct Call {
     pub dropped: Vec<usize>,
     /// Encoded attributes appended to the span.
     pub appended: Vec<u8>,
+    /// Each dimension's value (read, then capped once duplicates are known), when the stage attributes.
+    pub attribution: Option<Vec<Option<String>>>,
+    /// The ledger's `service` (the resource's `service.name`) and `reservation` of a billable call.
+    pub service: Option<String>,
+    pub reservation: Option<String>,
 }
 
 impl Call {
@@ -558,8 +570,15 @@ impl Stage {
 
     /// Phase one: every GenAI call of the selected spans the stage reads itself, and the payload starts of
     /// those left to Python; or what Python must answer first; or a decline of the whole request.
-    pub fn read(&self, buf: &[u8], selected: &[Selected]) -> Read<Result<Calls, Vec<Miss>>> {
+    /// `headers`: the request headers attribution reads, in the order its `Source::Header`s name them.
+    pub fn read(
+        &self,
+        buf: &[u8],
+        selected: &[Selected],
+        headers: &[Option<String>],
+    ) -> Read<Result<Calls, Vec<Miss>>> {
         let mut calls = Vec::with_capacity(selected.len());
+        let mut resources = Resources::default();
         let mut python = Vec::new();
         let mut misses = Vec::new();
         let mut key = Vec::new();
@@ -596,7 +615,17 @@ impl Stage {
                 plan,
                 ..Call::default()
             };
-            match self.read_call(buf, call, &mut misses) {
+            let read = self.read_call(buf, call, &mut misses).and_then(|call| match call {
+                Some(mut call) if call.billable => {
+                    self.read_ledger_fields(buf, &mut call, item.resource, &mut resources)?;
+                    if self.settings.attribution.is_some() {
+                        call.attribution = Some(self.attribute(buf, &call, item.resource, &mut resources, headers)?);
+                    }
+                    Ok(Some(call))
+                }
+                call => Ok(call),
+            });
+            match read {
                 Ok(Some(call)) => calls.push(call),
                 Ok(None) => {}
                 Err(Decline) => python.push(item.span.0),
@@ -608,6 +637,25 @@ impl Stage {
             return Ok(Err(misses));
         }
         Ok(Ok((calls, python)))
+    }
+
+    /// What a billable call's ledger row reads beyond the call: the service and the reservation.
+    fn read_ledger_fields(
+        &self,
+        buf: &[u8],
+        call: &mut Call,
+        resource: Option<Range>,
+        resources: &mut Resources,
+    ) -> Read<()> {
+        call.service = label(buf, resources.value(buf, resource, b"service.name", false)?)?;
+        if let Some(position) = self.plans[call.plan].reservation {
+            call.reservation = label(buf, value_at(buf, &call.parts, position).ok_or(Decline)?)?;
+        }
+        Ok(())
+    }
+
+    pub fn price(&self, id: usize) -> &Price {
+        &self.price_list[id]
     }
 
     pub(crate) fn text(&self, kind: TextKind, text: &str, misses: &mut Vec<Miss>) -> Option<Option<String>> {
@@ -773,8 +821,8 @@ impl Stage {
             }
             REPORTED_COST => {
                 call.reported = match value {
-                    Value::Int(number) => Some(number as f64),
-                    Value::Double(number) => Some(number).filter(|n| n.is_finite()),
+                    Value::Int(number) => reported_cost(number as f64),
+                    Value::Double(number) => reported_cost(number),
                     Value::Str(_) | Value::Bytes(_) => return Err(Decline),
                     Value::Unset | Value::Bool(_) | Value::Compound(_) => None,
                 };
@@ -1038,6 +1086,18 @@ impl Stage {
         Ok([total, parts[0], parts[1], parts[2], parts[3], parts[4]])
     }
 
+    /// `GenAIAttribution.apply`: `gen_ai.attribution.<dimension>` of each dimension with a value.
+    pub fn write_attribution(&self, call: &mut Call) {
+        let (Some(dimensions), Some(values)) = (&self.settings.attribution, &call.attribution) else {
+            return;
+        };
+        for (dimension, value) in dimensions.iter().zip(values) {
+            if let Some(value) = value {
+                encode(&mut call.appended, &dimension.attribute, Scalar::Str(value));
+            }
+        }
+    }
+
     /// `GenAICost._write`: the block shared by every call of a price and status, then the numbers.
     fn write_cost(&self, call: &mut Call, cost: &Cost) {
         let settings = &self.settings;
@@ -1086,13 +1146,20 @@ impl Stage {
     }
 }
 
-/// `as_text`: text as it is, an integer as its digits, nothing for other kinds; a double (whose Python
-/// text differs from Rust's) is declined.
+/// A cost per call above this is a broken emitter's, not a report (`MAX_REPORTED_COST`).
+const MAX_REPORTED_COST: f64 = 1_000_000.0;
+
+/// `reported_cost` of a finite or infinite number: the cost, or None when no call costs it.
+pub(crate) fn reported_cost(number: f64) -> Option<f64> {
+    Some(number).filter(|number| number.abs() <= MAX_REPORTED_COST)
+}
+
+/// `as_text`: text as it is, a number as Python writes it, nothing for other kinds.
 fn as_text(buf: &[u8], value: Value) -> Read<Option<String>> {
     Ok(match value {
         Value::Str(_) => Some(text_of(buf, value).ok_or(Decline)?.to_owned()),
         Value::Int(number) => Some(number.to_string()),
-        Value::Double(_) => return Err(Decline),
+        Value::Double(number) => Some(python_repr(number)),
         Value::Unset | Value::Bool(_) | Value::Bytes(_) | Value::Compound(_) => None,
     })
 }

@@ -3,8 +3,10 @@
 //! objects. `collector/native.py` is the Python side; the pure-Python path is the reference.
 
 pub mod attributes;
+pub mod attribution;
 pub mod counts;
 pub mod genai;
+pub mod ledger;
 pub mod redact;
 pub mod rules;
 pub mod schema;

@@ -319,6 +319,8 @@ fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<WireSpan>()?;
     module.add_class::<PyRedactor>()?;
     module.add_class::<crate::stage::PyRecentKeys>()?;
+    module.add_class::<crate::stage::PyCardinalityLimit>()?;
+    module.add_class::<crate::stage::ArrowRows>()?;
     module.add_class::<crate::stage::PyGenAIStage>()?;
     module.add_class::<crate::stage::StageResult>()?;
     module.add_function(wrap_pyfunction!(edit_spans, module)?)?;

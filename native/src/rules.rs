@@ -9,8 +9,10 @@
 
 use serde_json::{Map, Value as Json};
 
+use crate::attributes::python_repr;
 use crate::genai::{
-    Call, Decline, Miss, Stage, TextKind, OPERATION, PROVIDER, REQUEST_MODEL, RESPONSE_ID, RESPONSE_MODEL,
+    reported_cost, Call, Decline, Miss, Stage, TextKind, OPERATION, PROVIDER, REQUEST_MODEL, RESPONSE_ID,
+    RESPONSE_MODEL,
 };
 use crate::traces::Value;
 
@@ -104,11 +106,7 @@ impl Stage {
                 let request_model = call.text[REQUEST_MODEL].as_deref().is_some_and(|m| !m.is_empty());
                 let response_model = call.text[RESPONSE_MODEL].as_deref().is_some_and(|m| !m.is_empty());
                 if !request_model && response_model {
-                    call.text[REQUEST_MODEL] = match parameters.get("model") {
-                        None | Some(Json::Null) => None,
-                        Some(Json::String(model)) => Some(model.clone()),
-                        Some(_) => return Err(Decline),
-                    };
+                    call.text[REQUEST_MODEL] = json_text(parameters.get("model"))?;
                 }
                 if let Some(tier) = parameters.get("service_tier").filter(|tier| truthy(tier)) {
                     call.tier = self.tier_of(tier, misses);
@@ -175,7 +173,7 @@ impl Stage {
                 let costs = json_object(buf, value(COST_DETAILS)?)?;
                 match costs.get("total") {
                     None | Some(Json::Null) => {}
-                    Some(total) => call.reported = json_as_float(total)?,
+                    Some(total) => call.reported = json_reported_cost(total)?,
                 }
                 if call.text[PROVIDER].is_none() {
                     call.text[PROVIDER] = self.model_provider(call, misses);
@@ -298,12 +296,26 @@ fn json_token_count(value: &Json) -> Read<Result<i64, String>> {
     Ok(Ok(number))
 }
 
-/// `as_float` of a JSON value other than null.
-fn json_as_float(value: &Json) -> Read<Option<f64>> {
+/// `as_text` of a JSON value: text as it is, a number as Python writes it, nothing for other kinds.
+fn json_text(value: Option<&Json>) -> Read<Option<String>> {
+    Ok(match value {
+        Some(Json::String(text)) => Some(text.clone()),
+        Some(Json::Number(number)) => match (number.as_i64(), number.as_u64(), number.as_f64()) {
+            (Some(integer), _, _) => Some(integer.to_string()),
+            (_, Some(integer), _) => Some(integer.to_string()),
+            (_, _, Some(0.0)) => return Err(Decline), // serde reads "-0" as -0.0, Python as the integer 0
+            (_, _, float) => float.map(python_repr),
+        },
+        None | Some(Json::Null | Json::Bool(_) | Json::Array(_) | Json::Object(_)) => None,
+    })
+}
+
+/// `reported_cost` of a JSON value other than null.
+fn json_reported_cost(value: &Json) -> Read<Option<f64>> {
     match value {
         // serde_json reads "-0" as -0.0 where Python reads the integer 0: the sign is declined
         Json::Number(number) if number.as_f64() == Some(0.0) && number.as_i64().is_none() => Err(Decline),
-        Json::Number(number) => Ok(number.as_f64().filter(|n| n.is_finite())),
+        Json::Number(number) => Ok(number.as_f64().and_then(reported_cost)),
         Json::String(_) => Err(Decline), // float() of text has rules of its own
         Json::Null | Json::Bool(_) | Json::Array(_) | Json::Object(_) => Ok(None),
     }
@@ -389,8 +401,8 @@ mod tests {
             Ok(Err("token count 18446744073709551615 is negative or absurd".to_owned()))
         );
         assert_eq!(json_token_count(&parse("\"12\"")), Err(Decline));
-        assert_eq!(json_as_float(&parse("0.1")), Ok(Some(0.1)));
-        assert_eq!(json_as_float(&parse("true")), Ok(None));
+        assert_eq!(json_reported_cost(&parse("0.1")), Ok(Some(0.1)));
+        assert_eq!(json_reported_cost(&parse("true")), Ok(None));
         assert!(!truthy(&parse("0.0")) && truthy(&parse("[0]")));
     }
 }

@@ -4,19 +4,45 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
+use arrow_array::ffi::to_ffi;
+use arrow_array::{Array, StructArray};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict, PyString, PyTuple};
+use pyo3::types::{PyBytes, PyCapsule, PyDict, PyString, PyTuple};
 
 use crate::attributes::{encode, reported_pico, Scalar};
+use crate::attribution::{CardinalityLimit, Dimension, Source};
 use crate::genai::{
     self, Call, Canonical, DedupeEntry, ExcludesCache, Miss, Names, Plan, Price, Rate, Settings, Stage, TextKind, Unit,
     FIELDS,
 };
+use crate::ledger::ledger_rows;
 use crate::rules::Rule;
 use crate::traces::{self, Range};
 
 type SharedKeys = Arc<Mutex<genai::RecentKeys>>;
+type SharedLimit = Arc<Mutex<CardinalityLimit>>;
+
+/// `collector.cardinality.CardinalityLimit`, shared by `genai_attribution`'s Python code and the native stage.
+#[pyclass(name = "CardinalityLimit", module = "collector._native", frozen)]
+pub struct PyCardinalityLimit {
+    limit: SharedLimit,
+}
+
+#[pymethods]
+impl PyCardinalityLimit {
+    #[new]
+    fn new(limit: usize) -> Self {
+        PyCardinalityLimit {
+            limit: Arc::new(Mutex::new(CardinalityLimit::new(limit))),
+        }
+    }
+
+    /// The value, or `__other__` when it is new and the limit is reached.
+    fn __call__(&self, value: String) -> String {
+        self.limit.lock().expect("not poisoned").cap(value)
+    }
+}
 
 /// `genai_normalize`'s memory of recent keys, shared by its Python code and the native stage.
 #[pyclass(name = "RecentKeys", module = "collector._native", frozen)]
@@ -59,6 +85,41 @@ pub struct PyGenAIStage {
     dedupe: Option<(SharedKeys, SharedKeys)>,
     /// The `PriceMatch` of each price the stage learned, by its id.
     matches: Vec<Py<PyAny>>,
+    /// Each attribution dimension's cardinality limit, when the stage attributes.
+    limits: Vec<SharedLimit>,
+}
+
+/// `settings["attribution"]`: None, or (dimensions as (attribute, sources as ("header", index) /
+/// ("resource", key) / ("span", index), default), their cardinality limits).
+#[allow(clippy::type_complexity)]
+fn attribution_of(settings: Option<Bound<'_, PyAny>>) -> PyResult<(Option<Vec<Dimension>>, Vec<SharedLimit>)> {
+    let Some(settings) = settings.filter(|settings| !settings.is_none()) else {
+        return Ok((None, Vec::new()));
+    };
+    let (dimensions, limits): (
+        Vec<(String, Vec<(String, Bound<'_, PyAny>)>, Option<String>)>,
+        Vec<PyRef<'_, PyCardinalityLimit>>,
+    ) = settings.extract()?;
+    let mut parsed = Vec::with_capacity(dimensions.len());
+    for (attribute, sources, default) in dimensions {
+        let sources = sources
+            .into_iter()
+            .map(|(kind, key)| {
+                Ok(match kind.as_str() {
+                    "header" => Source::Header(key.extract()?),
+                    "resource" => Source::Resource(key.extract::<String>()?.into_bytes()),
+                    "span" => Source::Span(key.extract()?),
+                    _ => return Err(PyValueError::new_err(format!("unknown attribution source {kind}"))),
+                })
+            })
+            .collect::<PyResult<_>>()?;
+        parsed.push(Dimension {
+            attribute,
+            sources,
+            default,
+        });
+    }
+    Ok((Some(parsed), limits.iter().map(|limit| limit.limit.clone()).collect()))
 }
 
 fn names(names: &Bound<'_, PyDict>) -> PyResult<Names> {
@@ -146,7 +207,9 @@ impl PyGenAIStage {
                 .ok_or_else(|| PyValueError::new_err(format!("settings lacks {key}")))
         };
         let names_dict = get("names")?;
+        let (attribution, limits) = attribution_of(settings.get_item("attribution")?)?;
         let settings = Settings {
+            attribution,
             names: names(names_dict.cast::<PyDict>()?)?,
             wrapper_operations: get("wrapper_operations")?.extract()?,
             frameworks: get("frameworks")?.extract()?,
@@ -170,6 +233,7 @@ impl PyGenAIStage {
             evidence: evidence.into_iter().map(String::into_bytes).collect(),
             dedupe: dedupe.map(|(parents, responses)| (parents.keys.clone(), responses.keys.clone())),
             matches: Vec::new(),
+            limits,
         })
     }
 
@@ -181,8 +245,13 @@ impl PyGenAIStage {
 
     /// Phase one on a scanned trace request: a `StageResult` with the calls the stage read and the spans it
     /// leaves to Python (`python_spans`), or None when the whole request is left to the Python processors.
-    /// Nothing has changed yet.
-    fn read(&mut self, py: Python<'_>, wire: Bound<'_, PyBytes>) -> PyResult<Option<StageResult>> {
+    /// Nothing has changed yet. `headers`: the request's values of the headers attribution reads.
+    fn read(
+        &mut self,
+        py: Python<'_>,
+        wire: Bound<'_, PyBytes>,
+        headers: Vec<Option<String>>,
+    ) -> PyResult<Option<StageResult>> {
         let buf = wire.as_bytes();
         let evidence = &self.evidence;
         let Ok(selected) = py.detach(|| traces::select(buf, |key| evidence.contains(key))) else {
@@ -190,7 +259,7 @@ impl PyGenAIStage {
         };
         for _ in 0..ROUNDS {
             let stage = &self.stage;
-            match py.detach(|| stage.read(buf, &selected)) {
+            match py.detach(|| stage.read(buf, &selected, &headers)) {
                 Err(genai::Decline) => return Ok(None),
                 Ok(Ok((calls, python_spans))) => {
                     return Ok(Some(StageResult {
@@ -246,7 +315,8 @@ impl PyGenAIStage {
         let wire = result.wire.bind(py).as_bytes();
         let calls = &mut result.calls;
         let (updates, unpriced) = py.detach(|| {
-            let mut updates = Vec::with_capacity(others.len());
+            let mut updates: Vec<(bool, bool, Option<f64>)> =
+                others.iter().map(|other| (other.6, false, other.7)).collect();
             if let Some((parents, responses)) = dedupe {
                 let mut entries = Stage::dedupe_entries(wire, calls);
                 entries.extend(others.iter().map(|other| DedupeEntry {
@@ -276,9 +346,9 @@ impl PyGenAIStage {
                         call.skip_reason = "duplicate";
                     }
                 }
-                updates.extend(others.iter().map(|other| outcome[&other.0]));
-            } else {
-                updates.extend(others.iter().map(|other| (other.6, false, other.7)));
+                for (update, other) in updates.iter_mut().zip(&others) {
+                    *update = outcome[&other.0];
+                }
             }
             let mut unpriced = Vec::new();
             stage.write(wire, calls, &mut unpriced);
@@ -301,6 +371,54 @@ impl PyGenAIStage {
             .collect();
         result.unpriced = unpriced;
         Ok(Some(updates))
+    }
+
+    /// Phase four, when the stage attributes: the billable calls' values capped in the request's order (the
+    /// stage's, read with them, and `others`, the calls Python read, as (span payload start, values or None
+    /// for a call that is not billable)), and the stage's calls' attributes written. Returns the capped
+    /// values of `others`.
+    fn attribute(
+        &self,
+        py: Python<'_>,
+        mut result: PyRefMut<'_, StageResult>,
+        mut others: Vec<(usize, Option<Values>)>,
+    ) -> Vec<Option<Values>> {
+        let result = &mut *result;
+        let calls = &mut result.calls;
+        let (stage, limits) = (&self.stage, &self.limits);
+        py.detach(|| {
+            cap_attribution(calls, &mut others, limits);
+            for call in calls.iter_mut() {
+                stage.write_attribution(call);
+            }
+        });
+        others.into_iter().map(|(_, values)| values).collect()
+    }
+}
+
+/// Attribution values by dimension (None: the dimension has none).
+type Values = Vec<Option<String>>;
+
+/// The billable calls' attribution values capped per dimension in the request's order: the stage's calls'
+/// (a call that is not billable has none) and `others` (payload start, values).
+fn cap_attribution(calls: &mut [Call], others: &mut [(usize, Option<Values>)], limits: &[SharedLimit]) {
+    let mut order: Vec<(usize, Result<usize, usize>)> =
+        calls.iter().enumerate().map(|(i, call)| (call.span.0, Ok(i))).collect();
+    order.extend(others.iter().enumerate().map(|(j, other)| (other.0, Err(j))));
+    order.sort_by_key(|(start, _)| *start);
+    let mut limits: Vec<_> = limits.iter().map(|limit| limit.lock().expect("not poisoned")).collect();
+    for (_, which) in order {
+        let values = match which {
+            Ok(i) if !calls[i].billable => {
+                calls[i].attribution = None;
+                continue;
+            }
+            Ok(i) => &mut calls[i].attribution,
+            Err(j) => &mut others[j].1,
+        };
+        for (value, limit) in values.iter_mut().flatten().zip(limits.iter_mut()) {
+            *value = value.take().map(|text| limit.cap(text));
+        }
     }
 }
 
@@ -372,8 +490,8 @@ impl PyGenAIStage {
 }
 
 /// A plan tuple: (dialect, fields, openlit_sdk, server, aggregated, traceloop_kind, excludes_cache,
-/// canonical, dropped, rule_positions), fields as (field name, position), excludes_cache as (for most
-/// providers, [(provider, for it)]), rule_positions in `RULE_KEYS` order.
+/// canonical, dropped, rule_positions, attribution_positions, reservation), fields as (field name, position),
+/// excludes_cache as (for most providers, [(provider, for it)]), rule_positions in `RULE_KEYS` order.
 fn plan_of(answer: &Bound<'_, PyAny>) -> PyResult<Plan> {
     let fields: Vec<(String, usize)> = answer.get_item(1)?.extract()?;
     let fields = fields
@@ -394,6 +512,8 @@ fn plan_of(answer: &Bound<'_, PyAny>) -> PyResult<Plan> {
         canonical: answer.get_item(7)?.extract()?,
         dropped: answer.get_item(8)?.extract()?,
         rule_positions: answer.get_item(9)?.extract()?,
+        attribution_positions: answer.get_item(10)?.extract()?,
+        reservation: answer.get_item(11)?.extract()?,
     })
 }
 
@@ -483,10 +603,53 @@ impl StageResult {
         Ok(PyBytes::new(py, &spliced))
     }
 
+    /// The ledger rows of the billable calls (`CallColumns.add`), columns named `names`, the dimension
+    /// columns from the stage's attribution dimensions at `dimensions`; None when a number does not fit.
+    fn ledger(
+        &self,
+        py: Python<'_>,
+        names: Vec<String>,
+        dimensions: Vec<Option<usize>>,
+        stage: PyRef<'_, PyGenAIStage>,
+    ) -> Option<ArrowRows> {
+        let buf = self.wire.bind(py).as_bytes();
+        let stage = &stage.stage;
+        py.detach(|| ledger_rows(stage, buf, &self.calls, &names, &dimensions))
+            .map(|array| ArrowRows { array })
+    }
+
+    /// Queue encoded attributes for the stage's call of the span at this payload start; False when the
+    /// stage has no call there.
+    fn append(&mut self, start: usize, encoded: &[u8]) -> bool {
+        match self.calls.binary_search_by_key(&start, |call| call.span.0) {
+            Ok(index) => {
+                self.calls[index].appended.extend_from_slice(encoded);
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// The number of calls the stage read.
+    #[getter]
+    fn count(&self) -> usize {
+        self.calls.len()
+    }
+
+    /// The span payload start of each ledger row, in order.
+    fn ledger_starts(&self) -> Vec<usize> {
+        self.calls
+            .iter()
+            .filter(|call| call.billable && call.cost.is_some())
+            .map(|call| call.span.0)
+            .collect()
+    }
+
     /// Each call as a tuple `processors/genai_native.py` makes a `WireCall` of: (span payload start,
     /// dialect, provider, operation, request model, response model, response id, input, output, [cache
     /// read, cache write, reasoning, input audio, output audio], total, tier, reported cost, billable, skip
-    /// reason, usage error, cost or None, updated {position: value}, dropped positions, appended bytes);
+    /// reason, usage error, cost or None, updated {position: value}, dropped positions, appended bytes,
+    /// attribution values by dimension or None);
     /// the cost as (status, amount, breakdown or None, source, PriceMatch or None, reported, mismatch,
     /// reason, priced at the catalog's snapshot).
     fn calls<'py>(&self, py: Python<'py>) -> PyResult<Vec<Bound<'py, PyTuple>>> {
@@ -540,12 +703,42 @@ impl StageResult {
                 updated,
                 call.dropped.clone(),
                 PyBytes::new(py, &call.appended),
+                &call.attribution,
             )
                 .into_pyobject(py)?;
             let items: Vec<Bound<'py, PyAny>> = fields.iter().chain(outcome.iter()).collect();
             out.push(PyTuple::new(py, items)?);
         }
         Ok(out)
+    }
+}
+
+/// Arrow data handed to Python through the Arrow PyCapsule interface (`pyarrow.record_batch(rows)`).
+#[pyclass(name = "ArrowRows", module = "collector._native", frozen)]
+pub struct ArrowRows {
+    array: StructArray,
+}
+
+#[pymethods]
+impl ArrowRows {
+    /// The Arrow C data interface's (schema, array) capsules; the data moves to whoever imports them.
+    #[pyo3(signature = (requested_schema = None))]
+    fn __arrow_c_array__<'py>(
+        &self,
+        py: Python<'py>,
+        requested_schema: Option<Bound<'py, PyAny>>,
+    ) -> PyResult<(Bound<'py, PyCapsule>, Bound<'py, PyCapsule>)> {
+        let _ = requested_schema; // the rows have the ledger's own types
+        let (array, schema) =
+            to_ffi(&self.array.to_data()).map_err(|error| PyValueError::new_err(error.to_string()))?;
+        Ok((
+            PyCapsule::new_with_value(py, schema, c"arrow_schema")?,
+            PyCapsule::new_with_value(py, array, c"arrow_array")?,
+        ))
+    }
+
+    fn __len__(&self) -> usize {
+        self.array.len()
     }
 }
 

@@ -7,6 +7,7 @@ use crate::wire::{put_varint, Field, Reader, Result, Unsure, FIXED64, LEN, VARIN
 
 const RESOURCE_SPANS: u32 = 1;
 const RESOURCE: u32 = 1;
+const RESOURCE_ATTRIBUTES: u32 = 1;
 const SCOPE_SPANS: u32 = 2;
 const SCOPE: u32 = 1;
 const SCOPE_NAME: u32 = 1;
@@ -99,6 +100,19 @@ pub fn read_span(buf: &[u8], span: Range) -> Result<SpanParts> {
         }
     }
     Ok(parts)
+}
+
+/// The attributes of the `Resource` whose payload is `resource`: (key, AnyValue payload), in order.
+pub fn read_attributes(buf: &[u8], resource: Range) -> Result<Vec<(Range, Option<Range>)>> {
+    let mut attributes = Vec::new();
+    let mut reader = Reader::new(buf, resource.0, resource.1);
+    while !reader.done() {
+        let field = reader.field()?;
+        if (field.number, field.wire_type) == (RESOURCE_ATTRIBUTES, LEN) {
+            attributes.push(key_value(buf, field)?);
+        }
+    }
+    Ok(attributes)
 }
 
 fn fixed64(buf: &[u8], start: usize) -> u64 {

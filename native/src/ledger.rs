@@ -1,0 +1,118 @@
+//! The ledger rows of the stage's calls (`collector/storage/rows.py` `CallColumns.add`), as one Arrow struct
+//! array of the `llm_calls` columns, handed to Python through the Arrow C data interface: one row per
+//! billable call, none for wrappers and duplicates.
+
+use std::fmt::Write;
+use std::sync::Arc;
+
+use arrow_array::builder::{Float64Builder, Int64Builder, StringBuilder};
+use arrow_array::{ArrayRef, StructArray};
+use arrow_schema::Field;
+
+use crate::attributes::reported_pico;
+use crate::genai::{Call, Stage};
+use crate::traces::Range;
+
+/// The text columns after start and duration, then the counts and costs, as `CallColumns.names` orders them.
+const TEXT_COLUMNS: usize = 15;
+const INTEGER_COLUMNS: usize = 12; // five token counts, the cost, its five parts, the reported cost
+
+fn hex(buf: &[u8], range: Range) -> String {
+    let mut text = String::with_capacity(2 * (range.1 - range.0));
+    for byte in &buf[range.0..range.1] {
+        write!(text, "{byte:02x}").expect("writing to a string");
+    }
+    text
+}
+
+/// The columns of the billable calls' rows, named `names` (`CallColumns.names`), with a dimension column for
+/// each of `dimensions` (the index of the stage's attribution dimension it is, if any); None when a count or
+/// an amount does not fit the ledger's 64-bit columns (Python then makes the rows, and says so).
+pub fn ledger_rows(
+    stage: &Stage,
+    buf: &[u8],
+    calls: &[Call],
+    names: &[String],
+    dimensions: &[Option<usize>],
+) -> Option<StructArray> {
+    let rows: Vec<&Call> = calls
+        .iter()
+        .filter(|call| call.billable && call.cost.is_some())
+        .collect();
+    let mut start = Int64Builder::with_capacity(rows.len());
+    let mut duration = Float64Builder::with_capacity(rows.len());
+    let mut texts: Vec<StringBuilder> = (0..TEXT_COLUMNS).map(|_| StringBuilder::new()).collect();
+    let mut integers: Vec<Int64Builder> = (0..INTEGER_COLUMNS).map(|_| Int64Builder::new()).collect();
+    let mut tail: Vec<StringBuilder> = (0..dimensions.len() + 2).map(|_| StringBuilder::new()).collect();
+    let settings = &stage.settings;
+    for call in rows {
+        let cost = call.cost.as_ref().expect("billable calls are priced");
+        let parts = &call.parts;
+        start.append_value(i64::try_from(parts.start_time / 1000).ok()?);
+        let elapsed = i128::from(parts.end_time) - i128::from(parts.start_time);
+        duration.append_value(elapsed as f64 / 1e6);
+        let price = cost.price.map(|id| stage.price(id));
+        let row_texts: [Option<&str>; TEXT_COLUMNS] = [
+            Some(&hex(buf, parts.trace_id)),
+            Some(&hex(buf, parts.span_id)),
+            call.service.as_deref(),
+            call.provider(),
+            call.model(),
+            call.text[2].as_deref(),
+            call.text[1].as_deref(),
+            Some(&call.tier),
+            Some(&stage.plan(call.plan).dialect),
+            Some(&settings.currency),
+            Some(cost.status),
+            cost.amount.map(|_| cost.source),
+            price.map(|price| price.provider_id.as_str()),
+            price.map(|price| price.model_id.as_str()),
+            Some(if cost.priced_at_snapshot {
+                &settings.snapshot
+            } else {
+                ""
+            }),
+        ];
+        for (builder, value) in texts.iter_mut().zip(row_texts) {
+            builder.append_option(value);
+        }
+        let breakdown = cost.breakdown.map(|parts| parts[1..].to_vec());
+        let mut row_integers: Vec<Option<i128>> = vec![
+            call.input.map(i128::from),
+            call.output.map(i128::from),
+            Some(i128::from(call.counts[0])),
+            Some(i128::from(call.counts[1])),
+            Some(i128::from(call.counts[2])),
+            cost.amount,
+        ];
+        row_integers.extend((0..5).map(|index| breakdown.as_ref().map(|parts| parts[index])));
+        row_integers.push(cost.reported.and_then(reported_pico));
+        for (builder, value) in integers.iter_mut().zip(row_integers) {
+            builder.append_option(value.map(i64::try_from).transpose().ok()?);
+        }
+        let values = call.attribution.as_deref().unwrap_or_default();
+        for (builder, dimension) in tail.iter_mut().zip(dimensions) {
+            builder.append_option(dimension.and_then(|index| values.get(index).cloned().flatten()));
+        }
+        let last = tail.len();
+        tail[last - 2].append_option(call.text[4].as_deref());
+        tail[last - 1].append_option(call.reservation.as_deref());
+    }
+    let mut columns: Vec<ArrayRef> = vec![Arc::new(start.finish()), Arc::new(duration.finish())];
+    columns.extend(texts.iter_mut().map(|builder| Arc::new(builder.finish()) as ArrayRef));
+    columns.extend(
+        integers
+            .iter_mut()
+            .map(|builder| Arc::new(builder.finish()) as ArrayRef),
+    );
+    columns.extend(tail.iter_mut().map(|builder| Arc::new(builder.finish()) as ArrayRef));
+    if columns.len() != names.len() {
+        return None;
+    }
+    let fields: Vec<(Arc<Field>, ArrayRef)> = names
+        .iter()
+        .zip(columns)
+        .map(|(name, column)| (Arc::new(Field::new(name, column.data_type().clone(), true)), column))
+        .collect();
+    Some(StructArray::from(fields))
+}
