@@ -72,8 +72,20 @@ pub fn encode(out: &mut Vec<u8>, key: &str, value: Scalar) {
 /// `to_double`: pico-units as currency units, a double rounded to 10 decimal places (Python's
 /// `round(pico / 10**12, 10)`: the correctly rounded quotient, then rounded half-even on its exact value).
 pub fn to_double(pico: i128) -> f64 {
-    let sign = if pico < 0 { "-" } else { "" };
+    // Below 10^15 pico-units a double's error is under a pico-unit: unless the value lies halfway between two
+    // 10-place decimals, rounding the quotient to 10 places is rounding the integer to hundreds.
     let magnitude = pico.unsigned_abs();
+    if magnitude < 1_000_000_000_000_000 && magnitude % 100 != 50 {
+        let rounded = ((magnitude + 50) / 100) as f64 / 1e10;
+        return if pico < 0 { -rounded } else { rounded };
+    }
+    to_double_by_text(pico)
+}
+
+/// `to_double` through the decimal text: the quotient correctly rounded, then rounded to 10 places.
+fn to_double_by_text(pico: i128) -> f64 {
+    let magnitude = pico.unsigned_abs();
+    let sign = if pico < 0 { "-" } else { "" };
     let quotient: f64 = format!("{sign}{}.{:012}", magnitude / PICO as u128, magnitude % PICO as u128)
         .parse()
         .expect("a decimal number");
@@ -177,7 +189,27 @@ mod tests {
         assert_eq!(to_double(2_500_000), 0.000_002_5);
         assert_eq!(to_double(-1), -0.0);
         assert_eq!(to_double(123_456_789_012_345_678_901), 123_456_789.012_345_67);
+        assert_eq!(to_double(-149), -0.000_000_000_1);
+        assert_eq!(to_double(11_700_000_000), 0.0117);
         // as Python gives it
+    }
+
+    #[test]
+    fn the_fast_rounding_agrees_with_the_decimal_text() {
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        for _ in 0..200_000 {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            let pico = i128::from(state % 1_000_000_000_000_000) * if state & 1 == 0 { 1 } else { -1 };
+            for value in [pico, pico / 1_000_000, pico - pico % 100 + 49, pico - pico % 100 + 51] {
+                assert_eq!(
+                    to_double(value).to_bits(),
+                    to_double_by_text(value).to_bits(),
+                    "{value}"
+                );
+            }
+        }
     }
 
     #[test]

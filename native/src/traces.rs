@@ -345,8 +345,9 @@ pub fn splice(buf: &[u8], replacements: &[(usize, &[u8])]) -> Result<Vec<u8>> {
                 if inner.is_empty() {
                     return Ok(false);
                 }
+                let mut pending = inner.iter().peekable(); // sorted, as the spans come
                 let new = rewrite(buf, scope_spans, SPANS, |out, span| {
-                    match inner.iter().find(|r| r.0 == span.start) {
+                    match pending.next_if(|r| r.0 == span.start) {
                         Some((_, payload)) => {
                             used += 1;
                             put_varint(out, u64::from(SPANS << 3) | u64::from(LEN));
