@@ -359,8 +359,8 @@ class GenAIBudget(Processor):
         self._counted = None if reloaded else {}
         if not added:
             return
-        data = columns.columns
-        keys = [k for k in self.match_keys if k in data]
+        keys = [k for k in self.match_keys if k in columns.names]
+        data = columns.select(["start_us", "cost_pico", "reservation", *keys])
         increments = self.book.increments(
             (data["start_us"][i], data["cost_pico"][i] or 0, {k: data[k][i] for k in keys}) for i in added)
         tables.lock(budget_id for budget_id, _ in increments)

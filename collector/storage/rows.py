@@ -103,6 +103,10 @@ class CallColumns:
         """Column name → values, in the order the calls were added."""
         return self.table().to_pydict()
 
+    def select(self, names: list[str]) -> dict[str, list[Any]]:
+        """Some of the columns, as ``columns`` has them."""
+        return self.table().select(list(dict.fromkeys(names))).to_pydict()
+
     def _batch(self, part: list[tuple] | pa.RecordBatch) -> pa.RecordBatch:
         if isinstance(part, pa.RecordBatch):
             return part
