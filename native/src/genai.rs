@@ -18,7 +18,7 @@
 //! duplicate memory over the stage's calls and Python's, in the request's order, and [`Stage::write`]
 //! prices and encodes the stage's calls.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
 
 use rustc_hash::FxHashMap;
@@ -420,7 +420,7 @@ pub fn dedupe(entries: &mut [DedupeEntry], parents: &mut RecentKeys, responses: 
             );
         }
     }
-    let mut reporting: HashMap<Vec<u8>, f64> = HashMap::new();
+    let mut reporting: FxHashMap<Vec<u8>, f64> = FxHashMap::default();
     for entry in entries.iter_mut().filter(|entry| entry.billable) {
         let identity = dedupe_key(&[Some(entry.trace_id), Some(entry.span_id)]);
         let duplicate = parents.contains(&identity)
@@ -441,7 +441,7 @@ pub fn dedupe(entries: &mut [DedupeEntry], parents: &mut RecentKeys, responses: 
     if reporting.is_empty() {
         return;
     }
-    let mut children: HashMap<Vec<u8>, Vec<usize>> = HashMap::new();
+    let mut children: FxHashMap<Vec<u8>, Vec<usize>> = FxHashMap::default();
     for (index, entry) in entries.iter().enumerate() {
         let parent = dedupe_key(&[Some(entry.trace_id), Some(entry.parent_span_id)]);
         if entry.billable && reporting.contains_key(&parent) {

@@ -25,9 +25,14 @@ fn hex(buf: &[u8], range: Range) -> String {
     text
 }
 
-/// The columns of the billable calls' rows, named `names` (`CallColumns.names`), with a dimension column for
-/// each of `dimensions` (the index of the stage's attribution dimension it is, if any); None when a count or
-/// an amount does not fit the ledger's 64-bit columns (Python then makes the rows, and says so).
+/// The number of columns of the rows with this many dimension columns.
+pub fn column_count(dimensions: usize) -> usize {
+    2 + TEXT_COLUMNS + INTEGER_COLUMNS + dimensions + 2
+}
+
+/// The columns of the billable calls' rows, named `names` (`CallColumns.names`, [`column_count`] of them), with
+/// a dimension column for each of `dimensions` (the index of the stage's attribution dimension it is, if any);
+/// None when a count or an amount does not fit the ledger's 64-bit columns (Python then makes the rows).
 pub fn ledger_rows(
     stage: &Stage,
     buf: &[u8],
@@ -106,9 +111,6 @@ pub fn ledger_rows(
             .map(|builder| Arc::new(builder.finish()) as ArrayRef),
     );
     columns.extend(tail.iter_mut().map(|builder| Arc::new(builder.finish()) as ArrayRef));
-    if columns.len() != names.len() {
-        return None;
-    }
     let fields: Vec<(Arc<Field>, ArrayRef)> = names
         .iter()
         .zip(columns)

@@ -1,7 +1,7 @@
 //! The fused GenAI stage as a Python class (`processors/genai_native.py` drives it): it asks its resolver
 //! what it has not seen, with the GIL, and runs the phases of `genai.rs` without it.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
 use arrow_array::ffi::to_ffi;
@@ -9,6 +9,7 @@ use arrow_array::{Array, StructArray};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyCapsule, PyDict, PyString, PyTuple};
+use rustc_hash::FxHashMap;
 
 use crate::attributes::{encode, reported_pico, Scalar};
 use crate::attribution::{CardinalityLimit, Dimension, Source};
@@ -16,7 +17,7 @@ use crate::genai::{
     self, Call, Canonical, DedupeEntry, ExcludesCache, Miss, Names, Plan, Price, Rate, Settings, Stage, TextKind, Unit,
     FIELDS,
 };
-use crate::ledger::ledger_rows;
+use crate::ledger::{column_count, ledger_rows};
 use crate::rules::Rule;
 use crate::traces::{self, Range};
 
@@ -334,7 +335,7 @@ impl PyGenAIStage {
                 let mut parents = parents.lock().expect("not poisoned");
                 let mut responses = responses.lock().expect("not poisoned");
                 genai::dedupe(&mut entries, &mut parents, &mut responses, now);
-                let outcome: HashMap<usize, (bool, bool, Option<f64>)> = entries
+                let outcome: FxHashMap<usize, (bool, bool, Option<f64>)> = entries
                     .iter()
                     .map(|entry| (entry.start, (entry.billable, entry.duplicate, entry.reported)))
                     .collect();
@@ -611,11 +612,19 @@ impl StageResult {
         names: Vec<String>,
         dimensions: Vec<Option<usize>>,
         stage: PyRef<'_, PyGenAIStage>,
-    ) -> Option<ArrowRows> {
+    ) -> PyResult<Option<ArrowRows>> {
+        if names.len() != column_count(dimensions.len()) {
+            return Err(PyValueError::new_err(format!(
+                "{} column names for {} columns",
+                names.len(),
+                column_count(dimensions.len())
+            )));
+        }
         let buf = self.wire.bind(py).as_bytes();
         let stage = &stage.stage;
-        py.detach(|| ledger_rows(stage, buf, &self.calls, &names, &dimensions))
-            .map(|array| ArrowRows { array })
+        Ok(py
+            .detach(|| ledger_rows(stage, buf, &self.calls, &names, &dimensions))
+            .map(|array| ArrowRows { array }))
     }
 
     /// Queue encoded attributes for the stage's call of the span at this payload start; False when the
