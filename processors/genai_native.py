@@ -14,8 +14,11 @@ over all the request's calls, in its order, by the native core. The dialect rule
 applied by the core too (``native/src/rules.rs``, held to :mod:`processors.dialect_rules`). The stage
 declines a whole request only when it cannot read it (and then the processors run as before).
 
-The calls become :class:`~processors.genai_call.WireCall` objects only when something reads
-``batch.genai`` (a later processor, the ledger): :class:`NativeCalls` makes them from the stage's records.
+When ``genai_attribution`` follows ``genai_cost``, the stage attributes the calls too. The ledger rows of a
+request are made by the native core as Arrow data (:meth:`NativeCalls.ledger`), which ``genai_budget``
+reads as well (:meth:`NativeCalls.spending`); the calls become :class:`~processors.genai_call.WireCall`
+objects only when something else reads ``batch.genai``: :class:`NativeCalls` makes them from the stage's
+records.
 """
 
 from __future__ import annotations
@@ -140,6 +143,7 @@ class NativeGenAI:
         self.reader = reader
         self.selector = selector
         self.applied = frozenset({normalize, cost, *([attribution] if attribution else [])})
+        self.dimensions = tuple(attribution.sources) if attribution is not None else ()  # the stage's, in order
         names = {"dialect": dialects.DIALECT, "original_prefix": ORIGINAL_PREFIX, "compat": OPENLIT_COST,
                  "canonical": [(key, name) for name, key in IDENTITY + USAGE],
                  **{name: COST + name for name in ("status", "currency", "tier", "source", "pricing.model",
@@ -217,8 +221,7 @@ class NativeGenAI:
             for call in others])
         for call, values in zip(others, capped, strict=True):
             if values is not None:
-                attribution.apply(call, {dimension: value for dimension, value
-                                         in zip(attribution.sources, values, strict=True) if value is not None})
+                attribution.apply(call, _by_dimension(self.dimensions, values))
 
     def _read_python_spans(self, wire: bytes, starts: list[int]) -> list[GenAICall] | None:
         """The calls of the spans the stage leaves to Python, read by the pipeline's span reader."""
@@ -260,7 +263,7 @@ class NativeCalls:
     def spending(self) -> list[tuple[tuple, int, Callable[[bytes], None]]] | None:
         """What ``genai_budget`` reads of each priced billable call, in the request's order (its ``_spending``),
         from the ledger rows; None when they must be made from calls."""
-        dimensions = tuple(self.stage.attribution.sources) if self.stage.attribution is not None else ()
+        dimensions = self.stage.dimensions
         columns = CallColumns(dimensions)
         batches = self.ledger(columns)
         if batches is None:
@@ -279,8 +282,12 @@ class NativeCalls:
 
     def _ledger_starts(self) -> list[int]:
         """The span payload start of each ledger row, in the rows' order (the request's)."""
-        return sorted(self.result.ledger_starts() + [call.span.payload_start for call in self.others
-                                                    if call.billable and call.cost is not None])
+        return sorted(self._row_starts())
+
+    def _row_starts(self) -> list[int]:
+        """The span payload starts of the stage's rows, then of the rows of the calls Python read."""
+        return self.result.ledger_starts() + [call.span.payload_start for call in self.others
+                                              if call.billable and call.cost is not None]
 
     def ledger(self, columns: CallColumns) -> list[pa.RecordBatch] | None:
         """The ledger rows of the request's billable calls, in its order (``CallColumns.add``): the stage's made
@@ -292,10 +299,10 @@ class NativeCalls:
         return self._ledgers[columns.names]
 
     def _make_ledger(self, columns: CallColumns) -> list[pa.RecordBatch] | None:
-        stage = self.stage
-        dimensions = list(stage.attribution.sources) if stage.attribution is not None else []
+        dimensions = self.stage.dimensions
         made = self.result.ledger(list(columns.names), [dimensions.index(dimension) if dimension in dimensions
-                                                        else None for dimension in columns.dimensions], stage.stage)
+                                                        else None for dimension in columns.dimensions],
+                                  self.stage.stage)
         if made is None:
             return None
         rows = pa.record_batch(made)
@@ -303,8 +310,7 @@ class NativeCalls:
         python_rows.add_calls(self.others)
         if not python_rows.rows:
             return [rows]
-        starts = self.result.ledger_starts() + [call.span.payload_start for call in self.others
-                                                 if call.billable and call.cost is not None]
+        starts = self._row_starts()
         order = sorted(range(len(starts)), key=starts.__getitem__)  # the request's
         table = pa.Table.from_batches([rows, *python_rows.table().to_batches()], schema=columns.schema)
         return table.take(order).to_batches()
@@ -316,7 +322,6 @@ class NativeCalls:
                  in self.stage.selector.read(self.wire, {record[0] for record in records})}
         resources = WireResources(self.wire)
         catalog = self.stage.cost.catalog
-        dimensions = tuple(self.stage.attribution.sources) if self.stage.attribution is not None else ()
         calls = list(self.others)
         for record in records:
             (start, dialect, provider, operation, request_model, response_model, response_id, input_tokens,
@@ -339,8 +344,7 @@ class NativeCalls:
             if cost is not None:
                 call.cost = _cost_result(cost, catalog)
             if attribution is not None:
-                call.attribution = {dimension: value for dimension, value in zip(dimensions, attribution, strict=True)
-                                    if value is not None}
+                call.attribution = _by_dimension(self.stage.dimensions, attribution)
             if self.spliced:
                 call.wire_at = None
             else:
@@ -363,6 +367,11 @@ class WireResources:
             resource = self.decoded[payload] = (Resource() if payload is None
                                                 else Resource.FromString(self.wire[payload[0]:payload[1]]))
         return resource
+
+
+def _by_dimension(dimensions: tuple[str, ...], values: list[str | None]) -> dict[str, str]:
+    """Attribution values as a call holds them: dimension → value, for the dimensions with one."""
+    return {dimension: value for dimension, value in zip(dimensions, values, strict=True) if value is not None}
 
 
 def _attribution_dimensions(attribution: GenAIAttribution, span_keys: list[str],

@@ -12,11 +12,13 @@
 //! the cost attributes. The Python processors are the reference: `tests/test_native.py` holds the two to
 //! the same output.
 //!
-//! A run is in three phases. [`Stage::read`] is pure: it reads every call it can, names the spans only
-//! Python reads (their calls are read and written by the processors' own code), or says what it is
+//! A run is in three phases, and a fourth when the stage attributes. [`Stage::read`] is pure: it reads every
+//! call it can (with its attribution values and what its ledger row needs beyond the call), names the spans
+//! only Python reads (their calls are read and written by the processors' own code), or says what it is
 //! missing, or declines the whole request, before any state changes. [`dedupe`] then updates the
 //! duplicate memory over the stage's calls and Python's, in the request's order, and [`Stage::write`]
-//! prices and encodes the stage's calls.
+//! prices and encodes the stage's calls. Attribution values are then capped, again in the request's order
+//! over both kinds of call, and written ([`Stage::write_attribution`]). `ledger.rs` makes the rows.
 
 use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
