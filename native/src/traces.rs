@@ -179,6 +179,7 @@ pub fn edit_span(buf: &[u8], span: Range, edits: &[(usize, Option<&[u8]>)], appe
     }
     let mut out = Vec::with_capacity(span.1.saturating_sub(span.0) + append.len());
     let (mut ordinal, mut next) = (0, edits.iter().peekable());
+    let mut unchanged = span.0; // fields from here on are copied as they are, in one piece
     let mut reader = Reader::new(buf, span.0, span.1);
     while !reader.done() {
         let field = reader.field()?;
@@ -186,15 +187,16 @@ pub fn edit_span(buf: &[u8], span: Range, edits: &[(usize, Option<&[u8]>)], appe
             let edit = next.next_if(|(at, _)| *at == ordinal);
             ordinal += 1;
             if let Some((_, replacement)) = edit {
+                out.extend_from_slice(&buf[unchanged..field.begin]);
                 out.extend_from_slice(replacement.unwrap_or_default());
-                continue;
+                unchanged = field.end;
             }
         }
-        out.extend_from_slice(&buf[field.begin..field.end]);
     }
     if next.next().is_some() {
         return Err(Unsure);
     }
+    out.extend_from_slice(buf.get(unchanged..span.1).ok_or(Unsure)?);
     out.extend_from_slice(append);
     Ok(out)
 }
