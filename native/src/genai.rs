@@ -20,10 +20,10 @@
 //! prices and encodes the stage's calls. Attribution values are then capped, again in the request's order
 //! over both kinds of call, and written ([`Stage::write_attribution`]). `ledger.rs` makes the rows.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::VecDeque;
 use std::sync::Arc;
 
-use rustc_hash::FxHashMap;
+use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::attributes::{encode, exceeds, python_repr, reported_pico, to_double, Scalar};
 use crate::attribution::{label, Dimension, Resources};
@@ -226,11 +226,11 @@ pub struct Names {
 #[derive(Debug, Clone, Default)]
 pub struct Settings {
     pub names: Names,
-    pub wrapper_operations: HashSet<String>,
-    pub frameworks: HashSet<String>,
+    pub wrapper_operations: FxHashSet<String>,
+    pub frameworks: FxHashSet<String>,
     /// Providers the server address may re-derive (`None` included).
-    pub host_derived: HashSet<Option<String>>,
-    pub traceloop_wrappers: HashSet<String>,
+    pub host_derived: FxHashSet<Option<String>>,
+    pub traceloop_wrappers: FxHashSet<String>,
     pub optional_counts: Vec<usize>,
     pub keep_original: bool,
     pub prefer_reported: bool,
@@ -576,7 +576,7 @@ impl Stage {
     pub fn read(
         &self,
         buf: &[u8],
-        selected: &[Selected],
+        selected: &[(Selected, SpanParts)],
         headers: &[Option<String>],
     ) -> Read<Result<Calls, Vec<Miss>>> {
         let mut calls = Vec::with_capacity(selected.len());
@@ -584,8 +584,8 @@ impl Stage {
         let mut python = Vec::new();
         let mut misses = Vec::new();
         let mut key = Vec::new();
-        for item in selected {
-            let parts = traces::read_span(buf, item.span).map_err(|_| Decline)?;
+        for (item, parts) in selected {
+            let parts = parts.clone();
             key.clear();
             let scope = item.scope_name.map_or(&b""[..], |(start, end)| &buf[start..end]);
             let keys = parts.attributes.iter().map(|((start, end), _)| &buf[*start..*end]);

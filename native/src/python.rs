@@ -1,11 +1,10 @@
 //! The Python module: thin wrappers that release the GIL while the wire code runs.
 
-use std::collections::{HashMap, HashSet};
-
 use pyo3::exceptions::{PyIndexError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBool, PyBytes, PyFloat, PyString, PyTuple, PyType};
+use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::counts;
 use crate::redact::{self, Content};
@@ -70,8 +69,8 @@ impl PySchema {
 /// `str` of each attribute key seen, made once.
 #[pyclass(name = "SpanSelector", module = "collector._native")]
 struct PySpanSelector {
-    evidence: HashSet<Vec<u8>>,
-    names: HashMap<Vec<u8>, Py<PyString>>,
+    evidence: FxHashSet<Vec<u8>>,
+    names: FxHashMap<Vec<u8>, Py<PyString>>,
 }
 
 /// Distinct attribute keys remembered; past this the memory starts afresh (as the reader's shape cache).
@@ -83,7 +82,7 @@ impl PySpanSelector {
     fn new(evidence: Vec<String>) -> Self {
         PySpanSelector {
             evidence: evidence.into_iter().map(String::into_bytes).collect(),
-            names: HashMap::new(),
+            names: FxHashMap::default(),
         }
     }
 
@@ -96,7 +95,7 @@ impl PySpanSelector {
         &mut self,
         py: Python<'_>,
         wire: Bound<'_, PyBytes>,
-        only: Option<HashSet<usize>>,
+        only: Option<FxHashSet<usize>>,
     ) -> PyResult<Option<Vec<(Option<Range>, Py<PyString>, WireSpan)>>> {
         let buf = wire.as_bytes();
         let evidence = &self.evidence;
@@ -274,10 +273,10 @@ fn edit_spans<'py>(
 /// prefix, unless allowed) and event names that are content.
 #[pyclass(name = "Redactor", module = "collector._native", frozen)]
 struct PyRedactor {
-    exact: HashSet<Vec<u8>>,
+    exact: FxHashSet<Vec<u8>>,
     prefixes: Vec<Vec<u8>>,
-    allow: HashSet<Vec<u8>>,
-    events: HashSet<Vec<u8>>,
+    allow: FxHashSet<Vec<u8>>,
+    events: FxHashSet<Vec<u8>>,
 }
 
 #[pymethods]

@@ -1,7 +1,6 @@
 //! The fused GenAI stage as a Python class (`processors/genai_native.py` drives it): it asks its resolver
 //! what it has not seen, with the GIL, and runs the phases of `genai.rs` without it.
 
-use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
 use arrow_array::ffi::to_ffi;
@@ -9,7 +8,7 @@ use arrow_array::{Array, StructArray};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyCapsule, PyDict, PyString, PyTuple};
-use rustc_hash::FxHashMap;
+use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::attributes::{encode, reported_pico, Scalar};
 use crate::attribution::{CardinalityLimit, Dimension, Source};
@@ -81,7 +80,7 @@ const ROUNDS: usize = 8;
 pub struct PyGenAIStage {
     stage: Stage,
     resolver: Py<PyAny>,
-    evidence: HashSet<Vec<u8>>,
+    evidence: FxHashSet<Vec<u8>>,
     /// `(parents, responses)` when duplicates are looked for.
     dedupe: Option<(SharedKeys, SharedKeys)>,
     /// The `PriceMatch` of each price the stage learned, by its id.
@@ -255,7 +254,7 @@ impl PyGenAIStage {
     ) -> PyResult<Option<StageResult>> {
         let buf = wire.as_bytes();
         let evidence = &self.evidence;
-        let Ok(selected) = py.detach(|| traces::select(buf, |key| evidence.contains(key))) else {
+        let Ok(selected) = py.detach(|| traces::select_parts(buf, |key| evidence.contains(key))) else {
             return Ok(None);
         };
         for _ in 0..ROUNDS {

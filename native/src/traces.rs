@@ -304,28 +304,65 @@ pub fn stats(buf: &[u8]) -> Result<Stats> {
 pub fn select(buf: &[u8], wanted: impl Fn(&[u8]) -> bool) -> Result<Vec<Selected>> {
     let mut selected = Vec::new();
     each_span(buf, |resource, scope_name, span| {
-        let mut reader = Reader::new(buf, span.start, span.end);
-        while !reader.done() {
-            let field = reader.field()?;
-            if field.number != SPAN_ATTRIBUTES || field.wire_type != LEN {
-                continue;
-            }
-            let mut kv = Reader::new(buf, field.start, field.end);
-            while !kv.done() {
-                let part = kv.field()?;
-                if part.number == KEY && part.wire_type == LEN && wanted(&buf[part.start..part.end]) {
-                    selected.push(Selected {
-                        resource,
-                        scope_name,
-                        span: (span.start, span.end),
-                    });
-                    return Ok(());
-                }
-            }
+        if has_wanted_key(buf, span, &wanted)? {
+            selected.push(Selected {
+                resource,
+                scope_name,
+                span: (span.start, span.end),
+            });
         }
         Ok(())
     })?;
     Ok(selected)
+}
+
+/// [`select`] with each selected span's parts read ([`read_span`]) in the same pass; `Unsure` where a
+/// selected span's parts are.
+pub fn select_parts(buf: &[u8], wanted: impl Fn(&[u8]) -> bool) -> Result<Vec<(Selected, SpanParts)>> {
+    let mut selected = Vec::new();
+    each_span(buf, |resource, scope_name, span| {
+        let wanted_parts = match read_span(buf, (span.start, span.end)) {
+            Ok(parts) => parts
+                .attributes
+                .iter()
+                .any(|((start, end), _)| wanted(&buf[*start..*end]))
+                .then_some(parts),
+            Err(unsure) if has_wanted_key(buf, span, &wanted)? => return Err(unsure),
+            Err(_) => None,
+        };
+        if let Some(parts) = wanted_parts {
+            let span = (span.start, span.end);
+            selected.push((
+                Selected {
+                    resource,
+                    scope_name,
+                    span,
+                },
+                parts,
+            ));
+        }
+        Ok(())
+    })?;
+    Ok(selected)
+}
+
+/// Whether the span has an attribute key for which `wanted` is true.
+fn has_wanted_key(buf: &[u8], span: Field, wanted: &impl Fn(&[u8]) -> bool) -> Result<bool> {
+    let mut reader = Reader::new(buf, span.start, span.end);
+    while !reader.done() {
+        let field = reader.field()?;
+        if field.number != SPAN_ATTRIBUTES || field.wire_type != LEN {
+            continue;
+        }
+        let mut kv = Reader::new(buf, field.start, field.end);
+        while !kv.done() {
+            let part = kv.field()?;
+            if part.number == KEY && part.wire_type == LEN && wanted(&buf[part.start..part.end]) {
+                return Ok(true);
+            }
+        }
+    }
+    Ok(false)
 }
 
 /// The request with the payloads of some spans replaced, the length prefixes of their ScopeSpans and
@@ -595,6 +632,7 @@ mod tests {
         for end in 0..buf.len() {
             let _ = stats(&buf[..end]);
             let _ = select(&buf[..end], |_| true);
+            let _ = select_parts(&buf[..end], |_| true);
             let _ = splice(&buf[..end], &[(5, b"z")]);
             let _ = edit_span(&buf[..end], (end, 0), &[], b"");
             if let Ok(parts) = read_span(&buf[..end], (0, end)) {
