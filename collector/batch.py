@@ -224,6 +224,17 @@ class NativeParts:
         """The budget reads the calls of a merged batch (their requests are spliced already)."""
         return None
 
+    def columns(self, names: list[str]) -> dict[str, list[Any]] | None:
+        """The parts' ledger columns, joined (``NativeCalls.columns``); None when one part has none."""
+        joined: dict[str, list[Any]] = {name: [] for name in dict.fromkeys(names)}
+        for part in self.parts:
+            columns = part.columns(names)
+            if columns is None:
+                return None
+            for name, values in columns.items():
+                joined[name] += values
+        return joined
+
     def ledger(self, columns: Any) -> list | None:
         """The parts' ledger rows as Arrow record batches, or None when one part's must be made from calls."""
         rows = []

@@ -13,6 +13,7 @@ import asyncio
 import bisect
 import time
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
@@ -72,19 +73,35 @@ class GenAIMetrics(Processor):
         self.service = service
 
     def process(self, batch: TelemetryBatch) -> None:
+        for base, amount, currency, input_tokens, output_tokens in self._priced(batch):
+            if amount is not None:
+                self.cost[(*base, currency)] += amount
+            if input_tokens is not None:
+                self.tokens[(*base, "input")].record(input_tokens)
+            if output_tokens is not None:
+                self.tokens[(*base, "output")].record(output_tokens)
+
+    def _priced(self, batch: TelemetryBatch) -> Iterator[tuple]:
+        """(operation, provider, request model, model, *kept dimensions), amount, currency, input and output
+        tokens of each priced billable call; from the native stage's ledger rows where it made no calls."""
+        names = ["operation", "provider", "request_model", "model", "cost_pico", "currency", "input_tokens",
+                 "output_tokens", *self.kept]
+        native = batch.native_result
+        data = None if native is None else native.columns(names)
+        if data is not None:
+            for operation, provider, request_model, model, amount, currency, input_tokens, output_tokens, *kept in zip(
+                    *(data[name] for name in names), strict=True):
+                yield ((operation, provider, request_model or model, model, *kept), amount, currency, input_tokens,
+                       output_tokens)
+            return
         for call in batch.genai:
             cost = call.cost
             if not call.billable or cost is None:
                 continue
             attribution = call.attribution or {}
-            base = (call.operation, call.provider, call.request_model or call.model, call.model,
-                    *(attribution.get(d) for d in self.kept))
-            if cost.amount_pico is not None:
-                self.cost[(*base, cost.currency)] += cost.amount_pico
-            if call.input is not None:
-                self.tokens[(*base, "input")].record(call.input)
-            if call.output is not None:
-                self.tokens[(*base, "output")].record(call.output)
+            yield ((call.operation, call.provider, call.request_model or call.model, call.model,
+                    *(attribution.get(d) for d in self.kept)), cost.amount_pico, cost.currency, call.input,
+                   call.output)
 
     def _attributes(self, container, key: tuple) -> None:
         names = ("gen_ai.operation.name", "gen_ai.provider.name", "gen_ai.request.model", "gen_ai.response.model",

@@ -15,8 +15,8 @@ applied by the core too (``native/src/rules.rs``, held to :mod:`processors.diale
 declines a whole request only when it cannot read it (and then the processors run as before).
 
 When ``genai_attribution`` follows ``genai_cost``, the stage attributes the calls too. The ledger rows of a
-request are made by the native core as Arrow data (:meth:`NativeCalls.ledger`), which ``genai_budget``
-reads as well (:meth:`NativeCalls.spending`); the calls become :class:`~processors.genai_call.WireCall`
+request are made by the native core as Arrow data (:meth:`NativeCalls.ledger`), which ``genai_budget`` and
+``genai_metrics`` read as well (:meth:`NativeCalls.columns`); the calls become :class:`~processors.genai_call.WireCall`
 objects only when something else reads ``batch.genai``: :class:`NativeCalls` makes them from the stage's
 records.
 """
@@ -260,16 +260,25 @@ class NativeCalls:
         if not self.result.append(start, encoded):
             next(call for call in self.others if call.span.payload_start == start).append(encoded)
 
+    def columns(self, names: list[str]) -> dict[str, list[Any]] | None:
+        """Some columns of the ledger rows of the request's priced billable calls (the stage's attribution
+        dimensions among them), in its order, as ``CallColumns.select`` gives them; None when the rows must be
+        made from calls, or a dimension is not the stage's."""
+        columns = CallColumns(self.stage.dimensions)
+        if not set(names) <= set(columns.names):
+            return None
+        batches = self.ledger(columns)
+        if batches is None:
+            return None
+        return pa.Table.from_batches(batches, schema=columns.schema).select(list(dict.fromkeys(names))).to_pydict()
+
     def spending(self) -> list[tuple[tuple, int, Callable[[bytes], None]]] | None:
         """What ``genai_budget`` reads of each priced billable call, in the request's order (its ``_spending``),
         from the ledger rows; None when they must be made from calls."""
         dimensions = self.stage.dimensions
-        columns = CallColumns(dimensions)
-        batches = self.ledger(columns)
-        if batches is None:
+        data = self.columns(["provider", "model", "service", "cost_pico", *dimensions])
+        if data is None:
             return None
-        table = pa.Table.from_batches(batches, schema=columns.schema)
-        data = table.select(["provider", "model", "service", "cost_pico", *dimensions]).to_pydict()
         spending = []
         for row, start in enumerate(self._ledger_starts()):
             amount = data["cost_pico"][row]

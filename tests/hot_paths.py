@@ -30,10 +30,10 @@ ATTRIBUTION = AttributionConfig(customer=("header.x-customer-id", "resource.tena
 
 
 def pipeline(keep_original: bool = True, redact: bool = False, attribution: bool = True,
-             reference: bool = False, budget: Callable[[], Processor] | None = None) -> ProcessorRun:
+             reference: bool = False, last: Callable[[], Processor] | None = None) -> ProcessorRun:
     """genai_normalize (with a custom mapping), genai_cost and genai_attribution (unless not ``attribution``:
     then no processor reads the calls the native stage makes), after genai_redact (remove mode, as
-    production.yaml has it) when ``redact``, and a ``budget`` processor (made by it) last. The ``reference``
+    production.yaml has it) when ``redact``, and the processor ``last`` makes, last. The ``reference``
     pipeline caps attribution values with the
     pure-Python ``CardinalityLimit`` (the other shares the native one with the stage)."""
     attributions = [GenAIAttribution(ATTRIBUTION)] * attribution
@@ -41,7 +41,7 @@ def pipeline(keep_original: bool = True, redact: bool = False, attribution: bool
         processor.span_keys = processor.span_keys | {RESERVATION_KEY}
     processors = [GenAINormalize(NormalizeConfig(keep_original=keep_original,
                                                  custom_mappings={"my.model": "gen_ai.request.model"})),
-                  GenAICost(CostConfig(), context(), CATALOG), *attributions, *([budget()] if budget else [])]
+                  GenAICost(CostConfig(), context(), CATALOG), *attributions, *([last()] if last else [])]
     if redact:
         processors.insert(0, GenAIRedact(RedactConfig(mode="remove", allow=("input.value.kept",))))
     run = ProcessorRun(processors, Fanout([]), indexer_for(processors))
@@ -54,14 +54,15 @@ def pipeline(keep_original: bool = True, redact: bool = False, attribution: bool
 
 def both_paths(wire: bytes, keep_original: bool = True, redact: bool = False, attribution: bool = True,
                headers: dict[str, str] | None = None,
-               budget: Callable[[], Processor] | None = None) -> tuple[TelemetryBatch, TelemetryBatch]:
+               last: Callable[[], Processor] | None = None) -> tuple[TelemetryBatch, TelemetryBatch]:
     """The request (with these request headers) through the same pipeline on the Python path and (when the
-    native core vouches for it) on the native path, each with processors of its own."""
+    native core vouches for it) on the native path, each with processors of its own (``last`` makes the
+    reference's, then the candidate's)."""
     headers = headers or {}
     reference = TelemetryBatch(Signal.TRACES, ExportTraceServiceRequest.FromString(wire), headers)
     candidate = TelemetryBatch.from_wire(Signal.TRACES, wire, headers)
-    pipeline(keep_original, redact, attribution, reference=True, budget=budget).run(reference)
-    pipeline(keep_original, redact, attribution, budget=budget).run(candidate)
+    pipeline(keep_original, redact, attribution, reference=True, last=last).run(reference)
+    pipeline(keep_original, redact, attribution, last=last).run(candidate)
     return reference, candidate
 
 

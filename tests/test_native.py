@@ -413,12 +413,44 @@ def test_budget_states_are_written_alike_from_the_native_stage(ledger_backend):
     for _ in range(80):
         wire = random_request(rng, STAGE_SCOPES, STAGE_VOCABULARY, stage_value)
         reference, candidate = both_paths(wire, headers=random_headers(rng),
-                                          budget=lambda: replica(ledger_backend, *budgets))
+                                          last=lambda: replica(ledger_backend, *budgets))
         from_rows += candidate.native_result is not None  # the budget made no calls
         assert_same(reference, candidate)
         budgeted += sum(any(kv.key == "gen_ai.budget.status" for kv in span.attributes)
                         for rs in reference.message.resource_spans for ss in rs.scope_spans for span in ss.spans)
     assert from_rows > 60 and budgeted > 100, (from_rows, budgeted)
+
+
+@pytest.mark.fuzz
+def test_cost_metrics_are_counted_alike_from_the_native_stage():
+    """genai_metrics after the native stage reads its ledger rows, not calls: the same cost sums and token
+    histograms as on the Python path."""
+    from processors.genai_metrics import GenAIMetrics, MetricsConfig
+    made: list[GenAIMetrics] = []
+
+    def metrics() -> GenAIMetrics:
+        made.append(GenAIMetrics(MetricsConfig(dimensions=("customer", "user")), context("genai_metrics")))
+        return made[-1]
+
+    rng = random.Random(78)
+    from_rows = 0
+    for _ in range(60):
+        wire = random_request(rng, STAGE_SCOPES, STAGE_VOCABULARY, stage_value)
+        reference, candidate = both_paths(wire, headers=random_headers(rng), last=metrics)
+        from_rows += candidate.native_result is not None
+        assert_same(reference, candidate)
+    assert from_rows > 45, from_rows
+    reference_sums, candidate_sums = ({}, {}), ({}, {})
+    for index, processor in enumerate(made):
+        sums = (reference_sums, candidate_sums)[index % 2]
+        for key, pico in processor.cost.items():
+            sums[0][key] = sums[0].get(key, 0) + pico
+        for key, histogram in processor.tokens.items():
+            counts = sums[1].setdefault(key, [0] * (len(histogram.counts) + 2))
+            for position, value in enumerate([histogram.count, histogram.total, *histogram.counts]):
+                counts[position] += value
+    assert candidate_sums == reference_sums
+    assert len(reference_sums[0]) > 20 and len(reference_sums[1]) > 20, reference_sums
 
 
 @pytest.mark.fuzz
