@@ -10,7 +10,7 @@ import os
 import random
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -24,6 +24,7 @@ from bench.workload import build_requests
 from collector import native
 from collector.attributes import set_value
 from collector.batch import TelemetryBatch
+from collector.component import Processor
 from collector.receivers import otlp_json
 from collector.receivers.limits import Limits
 from collector.signals import Signal, count_items, top_level
@@ -318,18 +319,39 @@ def test_differential_fuzz_on_random_genai_requests():
     assert calls > 1000 and taken > 300, (calls, taken)
 
 
+class CallReader(Processor):
+    """A processor after the GenAI processors that reads their calls (as a custom one might)."""
+
+    signals = frozenset({Signal.TRACES})
+    reads_genai = True
+    reads_message = False
+
+    def process(self, batch: TelemetryBatch) -> None:
+        for call in batch.genai:
+            assert call.dialect
+
+
+def compared_on_both_paths(rng: random.Random, scopes: list[str], vocabulary: list[str],
+                           value: Callable[[random.Random, str, AnyValue], None],
+                           cases: int = 300) -> Iterator[tuple[TelemetryBatch, TelemetryBatch]]:
+    """Random requests through both paths, found the same (``assert_same``): with and without attribution,
+    keeping the originals or not, with random headers. Every third ends with a processor that reads the
+    calls, which the native path then makes before the splice; the others make them after it, or none."""
+    for case in range(cases):
+        wire = random_request(rng, scopes, vocabulary, value)
+        reference, candidate = both_paths(wire, keep_original=rng.random() < 0.7, attribution=case % 2 == 0,
+                                          headers=random_headers(rng), last=CallReader if case % 3 == 0 else None)
+        assert_same(reference, candidate)
+        yield reference, candidate
+
+
 @pytest.mark.fuzz
 def test_differential_fuzz_on_the_native_stage():
     """Requests the native stage normalises and prices itself: the same forwarded spans, calls, costs and
-    ledger rows as the Python processors, whether a later processor reads the calls (made before the
-    splice) or none does (made after it, for the ledger)."""
-    rng = random.Random(301)
+    ledger rows as the Python processors."""
     taken = priced = 0
-    for case in range(300):
-        wire = random_request(rng, STAGE_SCOPES, STAGE_VOCABULARY, stage_value)
-        reference, candidate = both_paths(wire, keep_original=rng.random() < 0.7, attribution=case % 2 == 0,
-                                          headers=random_headers(rng))
-        assert_same(reference, candidate)
+    for reference, candidate in compared_on_both_paths(random.Random(301), STAGE_SCOPES, STAGE_VOCABULARY,
+                                                       stage_value):
         taken += candidate.native is not None
         priced += sum(call.cost is not None and call.cost.amount_pico is not None for call in reference.genai)
     assert taken > 250 and priced > 500, (taken, priced)
@@ -381,13 +403,8 @@ def test_differential_fuzz_on_the_dialect_rules():
     """Spans of the dialects with a rule of their own (OpenInference, Vercel, Langfuse, ADK, OpenLIT): the stage
     applies the rule itself, or leaves the span to Python where its reading could differ, and the result is the
     same as the Python processors'."""
-    rng = random.Random(1201)
     read_natively = read_by_python = 0
-    for case in range(300):
-        wire = random_request(rng, RULE_SCOPES, RULE_VOCABULARY, rule_value)
-        reference, candidate = both_paths(wire, keep_original=rng.random() < 0.7, attribution=case % 2 == 0,
-                                          headers=random_headers(rng))
-        assert_same(reference, candidate)
+    for _, candidate in compared_on_both_paths(random.Random(1201), RULE_SCOPES, RULE_VOCABULARY, rule_value):
         if candidate.native is not None:
             read_by_python += len(candidate.native.others)
             read_natively += len(candidate.genai) - len(candidate.native.others)
