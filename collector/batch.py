@@ -220,8 +220,12 @@ class NativeParts:
         return calls
 
     @staticmethod
-    def spending() -> None:
+    def spend(budgets: list, matching: Any) -> bool:
         """The budget reads the calls of a merged batch (their requests are spliced already)."""
+        return False
+
+    @staticmethod
+    def spending() -> None:
         return None
 
     def columns(self, names: list[str]) -> dict[str, list[Any]] | None:

@@ -122,6 +122,15 @@ def _spending(batch: TelemetryBatch) -> Iterator[Spending]:
         yield (call.provider, call.model, service, *attribution.items()), cost.amount_pico, call.append
 
 
+def _matching_indices(statuses: list[Status], key: tuple) -> tuple[list[int], bytes]:
+    """The positions of the budgets a spending key matches among ``statuses``, and their encoded ids
+    (gen_ai.budget.ids)."""
+    provider, model, service, *attribution = key
+    values = {"provider": provider, "model": model, "service": service, **dict(attribution)}
+    indices = [index for index, status in enumerate(statuses) if status.budget.matches(values)]
+    return indices, attributes.encode(PREFIX + "ids", [statuses[index].budget.id for index in indices])
+
+
 class GenAIBudget(Processor):
     signals = frozenset({Signal.TRACES})
     config_class = BudgetConfig
@@ -133,7 +142,7 @@ class GenAIBudget(Processor):
         self.component_id = context.component_id
         self.telemetry = context.telemetry
         self.book = BudgetBook(config.timezone, clock)
-        self._fixed: dict[tuple, bytes] = {}  # encoded attributes that depend on the budgets only
+        self._fixed: dict[tuple, bytes] = {}  # encoded attributes that depend on a budget only
         self.configured = config.budgets  # validated against the dimensions in bind_service
         self.ledger_id = config.ledger
         hook = config.alerts.webhook
@@ -411,20 +420,30 @@ class GenAIBudget(Processor):
         if not self.book.budgets and not self.store.shared:  # another replica may define budgets
             return
         statuses = self.statuses()  # one read of the budget state per batch
-        matched: dict[tuple, list] = {}  # dimension values → the statuses of the budgets they match
+        native = batch.native_result
+        if native is not None and native.spend([self._state(status) for status in statuses],
+                                               lambda key: _matching_indices(statuses, key)):
+            return
+        matched: dict[tuple, tuple] = {}  # dimension values → the statuses of the budgets they match, their ids
         batch_spend: dict[str, int] = {}  # budget id → what the calls of this batch so far add to it
         for key, amount, append in _spending(batch):
             matching = matched.get(key)
             if matching is None:
-                provider, model, service, *attribution = key
-                values = {"provider": provider, "model": model, "service": service, **dict(attribution)}
-                matching = matched[key] = [status for status in statuses if status.budget.matches(values)]
-            if matching:
-                append(self._encode(matching, amount, batch_spend))
+                indices, ids = _matching_indices(statuses, key)
+                matching = matched[key] = ([statuses[index] for index in indices], ids)
+            if matching[0]:
+                append(self._encode(*matching, amount, batch_spend))
 
-    def _encode(self, statuses, amount: int, batch_spend: dict[str, int]) -> bytes:
-        """gen_ai.budget.* of the tightest budget after this call, and every matching id. The spend is the
-        running total: what the ledger committed, plus this batch's calls up to and including this one."""
+    def _state(self, status: Status) -> tuple[int, int, list[float], bytes]:
+        """A budget's status as the native stage takes it: spent and limit, the thresholds that warn, and its
+        encoded id, period and limit."""
+        budget = status.budget
+        return status.spent_pico, budget.limit_pico, [t for t in budget.thresholds if t < 1], self._prefix(budget)
+
+    def _encode(self, statuses: list[Status], ids: bytes, amount: int, batch_spend: dict[str, int]) -> bytes:
+        """gen_ai.budget.* of the tightest budget after this call, and every matching id (``ids``). The spend is the
+        running total: what the ledger committed, plus this batch's calls up to and including this one.
+        ``native/src/budget.rs`` is its twin on the native path."""
         for status in statuses:
             batch_spend[status.budget.id] = batch_spend.get(status.budget.id, 0) + amount
         tightest = max(statuses, key=lambda s: (s.spent_pico + batch_spend[s.budget.id]) / s.budget.limit_pico)
@@ -433,19 +452,22 @@ class GenAIBudget(Processor):
         utilization = spent / budget.limit_pico
         status = "exceeded" if spent >= budget.limit_pico else \
             "warning" if any(t < 1 and utilization >= t for t in budget.thresholds) else "ok"
-        ids = tuple(s.budget.id for s in statuses)
-        key = (budget.id, budget.period, budget.limit_pico, ids)
-        fixed = self._fixed.get(key)
-        if fixed is None:  # the same for every call of these budgets: encoded once
-            if len(self._fixed) > 1000:
-                self._fixed.clear()
-            fixed = self._fixed[key] = b"".join(attributes.encode(k, v) for k, v in (
-                (PREFIX + "id", budget.id), (PREFIX + "period", budget.period),
-                (PREFIX + "limit", to_double(budget.limit_pico)), (PREFIX + "ids", list(ids))))
         encode = attributes.encode
-        return b"".join((fixed, encode(_SPENT, to_double(spent)),
+        return b"".join((self._prefix(budget), ids, encode(_SPENT, to_double(spent)),
                          encode(_REMAINING, to_double(budget.limit_pico - spent)),
                          encode(_UTILIZATION, round(utilization, 6)), encode(_STATUS, status)))
+
+    def _prefix(self, budget: Budget) -> bytes:
+        """gen_ai.budget.id, .period and .limit: the same for every call of a budget, so encoded once."""
+        key = (budget.id, budget.period, budget.limit_pico)
+        prefix = self._fixed.get(key)
+        if prefix is None:
+            if len(self._fixed) > 1000:
+                self._fixed.clear()
+            prefix = self._fixed[key] = b"".join(attributes.encode(k, v) for k, v in (
+                (PREFIX + "id", budget.id), (PREFIX + "period", budget.period),
+                (PREFIX + "limit", to_double(budget.limit_pico))))
+        return prefix
 
     async def shutdown(self, timeout: float) -> None:
         if self.tasks:

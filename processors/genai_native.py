@@ -272,6 +272,15 @@ class NativeCalls:
             return None
         return pa.Table.from_batches(batches, schema=columns.schema).select(list(dict.fromkeys(names))).to_pydict()
 
+    def spend(self, budgets: list[tuple[int, int, list[float], bytes]],
+              matching: Callable[[tuple], tuple[list[int], bytes]]) -> bool:
+        """``genai_budget``'s state appended to the stage's priced calls natively (``StageResult.spend``); False
+        when a call Python read is priced too (``spending`` then gives them all in order) or an amount is
+        beyond the native arithmetic."""
+        if any(call.billable and call.cost is not None and call.cost.amount_pico is not None for call in self.others):
+            return False
+        return self.result.spend(budgets, list(self.stage.dimensions), matching)
+
     def spending(self) -> list[tuple[tuple, int, Callable[[bytes], None]]] | None:
         """What ``genai_budget`` reads of each priced billable call, in the request's order (its ``_spending``),
         from the ledger rows; None when they must be made from calls."""

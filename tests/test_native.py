@@ -414,28 +414,44 @@ def test_differential_fuzz_on_the_dialect_rules():
 BUDGETS = [{"id": "a-customers", "match": {"customer": "a*"}, "limit": "0.002", "period": "daily",
             "thresholds": [0.5, 0.8]},
            {"id": "gpt-4o", "match": {"model": "gpt-4o*"}, "limit": "1", "period": "monthly"},
-           {"id": "every-call", "match": {}, "limit": "0.05", "period": "total"}]
+           {"id": "every-call", "match": {}, "limit": "0.05", "period": "total"},
+           {"id": "every-call-daily", "match": {}, "limit": "0.05", "period": "daily"},  # ties: the first is tightest
+           # past 2^53 pico-units, nearly spent: the quotient of two large integers, crossing into exceeded
+           {"id": "org-monthly", "match": {"provider": "*"}, "limit": "25000", "period": "monthly",
+            "thresholds": [0.25, 0.999999]}]
+ORG_COMMITTED = 24_999_999_996 * 10**6  # 0.004 below the limit
 
 
 @pytest.mark.fuzz
 @pytest.mark.parametrize("ledger_backend", ["duckdb"], indirect=True)
-def test_budget_states_are_written_alike_from_the_native_stage(ledger_backend):
-    """genai_budget after the native stage reads its ledger rows, not calls, and writes the same running
-    totals on the same spans as on the Python path."""
+def test_budget_states_are_written_alike_from_the_native_stage(ledger_backend, monkeypatch):
+    """genai_budget after the native stage has the stage append the budget states (``StageResult.spend``), or
+    reads its ledger rows, not calls: the same running totals on the same spans as on the Python path, with a
+    committed spend and limits past 2^53 pico-units."""
     from processors.budgets import parse_budget
-    from tests.test_budgets_unit import replica
+    from processors.genai_native import NativeCalls
+    from tests.test_budgets_unit import NOW, replica
     budgets = [parse_budget(budget, None) for budget in BUDGETS]
+    first = replica(ledger_backend, *budgets)
+    with first.store.write() as txn:
+        txn.budgets.set_counters("org-monthly", [(first.book.window(budgets[-1], NOW).start, ORG_COMMITTED)])
+    natively = []
+    spend = NativeCalls.spend
+    monkeypatch.setattr(NativeCalls, "spend", lambda *args: natively.append(spend(*args)) or natively[-1])
     rng = random.Random(77)
-    from_rows = budgeted = 0
+    from_rows = budgeted = exceeded = 0
     for _ in range(80):
         wire = random_request(rng, STAGE_SCOPES, STAGE_VOCABULARY, stage_value)
         reference, candidate = both_paths(wire, headers=random_headers(rng),
                                           last=lambda: replica(ledger_backend, *budgets))
         from_rows += candidate.native_result is not None  # the budget made no calls
         assert_same(reference, candidate)
-        budgeted += sum(any(kv.key == "gen_ai.budget.status" for kv in span.attributes)
-                        for rs in reference.message.resource_spans for ss in rs.scope_spans for span in ss.spans)
-    assert from_rows > 60 and budgeted > 100, (from_rows, budgeted)
+        states = [kv.value.string_value for rs in reference.message.resource_spans for ss in rs.scope_spans
+                  for span in ss.spans for kv in span.attributes if kv.key == "gen_ai.budget.status"]
+        budgeted += len(states)
+        exceeded += states.count("exceeded")
+    assert from_rows > 60 and budgeted > 100 and exceeded > 20, (from_rows, budgeted, exceeded)
+    assert natively.count(True) > 50 and False in natively, natively
 
 
 @pytest.mark.fuzz

@@ -4,6 +4,7 @@
 
 pub mod attributes;
 pub mod attribution;
+pub mod budget;
 pub mod counts;
 pub mod genai;
 pub mod ledger;

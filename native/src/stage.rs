@@ -12,6 +12,7 @@ use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::attributes::{encode, reported_pico, Scalar};
 use crate::attribution::{CardinalityLimit, Dimension, Source};
+use crate::budget::{self, spend_keys, BudgetState, Matched};
 use crate::genai::{
     self, Call, Canonical, DedupeEntry, ExcludesCache, Miss, Names, Plan, Price, Rate, Settings, Stage, TextKind, Unit,
     FIELDS,
@@ -22,6 +23,8 @@ use crate::traces::{self, Range};
 
 type SharedKeys = Arc<Mutex<genai::RecentKeys>>;
 type SharedLimit = Arc<Mutex<CardinalityLimit>>;
+/// A budget as `genai_budget` hands it over: spent and limit (Python integers), warning thresholds, prefix.
+type BudgetArgument<'py> = (Bound<'py, PyAny>, Bound<'py, PyAny>, Vec<f64>, Vec<u8>);
 
 /// `collector.cardinality.CardinalityLimit`, shared by `genai_attribution`'s Python code and the native stage.
 #[pyclass(name = "CardinalityLimit", module = "collector._native", frozen)]
@@ -624,6 +627,52 @@ impl StageResult {
         Ok(py
             .detach(|| ledger_rows(stage, buf, &self.calls, &names, &dimensions))
             .map(|array| ArrowRows { array }))
+    }
+
+    /// Budget state on the priced billable calls, as `genai_budget` appends it (`native/src/budget.rs`):
+    /// `budgets` (spent and limit in pico-units, the thresholds below 1, the encoded id, period and limit) in
+    /// its statuses' order; `matching(key)` answers, for each distinct (provider, model, service, *(dimension,
+    /// value)) key, the indices of the budgets it matches and their encoded ids. False (nothing appended)
+    /// when an amount is beyond the native arithmetic.
+    fn spend(
+        &mut self,
+        budgets: Vec<BudgetArgument<'_>>,
+        dimensions: Vec<String>,
+        matching: Bound<'_, PyAny>,
+    ) -> PyResult<bool> {
+        let mut states = Vec::with_capacity(budgets.len());
+        for (spent, limit, warnings, prefix) in budgets {
+            let (Ok(spent), Ok(limit)) = (spent.extract::<i128>(), limit.extract::<i128>()) else {
+                return Ok(false);
+            };
+            states.push(BudgetState {
+                spent,
+                limit,
+                warnings,
+                prefix,
+            });
+        }
+        let py = matching.py();
+        let (keys, of_calls) = spend_keys(&self.calls);
+        let mut matched = Vec::with_capacity(keys.len());
+        for (provider, model, service, values) in keys {
+            let mut items = vec![
+                provider.into_pyobject(py)?.into_any(),
+                model.into_pyobject(py)?.into_any(),
+                service.into_pyobject(py)?.into_any(),
+            ];
+            for (dimension, value) in dimensions.iter().zip(values) {
+                if let Some(value) = value {
+                    items.push((dimension, value).into_pyobject(py)?.into_any());
+                }
+            }
+            let (budgets, ids): (Vec<usize>, Vec<u8>) = matching.call1((PyTuple::new(py, items)?,))?.extract()?;
+            if budgets.iter().any(|&index| index >= states.len()) {
+                return Err(PyValueError::new_err("a matching budget index out of range"));
+            }
+            matched.push(Matched { budgets, ids });
+        }
+        Ok(budget::spend(&mut self.calls, &of_calls, &matched, &states).is_some())
     }
 
     /// Queue encoded attributes for the stage's call of the span at this payload start; False when the
