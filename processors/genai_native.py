@@ -319,8 +319,7 @@ class NativeCalls:
     def _make_ledger(self, columns: CallColumns) -> list[pa.RecordBatch] | None:
         dimensions = self.stage.dimensions
         made = self.result.ledger(list(columns.names), [dimensions.index(dimension) if dimension in dimensions
-                                                        else None for dimension in columns.dimensions],
-                                  self.stage.stage)
+                                                        else None for dimension in columns.dimensions])
         if made is None:
             return None
         rows = pa.record_batch(made)

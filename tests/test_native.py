@@ -10,6 +10,7 @@ import os
 import random
 import subprocess
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -35,7 +36,7 @@ from processors.genai_index import WireIndex, indexer_for
 from processors.genai_normalize import GenAINormalize
 from processors.genai_redact import GenAIRedact, RedactConfig
 from tests.genai_helpers import SAMPLES, context
-from tests.hot_paths import assert_same, both_paths
+from tests.hot_paths import assert_same, both_paths, pipeline
 from tests.wire_mutations import mutate_wire
 
 pytestmark = pytest.mark.skipif(not native.available(), reason=f"the native core is not loaded: {native.WHY_PYTHON}")
@@ -56,6 +57,37 @@ def test_bench_requests_are_processed_alike():
         reference, candidate = both_paths(wire)
         assert not candidate.decoded
         assert_same(reference, candidate)
+
+
+def test_ledger_rows_are_made_while_the_stage_reads_the_next_request():
+    """The ledger's writer thread makes one request's rows while the event loop has the stage read the next
+    ones: neither waits for, nor trips over, the other (the rows need nothing of the stage once it priced
+    the request)."""
+    from collector.storage.rows import CallColumns
+    bodies = build_requests(6, spans_per_request=256, start_ns=1767225600 * 10**9)
+    run = pipeline()
+    first = TelemetryBatch.from_wire(Signal.TRACES, bodies[0])
+    run.run(first)
+    columns = CallColumns(("customer", "user"))
+    failures: list[BaseException] = []
+    reading = threading.Event()
+
+    def write_rows() -> None:
+        reading.wait()
+        try:
+            for _ in range(200):
+                first.native_result._make_ledger(columns)
+        except BaseException as exc:
+            failures.append(exc)
+
+    writer = threading.Thread(target=write_rows)
+    writer.start()
+    reading.set()
+    for body in bodies[1:] * 4:
+        run.run(TelemetryBatch.from_wire(Signal.TRACES, body))
+    writer.join()
+    assert failures == []
+    assert sum(batch.num_rows for batch in first.native_result._make_ledger(columns)) > 100
 
 
 def test_redaction_keeps_the_native_path_only_where_it_can_work_on_bytes():

@@ -21,7 +21,8 @@ from collector.storage.ledger import Ledger
 @dataclass(frozen=True)
 class DuckDBConfig:
     path: str = "data/costs.duckdb"  # relative to the working directory
-    flush_interval: Duration = 0.1
+    flush_interval: Duration = 0.1  # the longest a call waits for company before its transaction
+    min_rows: Annotated[int, AtLeast(1)] = 1_000  # this many waiting are written at once
     max_rows: Annotated[int, AtLeast(1)] = 50_000  # per transaction
     retention: RetentionConfig = field(default_factory=RetentionConfig)
     threads: Annotated[int, AtLeast(1)] = 1  # DuckDB worker threads: the pipeline needs the other cores

@@ -1,11 +1,13 @@
 """What the ledger exporters (``duckdb``, ``postgresql``) share: one writer thread with group commits.
 
 Durability contract: a request that carries GenAI calls is acknowledged only after the
-transaction holding its calls has committed. Requests arriving within ``flush_interval`` (or
-until ``max_rows``) share one transaction, so writes stay batched while the event loop keeps
-serving. A failed write refuses the request (503 / ``UNAVAILABLE``), so the client retries; the
-retry is not counted twice. Processors that keep state in the ledger (``genai_budget``) take part
-in each write's transaction through ``in_transaction`` listeners.
+transaction holding its calls has committed. The requests waiting when the writer is free share one
+transaction (up to ``max_rows`` calls); when fewer than ``min_rows`` calls wait, it waits up to
+``flush_interval`` for more. So writes stay batched while the event loop keeps serving, and under
+load a request waits for the write before its own, not for a timer. A failed write refuses the
+request (503 / ``UNAVAILABLE``), so the client retries; the retry is not counted twice. Processors
+that keep state in the ledger (``genai_budget``) take part in each write's transaction through
+``in_transaction`` listeners.
 """
 
 from __future__ import annotations
@@ -75,6 +77,7 @@ class LedgerExporter(Exporter):
         self.telemetry = context.telemetry
         self.log = log.get(f"exporter.{context.component_id.partition('/')[0]}")
         self.flush_interval = config.flush_interval
+        self.min_rows = config.min_rows
         self.max_rows = config.max_rows
         self.retention: dict[str, float | None] = config.retention.tables()
         self.dimensions: tuple[str, ...] = STANDARD_DIMENSIONS
@@ -159,12 +162,13 @@ class LedgerExporter(Exporter):
         self.store.close()
 
     def _gather(self, first) -> tuple[list, bool]:
-        """The first waiting batch and whatever arrives within flush_interval, up to max_rows."""
+        """The first waiting batch and those behind it, up to max_rows calls; while fewer than min_rows calls
+        wait, also what arrives within flush_interval."""
         items = [first]
         rows = first[0].genai_count
         deadline = time.monotonic() + self.flush_interval
         while rows < self.max_rows:
-            remaining = deadline - time.monotonic()
+            remaining = deadline - time.monotonic() if rows < self.min_rows else 0
             try:
                 item = self.inbox.get(timeout=remaining) if remaining > 0 else self.inbox.get_nowait()
             except queue.Empty:

@@ -36,7 +36,8 @@ class PostgresConfig:
     dsn: Annotated[str, MinLength(1)]  # libpq URI or key=value string; TLS with sslmode=verify-full
     pool_size: Annotated[int, AtLeast(2)] = 4  # connections: the writer, the budget reads and the API share them
     connect_timeout: Duration = 10.0
-    flush_interval: Duration = 0.1
+    flush_interval: Duration = 0.1  # the longest a call waits for company before its transaction
+    min_rows: Annotated[int, AtLeast(1)] = 1_000  # this many waiting are written at once
     max_rows: Annotated[int, AtLeast(1)] = 50_000  # per transaction
     retention: CallRetention = field(default_factory=CallRetention)
 

@@ -13,6 +13,44 @@ use crate::attributes::reported_pico;
 use crate::genai::{Call, Stage};
 use crate::traces::Range;
 
+/// What a request's rows name besides its calls, taken from the stage when it priced them: the rows are
+/// made later, on the ledger's writer thread, while the stage reads the next request.
+pub struct Labels {
+    pub currency: String,
+    pub snapshot: String,
+    /// Each call's dialect.
+    pub dialects: Vec<String>,
+    /// (price id, its provider and model ids) of the prices the calls used.
+    pub prices: Vec<(usize, String, String)>,
+}
+
+impl Labels {
+    pub fn of(stage: &Stage, calls: &[Call]) -> Labels {
+        let mut prices: Vec<(usize, String, String)> = Vec::new();
+        for id in calls.iter().filter_map(|call| call.cost.as_ref()?.price) {
+            if !prices.iter().any(|(known, _, _)| *known == id) {
+                let price = stage.price(id);
+                prices.push((id, price.provider_id.clone(), price.model_id.clone()));
+            }
+        }
+        Labels {
+            currency: stage.settings.currency.clone(),
+            snapshot: stage.settings.snapshot.clone(),
+            dialects: calls.iter().map(|call| stage.plan(call.plan).dialect.clone()).collect(),
+            prices,
+        }
+    }
+
+    fn price(&self, id: usize) -> (&str, &str) {
+        let (_, provider, model) = self
+            .prices
+            .iter()
+            .find(|(known, _, _)| *known == id)
+            .expect("a price of the calls");
+        (provider, model)
+    }
+}
+
 /// The text columns after start and duration, then the counts and costs, as `CallColumns.names` orders them.
 const TEXT_COLUMNS: usize = 15;
 const INTEGER_COLUMNS: usize = 12; // five token counts, the cost, its five parts, the reported cost
@@ -34,29 +72,29 @@ pub fn column_count(dimensions: usize) -> usize {
 /// a dimension column for each of `dimensions` (the index of the stage's attribution dimension it is, if any);
 /// None when a count or an amount does not fit the ledger's 64-bit columns (Python then makes the rows).
 pub fn ledger_rows(
-    stage: &Stage,
+    labels: &Labels,
     buf: &[u8],
     calls: &[Call],
     names: &[String],
     dimensions: &[Option<usize>],
 ) -> Option<StructArray> {
-    let rows: Vec<&Call> = calls
+    let rows: Vec<(&Call, &String)> = calls
         .iter()
-        .filter(|call| call.billable && call.cost.is_some())
+        .zip(&labels.dialects)
+        .filter(|(call, _)| call.billable && call.cost.is_some())
         .collect();
     let mut start = Int64Builder::with_capacity(rows.len());
     let mut duration = Float64Builder::with_capacity(rows.len());
     let mut texts: Vec<StringBuilder> = (0..TEXT_COLUMNS).map(|_| StringBuilder::new()).collect();
     let mut integers: Vec<Int64Builder> = (0..INTEGER_COLUMNS).map(|_| Int64Builder::new()).collect();
     let mut tail: Vec<StringBuilder> = (0..dimensions.len() + 2).map(|_| StringBuilder::new()).collect();
-    let settings = &stage.settings;
-    for call in rows {
+    for (call, dialect) in rows {
         let cost = call.cost.as_ref().expect("billable calls are priced");
         let parts = &call.parts;
         start.append_value(i64::try_from(parts.start_time / 1000).ok()?);
         let elapsed = i128::from(parts.end_time) - i128::from(parts.start_time);
         duration.append_value(elapsed as f64 / 1e6);
-        let price = cost.price.map(|id| stage.price(id));
+        let price = cost.price.map(|id| labels.price(id));
         let row_texts: [Option<&str>; TEXT_COLUMNS] = [
             Some(&hex(buf, parts.trace_id)),
             Some(&hex(buf, parts.span_id)),
@@ -66,17 +104,13 @@ pub fn ledger_rows(
             call.text[2].as_deref(),
             call.text[1].as_deref(),
             Some(&call.tier),
-            Some(&stage.plan(call.plan).dialect),
-            Some(&settings.currency),
+            Some(dialect),
+            Some(&labels.currency),
             Some(cost.status),
             cost.amount.map(|_| cost.source),
-            price.map(|price| price.provider_id.as_str()),
-            price.map(|price| price.model_id.as_str()),
-            Some(if cost.priced_at_snapshot {
-                &settings.snapshot
-            } else {
-                ""
-            }),
+            price.map(|(provider, _)| provider),
+            price.map(|(_, model)| model),
+            Some(if cost.priced_at_snapshot { &labels.snapshot } else { "" }),
         ];
         for (builder, value) in texts.iter_mut().zip(row_texts) {
             builder.append_option(value);

@@ -17,7 +17,7 @@ use crate::genai::{
     self, Call, Canonical, DedupeEntry, ExcludesCache, Miss, Names, Plan, Price, Rate, Settings, Stage, TextKind, Unit,
     FIELDS,
 };
-use crate::ledger::{column_count, ledger_rows};
+use crate::ledger::{column_count, ledger_rows, Labels};
 use crate::rules::Rule;
 use crate::traces::{self, Range};
 
@@ -270,7 +270,7 @@ impl PyGenAIStage {
                         calls,
                         python_spans,
                         matches: Vec::new(),
-                        dialects: Vec::new(),
+                        labels: None,
                         unpriced: Vec::new(),
                     }))
                 }
@@ -367,11 +367,7 @@ impl PyGenAIStage {
                     .map(|id| self.matches[id].clone_ref(py))
             })
             .collect();
-        result.dialects = result
-            .calls
-            .iter()
-            .map(|call| self.stage.plan(call.plan).dialect.clone())
-            .collect();
+        result.labels = Some(Labels::of(&self.stage, &result.calls));
         result.unpriced = unpriced;
         Ok(Some(updates))
     }
@@ -566,7 +562,8 @@ pub struct StageResult {
     #[pyo3(get)]
     python_spans: Vec<usize>,
     matches: Vec<Option<Py<PyAny>>>,
-    dialects: Vec<String>,
+    /// What the ledger rows name besides the calls, once they are priced.
+    labels: Option<Labels>,
     /// (provider, model, reason) of each call with no price.
     #[pyo3(get)]
     unpriced: Vec<(Option<String>, String, String)>,
@@ -613,7 +610,6 @@ impl StageResult {
         py: Python<'_>,
         names: Vec<String>,
         dimensions: Vec<Option<usize>>,
-        stage: PyRef<'_, PyGenAIStage>,
     ) -> PyResult<Option<ArrowRows>> {
         if names.len() != column_count(dimensions.len()) {
             return Err(PyValueError::new_err(format!(
@@ -623,9 +619,9 @@ impl StageResult {
             )));
         }
         let buf = self.wire.bind(py).as_bytes();
-        let stage = &stage.stage;
+        let labels = self.labels()?;
         Ok(py
-            .detach(|| ledger_rows(stage, buf, &self.calls, &names, &dimensions))
+            .detach(|| ledger_rows(labels, buf, &self.calls, &names, &dimensions))
             .map(|array| ArrowRows { array }))
     }
 
@@ -711,7 +707,8 @@ impl StageResult {
     /// reason, priced at the catalog's snapshot).
     fn calls<'py>(&self, py: Python<'py>) -> PyResult<Vec<Bound<'py, PyTuple>>> {
         let mut out = Vec::with_capacity(self.calls.len());
-        for ((call, matched), dialect) in self.calls.iter().zip(&self.matches).zip(&self.dialects) {
+        let labels = self.labels()?;
+        for ((call, matched), dialect) in self.calls.iter().zip(&self.matches).zip(&labels.dialects) {
             let cost = match &call.cost {
                 None => py.None().into_bound(py),
                 Some(cost) => (
@@ -767,6 +764,14 @@ impl StageResult {
             out.push(PyTuple::new(py, items)?);
         }
         Ok(out)
+    }
+}
+
+impl StageResult {
+    fn labels(&self) -> PyResult<&Labels> {
+        self.labels
+            .as_ref()
+            .ok_or_else(|| PyValueError::new_err("the stage has not finished this request"))
     }
 }
 
