@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import datetime as dt
 import fnmatch
+import functools
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -116,6 +117,12 @@ def period_bounds(period: str, now: dt.datetime, zone: dt.tzinfo) -> tuple[dt.da
             end.replace(tzinfo=None).replace(tzinfo=zone).astimezone(dt.UTC))
 
 
+@functools.lru_cache(maxsize=4096)
+def _minute(minutes: int) -> dt.datetime:
+    """The start of a minute (minutes since the epoch), as a rolling budget's counter bucket."""
+    return dt.datetime.fromtimestamp(minutes * 60, dt.UTC)
+
+
 def zone_named(name: str) -> dt.tzinfo:
     try:
         return ZoneInfo(name)
@@ -201,7 +208,7 @@ class BudgetBook:
     def bucket(self, budget: Budget, start_us: int) -> dt.datetime:
         """The counter a call that started at ``start_us`` adds to: its period's start, or its minute."""
         if budget.period.startswith("rolling"):
-            return dt.datetime.fromtimestamp(start_us // 60_000_000 * 60, dt.UTC)
+            return _minute(start_us // 60_000_000)
         cached = self._periods.get(budget.id)
         if cached is None or start_us < cached[0] or (cached[1] is not None and start_us >= cached[1]):
             start, end = period_bounds(budget.period, dt.datetime.fromtimestamp(start_us / 1e6, dt.UTC), self.zone)
@@ -211,17 +218,23 @@ class BudgetBook:
             self._periods[budget.id] = cached
         return cached[2]
 
-    def increments(self, calls: Iterable[tuple[int, int, Mapping[str, Any]]]) -> dict[tuple[str, dt.datetime], int]:
-        """What calls — (start µs, cost pico, dimension values) — add to each (budget, bucket) counter."""
+    def increments(self, keys: Sequence[str], calls: Iterable[tuple[int, int, tuple]]
+                   ) -> dict[tuple[str, dt.datetime], int]:
+        """What calls — (start µs, cost pico, their values of the dimensions ``keys``) — add to each (budget,
+        bucket) counter. Which budgets a call matches is worked out once per distinct set of values."""
         budgets = list(self.budgets.values())
+        matching: dict[tuple, list[Budget]] = {}
         added: dict[tuple[str, dt.datetime], int] = {}
         for start_us, cost, values in calls:
             if not cost:
                 continue
-            for budget in budgets:
-                if budget.matches(values):
-                    key = (budget.id, self.bucket(budget, start_us))
-                    added[key] = added.get(key, 0) + cost
+            matched = matching.get(values)
+            if matched is None:
+                by_key = dict(zip(keys, values, strict=True))
+                matched = matching[values] = [budget for budget in budgets if budget.matches(by_key)]
+            for budget in matched:
+                key = (budget.id, self.bucket(budget, start_us))
+                added[key] = added.get(key, 0) + cost
         return added
 
     def crossed(self, budget: Budget, before: int, after: int, period_start: dt.datetime) -> list[Alert]:

@@ -370,8 +370,9 @@ class GenAIBudget(Processor):
             return
         keys = [k for k in self.match_keys if k in columns.names]
         data = columns.select(["start_us", "cost_pico", "reservation", *keys])
-        increments = self.book.increments(
-            (data["start_us"][i], data["cost_pico"][i] or 0, {k: data[k][i] for k in keys}) for i in added)
+        starts, costs = data["start_us"], data["cost_pico"]
+        values = list(zip(*(data[k] for k in keys), strict=True)) if keys else [()] * len(starts)
+        increments = self.book.increments(keys, ((starts[i], costs[i] or 0, values[i]) for i in added))
         tables.lock(budget_id for budget_id, _ in increments)
         reservations = [data["reservation"][i] for i in added if data["reservation"][i]]
         if reservations:

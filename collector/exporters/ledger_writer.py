@@ -181,15 +181,15 @@ class LedgerExporter(Exporter):
 
     def _write(self, items: list) -> None:
         columns = CallColumns(self.store.dimensions)
-        for batch, _, _ in items:
-            columns.add(batch)
         error: Exception | None = None
-        try:
+        try:  # whatever fails, the requests are refused and the writer carries on
+            for batch, _, _ in items:
+                columns.add(batch)
             with self.store.write() as txn:
                 added = txn.append(columns.table())
                 for listener in self.in_transaction:
                     listener(txn, columns, added)
-        except Exception as exc:  # the store rolled back: the requests are refused, the writer carries on
+        except Exception as exc:  # the store rolled back, if it began
             error = exc if isinstance(exc, LedgerError) else LedgerError(f"ledger write failed: {exc}")
             self.last_error = str(error)
             self.telemetry.add(self.component_id, "traces", "failed", columns.rows)

@@ -102,10 +102,11 @@ class BudgetTables:
         """Add pico-units to (budget, bucket) counters."""
         rows = sorted((budget_id, _naive(bucket), Decimal(amount)) for (budget_id, bucket), amount
                       in increments.items() if amount)  # sorted: replicas lock the rows in one order
-        if rows:
-            self.con.executemany(self.dialect.sql(
-                "INSERT INTO budget_spend VALUES (?, ?, ?) ON CONFLICT (budget_id, bucket) "
-                "DO UPDATE SET spent_pico = budget_spend.spent_pico + excluded.spent_pico"), rows)
+        if rows:  # one statement: DuckDB charges each milliseconds, whatever its rows
+            values = ", ".join(["(?, ?::TIMESTAMP, ?::DECIMAL(38, 0))"] * len(rows))
+            self._run(f"INSERT INTO budget_spend VALUES {values} ON CONFLICT (budget_id, bucket) "
+                      "DO UPDATE SET spent_pico = budget_spend.spent_pico + excluded.spent_pico",
+                      [value for row in rows for value in row])
 
     def spend_of_calls(self, match: Sequence[tuple[str, str]], window: Window, per_minute: bool
                        ) -> list[tuple[dt.datetime, int]]:
@@ -132,13 +133,12 @@ class BudgetTables:
         if not windows:
             return {}
         far = dt.datetime(9999, 1, 1)
-        values = ", ".join(["(?, ?, ?)"] * len(windows))
         params: list[Any] = []
         for window in windows:
             params += [window.budget_id, _naive(window.start), _naive(window.end) if window.end else far]
-        rows = self._run(
-            f"SELECT w.id, sum(s.spent_pico) FROM budget_spend s JOIN (VALUES {values}) AS w (id, lo, hi) "
-            "ON s.budget_id = w.id AND s.bucket >= w.lo AND s.bucket < w.hi GROUP BY 1", params).fetchall()
+        either = " OR ".join(["(budget_id = ? AND bucket >= ? AND bucket < ?)"] * len(windows))
+        rows = self._run(f"SELECT budget_id, sum(spent_pico) FROM budget_spend WHERE {either} GROUP BY 1",
+                         params).fetchall()  # a join with a VALUES list takes DuckDB twice as long
         spent = {window.budget_id: 0 for window in windows}
         spent.update({budget_id: int(total) for budget_id, total in rows})
         return spent
