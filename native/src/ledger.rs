@@ -2,7 +2,6 @@
 //! array of the `llm_calls` columns, handed to Python through the Arrow C data interface: one row per
 //! billable call, none for wrappers and duplicates.
 
-use std::fmt::Write;
 use std::sync::Arc;
 
 use arrow_array::builder::{Float64Builder, Int64Builder, StringBuilder};
@@ -55,12 +54,20 @@ impl Labels {
 const TEXT_COLUMNS: usize = 15;
 const INTEGER_COLUMNS: usize = 12; // five token counts, the cost, its five parts, the reported cost
 
-fn hex(buf: &[u8], range: Range) -> String {
-    let mut text = String::with_capacity(2 * (range.1 - range.0));
-    for byte in &buf[range.0..range.1] {
-        write!(text, "{byte:02x}").expect("writing to a string");
+/// The bytes of `range` as lowercase hex, in `text` (cleared first).
+fn hex<'t>(text: &'t mut String, buf: &[u8], range: Range) -> &'t str {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    text.clear();
+    for &byte in &buf[range.0..range.1] {
+        text.push(char::from(DIGITS[usize::from(byte >> 4)]));
+        text.push(char::from(DIGITS[usize::from(byte & 0xf)]));
     }
     text
+}
+
+/// A text column for `rows` values of about `width` bytes.
+fn text_builder(rows: usize, width: usize) -> StringBuilder {
+    StringBuilder::with_capacity(rows, rows * width)
 }
 
 /// The number of columns of the rows with this many dimension columns.
@@ -85,9 +92,14 @@ pub fn ledger_rows(
         .collect();
     let mut start = Int64Builder::with_capacity(rows.len());
     let mut duration = Float64Builder::with_capacity(rows.len());
-    let mut texts: Vec<StringBuilder> = (0..TEXT_COLUMNS).map(|_| StringBuilder::new()).collect();
-    let mut integers: Vec<Int64Builder> = (0..INTEGER_COLUMNS).map(|_| Int64Builder::new()).collect();
-    let mut tail: Vec<StringBuilder> = (0..dimensions.len() + 2).map(|_| StringBuilder::new()).collect();
+    let mut texts: Vec<StringBuilder> = (0..TEXT_COLUMNS).map(|_| text_builder(rows.len(), 24)).collect();
+    let mut integers: Vec<Int64Builder> = (0..INTEGER_COLUMNS)
+        .map(|_| Int64Builder::with_capacity(rows.len()))
+        .collect();
+    let mut tail: Vec<StringBuilder> = (0..dimensions.len() + 2)
+        .map(|_| text_builder(rows.len(), 16))
+        .collect();
+    let (mut trace_id, mut span_id) = (String::new(), String::new());
     for (call, dialect) in rows {
         let cost = call.cost.as_ref().expect("billable calls are priced");
         let parts = &call.parts;
@@ -96,8 +108,8 @@ pub fn ledger_rows(
         duration.append_value(elapsed as f64 / 1e6);
         let price = cost.price.map(|id| labels.price(id));
         let row_texts: [Option<&str>; TEXT_COLUMNS] = [
-            Some(&hex(buf, parts.trace_id)),
-            Some(&hex(buf, parts.span_id)),
+            Some(hex(&mut trace_id, buf, parts.trace_id)),
+            Some(hex(&mut span_id, buf, parts.span_id)),
             call.service.as_deref(),
             call.provider(),
             call.model(),
@@ -115,23 +127,27 @@ pub fn ledger_rows(
         for (builder, value) in texts.iter_mut().zip(row_texts) {
             builder.append_option(value);
         }
-        let breakdown = cost.breakdown.map(|parts| parts[1..].to_vec());
-        let mut row_integers: Vec<Option<i128>> = vec![
+        let part = |index: usize| cost.breakdown.map(|parts| parts[index]);
+        let row_integers: [Option<i128>; INTEGER_COLUMNS] = [
             call.input.map(i128::from),
             call.output.map(i128::from),
             Some(i128::from(call.counts[0])),
             Some(i128::from(call.counts[1])),
             Some(i128::from(call.counts[2])),
             cost.amount,
+            part(1),
+            part(2),
+            part(3),
+            part(4),
+            part(5),
+            cost.reported.and_then(reported_pico),
         ];
-        row_integers.extend((0..5).map(|index| breakdown.as_ref().map(|parts| parts[index])));
-        row_integers.push(cost.reported.and_then(reported_pico));
         for (builder, value) in integers.iter_mut().zip(row_integers) {
             builder.append_option(value.map(i64::try_from).transpose().ok()?);
         }
         let values = call.attribution.as_deref().unwrap_or_default();
         for (builder, dimension) in tail.iter_mut().zip(dimensions) {
-            builder.append_option(dimension.and_then(|index| values.get(index).cloned().flatten()));
+            builder.append_option(dimension.and_then(|index| values.get(index)?.as_deref()));
         }
         let last = tail.len();
         tail[last - 2].append_option(call.text[4].as_deref());
