@@ -92,6 +92,35 @@ impl<'a> Reader<'a> {
     /// The next field, or `Unsure` for groups, field number 0 and truncated input.
     #[inline]
     pub fn field(&mut self) -> Result<Field> {
+        // Most fields of a span have a one-byte tag (numbers 1 to 15) and a one-byte length or value.
+        let begin = self.pos;
+        if let (Some(&tag), Some(&second)) = (self.buf.get(begin), self.buf.get(begin + 1)) {
+            let (number, wire_type) = (u32::from(tag >> 3), tag & 7);
+            if tag < 0x80 && number != 0 && second < 0x80 && begin + 2 <= self.end {
+                let after = begin + 2;
+                let field = |start, end, value| Field {
+                    begin,
+                    number,
+                    wire_type,
+                    start,
+                    end,
+                    value,
+                };
+                if wire_type == LEN && after + usize::from(second) <= self.end {
+                    self.pos = after + usize::from(second);
+                    return Ok(field(after, self.pos, 0));
+                }
+                if wire_type == VARINT {
+                    self.pos = after;
+                    return Ok(field(begin + 1, after, u64::from(second)));
+                }
+            }
+        }
+        self.long_field()
+    }
+
+    /// `field` for the tags, lengths and values of more than one byte.
+    fn long_field(&mut self) -> Result<Field> {
         let begin = self.pos;
         let tag = self.varint()?;
         let number = u32::try_from(tag >> 3).map_err(|_| Unsure)?;
@@ -170,6 +199,26 @@ mod tests {
         let second = reader.field().unwrap();
         assert_eq!((second.number, second.value), (2, 5));
         assert!(reader.done());
+    }
+
+    #[test]
+    fn the_one_byte_fast_path_reads_what_the_general_one_does() {
+        let mut state: u32 = 0x2545_f491;
+        let mut byte = || {
+            state ^= state << 13;
+            state ^= state >> 17;
+            state ^= state << 5;
+            [0x00, 0x08, 0x0a, 0x10, 0x12, 0x7f, 0x80, 0x81, 0x03, 0x05][(state % 10) as usize]
+                .max((state >> 8) as u8 & 0x1f)
+        };
+        for _ in 0..100_000 {
+            let buf: Vec<u8> = (0..6).map(|_| byte()).collect();
+            let end = (buf[5] % 7) as usize;
+            let (mut fast, mut general) = (Reader::new(&buf, 0, end), Reader::new(&buf, 0, end));
+            let read = |field: Result<Field>| field.map(|f| (f.begin, f.number, f.wire_type, f.start, f.end, f.value));
+            assert_eq!(read(fast.field()), read(general.long_field()), "{buf:?} to {end}");
+            assert_eq!(fast.pos, general.pos);
+        }
     }
 
     #[test]
