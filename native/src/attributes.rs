@@ -196,11 +196,9 @@ mod tests {
 
     #[test]
     fn the_fast_rounding_agrees_with_the_decimal_text() {
-        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = crate::testing::random(0x9e37_79b9_7f4a_7c15);
         for _ in 0..200_000 {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
+            let state = next();
             let pico = i128::from(state % 1_000_000_000_000_000) * if state & 1 == 0 { 1 } else { -1 };
             for value in [pico, pico / 1_000_000, pico - pico % 100 + 49, pico - pico % 100 + 51] {
                 assert_eq!(

@@ -207,13 +207,7 @@ mod tests {
 
     #[test]
     fn ratio_is_correctly_rounded() {
-        let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
-        let mut next = || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        let mut next = crate::testing::random(0x9e37_79b9_7f4a_7c15);
         for _ in 0..200_000 {
             let denominator = u128::from(next() >> (next() % 40)) + 1;
             let numerator = u128::from(next() >> (next() % 50)) * u128::from((next() % 3) + 1) + 1;

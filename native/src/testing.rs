@@ -1,4 +1,4 @@
-//! Protobuf builders for the unit tests.
+//! Protobuf builders and a random number source for the unit tests.
 
 use crate::wire::put_varint;
 
@@ -15,4 +15,15 @@ pub fn message(number: u32, parts: &[Vec<u8>]) -> Vec<u8> {
 /// A string field.
 pub fn text(number: u32, value: &str) -> Vec<u8> {
     message(number, &[value.as_bytes().to_vec()])
+}
+
+/// Xorshift64: reproducible pseudo-random numbers from a seed (not zero).
+pub fn random(seed: u64) -> impl FnMut() -> u64 {
+    let mut state = seed;
+    move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    }
 }

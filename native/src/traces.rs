@@ -605,13 +605,7 @@ mod tests {
     #[test]
     fn never_panics_on_mutated_requests() {
         let base = request();
-        let mut state: u64 = 0x2545_f491_4f6c_dd1d;
-        let mut next = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        let mut next = crate::testing::random(0x2545_f491_4f6c_dd1d);
         for _ in 0..20_000 {
             let mut buf = base.clone();
             for _ in 0..1 + next() % 4 {
