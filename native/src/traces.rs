@@ -366,49 +366,100 @@ fn has_wanted_key(buf: &[u8], span: Field, wanted: &impl Fn(&[u8]) -> bool) -> R
 }
 
 /// The request with the payloads of some spans replaced, the length prefixes of their ScopeSpans and
-/// ResourceSpans fixed; everything else is copied as it was. `replacements` are (span payload start,
-/// new payload), sorted by start; each must name a span of the request.
+/// ResourceSpans fixed; everything else is copied as it was, in runs. `replacements` are (span payload
+/// start, new payload), sorted by start; each must name a span of the request.
 pub fn splice(buf: &[u8], replacements: &[(usize, &[u8])]) -> Result<Vec<u8>> {
     if replacements.windows(2).any(|pair| pair[0].0 >= pair[1].0) {
         return Err(Unsure);
     }
-    let mut out = Vec::with_capacity(buf.len() + replacements.iter().map(|(_, new)| new.len()).sum::<usize>());
+    let growth: usize = replacements.iter().map(|(_, new)| new.len() + 2 * MAX_HEADER).sum();
+    let mut out = Vec::with_capacity(buf.len() + growth);
     let mut used = 0;
+    let mut copied = 0;
     let mut request = Reader::new(buf, 0, buf.len());
     while !request.done() {
-        let field = request.field()?;
-        let mine = within(replacements, field);
-        if field.number == RESOURCE_SPANS && field.wire_type == LEN && !mine.is_empty() {
-            let resource_spans = rewrite(buf, field, SCOPE_SPANS, |out, scope_spans| {
-                let inner = within(mine, scope_spans);
-                if inner.is_empty() {
-                    return Ok(false);
-                }
-                let mut pending = inner.iter().peekable(); // sorted, as the spans come
-                let new = rewrite(buf, scope_spans, SPANS, |out, span| {
-                    match pending.next_if(|r| r.0 == span.start) {
-                        Some((_, payload)) => {
-                            used += 1;
-                            put_varint(out, u64::from(SPANS << 3) | u64::from(LEN));
-                            put_varint(out, payload.len() as u64);
-                            out.extend_from_slice(payload);
-                            Ok(true)
-                        }
-                        None => Ok(false),
-                    }
-                })?;
-                out.extend_from_slice(&new);
-                Ok(true)
-            })?;
-            out.extend_from_slice(&resource_spans);
-        } else {
-            out.extend_from_slice(&buf[field.begin..field.end]);
+        let resource_spans = request.field()?;
+        let mine = within(replacements, resource_spans);
+        if resource_spans.number != RESOURCE_SPANS || resource_spans.wire_type != LEN || mine.is_empty() {
+            continue;
+        }
+        let mut scopes = Vec::new();
+        let mut length = resource_spans.end - resource_spans.start;
+        let mut reader = Reader::new(buf, resource_spans.start, resource_spans.end);
+        while !reader.done() {
+            let scope_spans = reader.field()?;
+            let inner = within(mine, scope_spans);
+            if scope_spans.number == SCOPE_SPANS && scope_spans.wire_type == LEN && !inner.is_empty() {
+                let edits = span_edits(buf, scope_spans, inner)?;
+                let scope_length = edits.iter().fold(scope_spans.end - scope_spans.start, |length, edit| {
+                    length - (edit.1 - edit.0) + field_length(edit.2.len())
+                });
+                length = length - (scope_spans.end - scope_spans.begin) + field_length(scope_length);
+                used += edits.len();
+                scopes.push((scope_spans, scope_length, edits));
+            }
+        }
+        out.extend_from_slice(&buf[copied..resource_spans.begin]);
+        put_header(&mut out, RESOURCE_SPANS, length);
+        copied = resource_spans.start;
+        for (scope_spans, scope_length, edits) in scopes {
+            out.extend_from_slice(&buf[copied..scope_spans.begin]);
+            put_header(&mut out, SCOPE_SPANS, scope_length);
+            copied = scope_spans.start;
+            for (begin, end, payload) in edits {
+                out.extend_from_slice(&buf[copied..begin]);
+                put_header(&mut out, SPANS, payload.len());
+                out.extend_from_slice(payload);
+                copied = end;
+            }
         }
     }
+    out.extend_from_slice(&buf[copied..]);
     if used != replacements.len() {
         return Err(Unsure);
     }
     Ok(out)
+}
+
+/// The longest tag and length prefix of a field here: a one-byte tag and a length below 2^35.
+const MAX_HEADER: usize = 6;
+
+/// The encoded size of a length-delimited field with a one-byte tag (the request's, scope's and span's).
+fn field_length(payload: usize) -> usize {
+    let mut prefix = 1;
+    while payload >> (7 * prefix) != 0 {
+        prefix += 1;
+    }
+    1 + prefix + payload
+}
+
+fn put_header(out: &mut Vec<u8>, number: u32, length: usize) {
+    put_varint(out, u64::from(number << 3) | u64::from(LEN));
+    put_varint(out, length as u64);
+}
+
+/// (field begin, field end, new payload) of each span of a ScopeSpans that `replacements` (those whose start
+/// lies in it, in order) replace; `Unsure` when one names no span.
+fn span_edits<'b>(
+    buf: &[u8],
+    scope_spans: Field,
+    replacements: &[(usize, &'b [u8])],
+) -> Result<Vec<(usize, usize, &'b [u8])>> {
+    let mut edits = Vec::with_capacity(replacements.len());
+    let mut pending = replacements.iter().peekable();
+    let mut reader = Reader::new(buf, scope_spans.start, scope_spans.end);
+    while !reader.done() && pending.peek().is_some() {
+        let span = reader.field()?;
+        if span.number == SPANS && span.wire_type == LEN {
+            if let Some((_, payload)) = pending.next_if(|r| r.0 == span.start) {
+                edits.push((span.begin, span.end, *payload));
+            }
+        }
+    }
+    if pending.next().is_some() {
+        return Err(Unsure);
+    }
+    Ok(edits)
 }
 
 /// The replacements whose start lies in `field`'s payload.
@@ -416,29 +467,6 @@ fn within<'r, 'b>(replacements: &'r [(usize, &'b [u8])], field: Field) -> &'r [(
     let first = replacements.partition_point(|r| r.0 < field.start);
     let last = replacements.partition_point(|r| r.0 < field.end);
     &replacements[first..last]
-}
-
-/// `message` (tag, length and payload) re-encoded: each child field `number` goes to `child`, which writes
-/// its replacement and says true, or says false to have it copied as it is.
-fn rewrite(
-    buf: &[u8],
-    message: Field,
-    number: u32,
-    mut child: impl FnMut(&mut Vec<u8>, Field) -> Result<bool>,
-) -> Result<Vec<u8>> {
-    let mut payload = Vec::with_capacity(message.end - message.start);
-    let mut reader = Reader::new(buf, message.start, message.end);
-    while !reader.done() {
-        let field = reader.field()?;
-        if !(field.number == number && field.wire_type == LEN && child(&mut payload, field)?) {
-            payload.extend_from_slice(&buf[field.begin..field.end]);
-        }
-    }
-    let mut out = Vec::with_capacity(payload.len() + 6);
-    put_varint(&mut out, u64::from(message.number << 3) | u64::from(LEN));
-    put_varint(&mut out, payload.len() as u64);
-    out.extend_from_slice(&payload);
-    Ok(out)
 }
 
 #[cfg(test)]
