@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 
+import pytest
+
 from bench.workload import build_requests
 from collector.batch import TelemetryBatch
+from collector.component import Refused
 from collector.exporters.duckdb import DuckDBConfig, DuckDBExporter
 from collector.signals import Signal
+from collector.storage.ledger import Ledger
+from collector.storage.rows import CallColumns
+from processors.genai_native import NativeCalls
 from tests.genai_helpers import context
 from tests.hot_paths import pipeline
 
@@ -60,3 +67,33 @@ def test_fewer_than_min_rows_wait_for_company(tmp_path):
     threading.Timer(0.2, exporter.inbox.put, [(later, None, None)]).start()
     count, seconds = gathered(exporter, priced_requests(1))
     assert count == 2 and 0.15 < seconds < 5
+
+
+def test_a_request_whose_rows_cannot_be_made_is_refused_and_the_writer_carries_on(tmp_path, monkeypatch):
+    """Whatever fails while a write is put together refuses its requests (the client retries); it does not
+    end the writer thread, so the next request is committed."""
+    first, second = priced_requests(2)
+    exporter = writer(tmp_path)
+    make_ledger = NativeCalls._make_ledger
+
+    def fail_once(self, columns):
+        monkeypatch.setattr(NativeCalls, "_make_ledger", make_ledger)
+        raise RuntimeError("Already borrowed")
+
+    monkeypatch.setattr(NativeCalls, "_make_ledger", fail_once)
+
+    async def commit_both() -> None:
+        await exporter.start()
+        try:
+            with pytest.raises(Refused, match="Already borrowed"):
+                await asyncio.wait_for(exporter.commit(first), 30)
+            await asyncio.wait_for(exporter.commit(second), 30)
+        finally:
+            await exporter.shutdown(5)
+
+    asyncio.run(commit_both())
+    assert exporter.thread is not None and not exporter.thread.is_alive()  # shut down, not died
+    expected = CallColumns(exporter.dimensions)
+    expected.add(second)
+    with Ledger.open(tmp_path / "costs.duckdb", read_only=True) as ledger:
+        assert ledger.con.execute("SELECT count(*) FROM llm_calls").fetchone()[0] == expected.rows > 50
