@@ -380,10 +380,10 @@ class GenAIBudget(Processor):
             self._counted = None  # the holds changed too
         if not increments:
             return
-        tables.add(increments)
+        moved = tables.add(increments)
         now = self.book.clock()
         windows = {budget_id: self.book.window(self.book.budgets[budget_id], now) for budget_id, _ in increments}
-        after = tables.spend(list(windows.values()))
+        after = tables.spend(list(windows.values()), moved)
         if self._counted is not None:
             self._counted = {budget_id: (window.start, after[budget_id]) for budget_id, window in windows.items()}
         alerts = []

@@ -85,6 +85,23 @@ def test_budget_counters_move_only_in_committed_writes(ledger_backend):
         assert tables.definitions()["acme"].counted == {"id": "acme"}
 
 
+def test_an_upsert_answers_the_counters_it_moved_and_the_spend_read_uses_them(ledger_backend):
+    """The counters' new values come back from the upsert; a calendar window whose one counter moved is
+    not read again, an open window (rolling, total) always is."""
+    store = ledger_backend()
+    day = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    with store.write() as txn:
+        txn.budgets.add({("daily", day): 5, ("open", day): 5})
+    with store.write() as txn:
+        moved = txn.budgets.add({("daily", day): 7, ("open", day + dt.timedelta(minutes=1)): 7})
+        assert moved == {("daily", day.replace(tzinfo=None)): 12,
+                         ("open", (day + dt.timedelta(minutes=1)).replace(tzinfo=None)): 7}
+        txn.budgets.con.execute("UPDATE budget_spend SET spent_pico = 1000 WHERE budget_id = 'daily'")
+        windows = [Window("daily", day, day + dt.timedelta(days=1)), Window("open", day, None)]
+        assert txn.budgets.spend(windows, moved) == {"daily": 12, "open": 12}  # daily's not read again
+        assert txn.budgets.spend(windows) == {"daily": 1000, "open": 12}
+
+
 def test_a_threshold_is_claimed_once(ledger_backend):
     store = ledger_backend()
     period = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)

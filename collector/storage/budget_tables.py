@@ -98,15 +98,19 @@ class BudgetTables:
         self._run("DELETE FROM budget_spend WHERE budget_id = ?", [budget_id])
         self.add({(budget_id, bucket): amount for bucket, amount in buckets})
 
-    def add(self, increments: Mapping[tuple[str, dt.datetime], int]) -> None:
-        """Add pico-units to (budget, bucket) counters."""
+    def add(self, increments: Mapping[tuple[str, dt.datetime], int]) -> dict[tuple[str, dt.datetime], int]:
+        """Add pico-units to (budget, bucket) counters; returns the counters moved, (budget, naive UTC bucket)
+        → their new value."""
         rows = sorted((budget_id, _naive(bucket), Decimal(amount)) for (budget_id, bucket), amount
                       in increments.items() if amount)  # sorted: replicas lock the rows in one order
-        if rows:  # one statement: DuckDB charges each milliseconds, whatever its rows
-            values = ", ".join(["(?, ?::TIMESTAMP, ?::DECIMAL(38, 0))"] * len(rows))
-            self._run(f"INSERT INTO budget_spend VALUES {values} ON CONFLICT (budget_id, bucket) "
-                      "DO UPDATE SET spent_pico = budget_spend.spent_pico + excluded.spent_pico",
-                      [value for row in rows for value in row])
+        if not rows:
+            return {}
+        values = ", ".join(["(?, ?::TIMESTAMP, ?::DECIMAL(38, 0))"] * len(rows))
+        moved = self._run(  # one statement: DuckDB charges each milliseconds, whatever its rows
+            f"INSERT INTO budget_spend VALUES {values} ON CONFLICT (budget_id, bucket) "
+            "DO UPDATE SET spent_pico = budget_spend.spent_pico + excluded.spent_pico "
+            "RETURNING budget_id, bucket, spent_pico", [value for row in rows for value in row]).fetchall()
+        return {(budget_id, bucket): int(total) for budget_id, bucket, total in moved}
 
     def spend_of_calls(self, match: Sequence[tuple[str, str]], window: Window, per_minute: bool
                        ) -> list[tuple[dt.datetime, int]]:
@@ -128,10 +132,17 @@ class BudgetTables:
                                                      params).fetchone()[0])]
         return [(bucket_start, int(total * PICO)) for bucket_start, total in rows if total]
 
-    def spend(self, windows: Sequence[Window]) -> dict[str, int]:
-        """The spend of each window, summed from its counters (0 when it has none)."""
+    def spend(self, windows: Sequence[Window], known: Mapping[tuple[str, dt.datetime], int] | None = None
+              ) -> dict[str, int]:
+        """The spend of each window, summed from its counters (0 when it has none). ``known``: counters
+        just moved (``add``'s answer); a calendar period's window (the ones with an end) has a single
+        counter, at its start, so one of those is not read again."""
+        known = known or {}
+        spent = {window.budget_id: known[window.budget_id, _naive(window.start)] for window in windows
+                 if window.end is not None and (window.budget_id, _naive(window.start)) in known}
+        windows = [window for window in windows if window.budget_id not in spent]
         if not windows:
-            return {}
+            return spent
         far = dt.datetime(9999, 1, 1)
         params: list[Any] = []
         for window in windows:
@@ -139,7 +150,7 @@ class BudgetTables:
         either = " OR ".join(["(budget_id = ? AND bucket >= ? AND bucket < ?)"] * len(windows))
         rows = self._run(f"SELECT budget_id, sum(spent_pico) FROM budget_spend WHERE {either} GROUP BY 1",
                          params).fetchall()  # a join with a VALUES list takes DuckDB twice as long
-        spent = {window.budget_id: 0 for window in windows}
+        spent.update({window.budget_id: 0 for window in windows})
         spent.update({budget_id: int(total) for budget_id, total in rows})
         return spent
 
