@@ -100,6 +100,22 @@ class PipelineSet:
             await pipeline.consume(own)
 
 
+def edits_lost_after_buffering(ids: Sequence[str], processors: Sequence[Processor | BufferingProcessor]
+                               ) -> list[str]:
+    """The ids of the GenAI processors whose span attributes a pipeline would not forward: those that write
+    spans after a buffering processor (``batch``) when GenAI processors before it already read the calls.
+    The merged batch carries those calls, and their spans are the original requests', not the merged one."""
+    read_before, buffered, lost = False, False, []
+    for processor_id, processor in zip(ids, processors, strict=True):
+        if isinstance(processor, BufferingProcessor):
+            buffered = buffered or read_before
+        elif processor.reads_genai:
+            if buffered and processor.mutates_data:
+                lost.append(processor_id)
+            read_before = True
+    return lost
+
+
 def chain(processors: Sequence[Processor | BufferingProcessor], exporters: Fanout,
           index: Indexer | None = None) -> Consumer:
     """Build the consumer chain of one pipeline, back to front."""

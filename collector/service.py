@@ -6,6 +6,7 @@ import asyncio
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from collector import log, native, registry
 from collector.batch import TelemetryBatch
@@ -18,7 +19,7 @@ from collector.component import (
     Refused,
 )
 from collector.config import Document, Section, suggest
-from collector.pipeline import Fanout, PipelineSet, chain
+from collector.pipeline import Fanout, PipelineSet, chain, edits_lost_after_buffering
 from collector.signals import Signal
 from collector.telemetry import SelfTelemetry
 from processors.genai_index import indexer_for
@@ -47,6 +48,7 @@ class Service:
     workers: int = 1  # processes sharing the receiver ports (run --workers, service.workers)
     running: bool = False
     own_telemetry: dict[Signal, PipelineSet] = field(default_factory=dict)  # every pipeline, per signal
+    warnings: list[tuple[str, dict[str, Any]]] = field(default_factory=list)  # of the config: (message, fields)
 
     async def emit(self, batch: TelemetryBatch) -> None:
         """Feed telemetry the collector makes itself (budget alerts) to every pipeline of its signal; one
@@ -74,6 +76,8 @@ class Service:
             for component in group:
                 await component.start()
         self.running = True
+        for message, fields in self.warnings:
+            _LOG.warning(message, extra=fields)
         _LOG.info("collector started", extra={"pipelines": sorted(self.pipelines),
                                               "receivers": sorted(self.receivers),
                                               "exporters": sorted(self.exporters), **native.describe()})
@@ -209,6 +213,12 @@ class _Builder:
                     svc.exporters[exporter_id] = self.build("exporters", exporter_id)
             fanout = Fanout([(eid, svc.exporters[eid]) for eid in exporter_ids])
             head = chain(processors, fanout, indexer_for(processors))
+            lost = edits_lost_after_buffering(processor_ids, processors)
+            if lost:
+                svc.warnings.append((
+                    "span attributes of processors after batch are not forwarded: GenAI processors before it "
+                    "read the calls; put these before batch (the ledger and metrics still get their values)",
+                    {"pipeline": pipeline_id, "processors": lost}))
             heads.setdefault(signal, []).append(head)
             for receiver_id in receiver_ids:
                 consumers.setdefault((receiver_id, signal), []).append(head)

@@ -105,3 +105,25 @@ def test_duplicate_key_is_an_error():
     with pytest.raises(ConfigError, match="duplicate key") as error:
         parse_yaml("a: 1\nb: 2\na: 3\n", "x.yaml")
     assert error.value.line == 3
+
+
+@pytest.mark.parametrize(("processors", "lost"), [
+    (["genai_normalize", "genai_cost", "batch", "genai_attribution"], ["genai_attribution"]),
+    (["genai_normalize", "batch", "genai_cost", "genai_metrics"], ["genai_cost"]),
+    (["genai_normalize", "genai_cost", "batch", "genai_metrics"], []),  # it writes no span attribute
+    (["batch", "genai_normalize", "genai_cost", "genai_attribution"], []),  # the merged request is read afresh
+    (["genai_normalize", "genai_cost", "genai_attribution", "batch"], []),
+])
+def test_processors_whose_span_attributes_would_not_be_forwarded_are_named(processors, lost, tmp_path):
+    """A GenAI processor after batch, when GenAI processors before it read the calls, writes attributes to
+    the calls' original spans, which the merged request no longer holds: validate and the startup log say so."""
+    config = tmp_path / "collector.yaml"
+    config.write_text(ConfigBuilder().otlp(grpc=4317).pipeline("traces", processors=processors, exporters=["debug"])
+                      .yaml())
+    result = validate(config)
+    assert result.returncode == 0, result.stderr
+    warned = [line for line in result.stdout.splitlines() if line.startswith("warning:")]
+    if lost:
+        assert len(warned) == 1 and f"processors: {lost}" in warned[0] and "put these before batch" in warned[0]
+    else:
+        assert warned == []

@@ -33,6 +33,7 @@ def test_example_configs_validate(name, tmp_path):
     result = subprocess.run([sys.executable, "-m", "collector", "validate", "--config", str(config)],
                             capture_output=True, text=True, timeout=60, env=env)
     assert result.returncode == 0, result.stderr
+    assert "warning:" not in result.stdout, result.stdout
 
 
 def test_grafana_cloud_sends_basic_auth_from_the_environment():

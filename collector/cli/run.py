@@ -74,6 +74,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
     service = load_service(args.config)
     print(f"{args.config or default_config_path()}: valid "
           f"(pipelines: {', '.join(sorted(service.pipelines))})")
+    for message, fields in service.warnings:
+        print(f"warning: {message} ({', '.join(f'{k}: {v}' for k, v in fields.items())})")
     return 0
 
 
