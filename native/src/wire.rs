@@ -206,12 +206,17 @@ mod tests {
         let mut next = crate::testing::random(0x2545_f491);
         let mut byte = || {
             let state = next();
-            [0x00, 0x08, 0x0a, 0x10, 0x12, 0x7f, 0x80, 0x81, 0x03, 0x05][(state % 10) as usize]
-                .max((state >> 8) as u8 & 0x1f)
+            let common = [
+                0x00, 0x01, 0x03, 0x05, 0x08, 0x09, 0x0a, 0x0d, 0x10, 0x12, 0x7f, 0x80, 0x81, 0x83,
+            ];
+            match state % 3 {
+                0 => (state >> 8) as u8,
+                _ => common[(state >> 8) as usize % common.len()],
+            }
         };
-        for _ in 0..100_000 {
-            let buf: Vec<u8> = (0..6).map(|_| byte()).collect();
-            let end = (buf[5] % 7) as usize;
+        for _ in 0..300_000 {
+            let buf: Vec<u8> = (0..12).map(|_| byte()).collect();
+            let end = (buf[11] % 13) as usize;
             let (mut fast, mut general) = (Reader::new(&buf, 0, end), Reader::new(&buf, 0, end));
             let read = |field: Result<Field>| field.map(|f| (f.begin, f.number, f.wire_type, f.start, f.end, f.value));
             assert_eq!(read(fast.field()), read(general.long_field()), "{buf:?} to {end}");
