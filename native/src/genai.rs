@@ -475,6 +475,10 @@ pub struct Stage {
 
 const NS_PER_DAY: u64 = 86_400 * 1_000_000_000;
 
+/// What a call's appended attributes take, about (the bench's: median 820 bytes, 95% under 1,030): one
+/// allocation instead of a growth at each.
+const APPENDED_CAPACITY: usize = 1024;
+
 fn text_of(buf: &[u8], value: Value) -> Option<&str> {
     match value {
         Value::Str((start, end)) => std::str::from_utf8(&buf[start..end]).ok(),
@@ -867,6 +871,7 @@ impl Stage {
     /// Phase three: the canonical attributes (`GenAINormalize._write`), then the cost (`GenAICost`).
     pub fn write(&self, buf: &[u8], calls: &mut [Call], unpriced: &mut Vec<(Option<String>, String, String)>) {
         for call in calls.iter_mut() {
+            call.appended.reserve(APPENDED_CAPACITY);
             self.write_canonical(buf, call);
             if call.billable {
                 let cost = self.price_call(call);

@@ -83,7 +83,10 @@ pub enum Value {
 /// value given twice, fields besides key and value, a value with several fields) are `Unsure`, so that the
 /// caller's plain reading of them never differs from upb's.
 pub fn read_span(buf: &[u8], span: Range) -> Result<SpanParts> {
-    let mut parts = SpanParts::default();
+    let mut parts = SpanParts {
+        attributes: Vec::with_capacity(SPAN_ATTRIBUTES_CAPACITY),
+        ..SpanParts::default()
+    };
     let mut reader = Reader::new(buf, span.0, span.1);
     while !reader.done() {
         let field = reader.field()?;
@@ -147,6 +150,9 @@ fn key_value(buf: &[u8], attribute: Field) -> Result<(Range, Option<Range>)> {
     }
     Ok((key.unwrap_or((attribute.start, attribute.start)), value))
 }
+
+/// Room for the attributes of a GenAI span (the dialect samples have 6 to 25), reserved once.
+const SPAN_ATTRIBUTES_CAPACITY: usize = 24;
 
 /// The value of an attribute that `read_span` accepted.
 pub fn value_of(buf: &[u8], payload: Option<Range>) -> Result<Value> {
