@@ -138,7 +138,7 @@ impl Stage {
                     Source::Resource(key) => value_text(buf, resources.value(buf, resource, key, true)?)?,
                     Source::Span(index) => match plan.attribution_positions.get(*index).copied().flatten() {
                         None => None,
-                        Some(position) => value_text(buf, value_at(buf, &call.parts, position).ok_or(Decline)?)?,
+                        Some(position) => value_text(buf, value_at(&call.parts, position).ok_or(Decline)?)?,
                     },
                 };
                 if found.is_some() {

@@ -28,7 +28,7 @@ use rustc_hash::{FxHashMap, FxHashSet};
 use crate::attributes::{encode, exceeds, python_repr, reported_pico, to_double, Scalar};
 use crate::attribution::{label, Dimension, Resources};
 use crate::rules::Rule;
-use crate::traces::{self, Range, Selected, SpanParts, Value};
+use crate::traces::{Range, Selected, SpanParts, Value};
 
 /// The canonical fields a plan reads, in `FIELDS` order (the names `processors/genai_call.py` uses).
 pub const FIELDS: [&str; 15] = [
@@ -486,8 +486,9 @@ fn text_of(buf: &[u8], value: Value) -> Option<&str> {
     }
 }
 
-pub(crate) fn value_at(buf: &[u8], parts: &SpanParts, position: usize) -> Option<Value> {
-    traces::value_of(buf, parts.attributes.get(position)?.1).ok()
+/// The value of the span's attribute at `position` (None: no such attribute).
+pub(crate) fn value_at(parts: &SpanParts, position: usize) -> Option<Value> {
+    parts.values.get(position).copied()
 }
 
 /// Why a request, or a span, is left to the Python path.
@@ -655,7 +656,7 @@ impl Stage {
     ) -> Read<()> {
         call.service = label(buf, resources.value(buf, resource, b"service.name", false)?)?;
         if let Some(position) = self.plans[call.plan].reservation {
-            call.reservation = label(buf, value_at(buf, &call.parts, position).ok_or(Decline)?)?;
+            call.reservation = label(buf, value_at(&call.parts, position).ok_or(Decline)?)?;
         }
         Ok(())
     }
@@ -682,25 +683,25 @@ impl Stage {
         call.tier = "standard".to_owned();
         call.billable = true;
         for &(field, position) in &plan.fields {
-            let value = value_at(buf, &call.parts, position).ok_or(Decline)?;
+            let value = value_at(&call.parts, position).ok_or(Decline)?;
             if let Err(error) = self.set_field(buf, &mut call, field, value, misses)? {
                 call.usage_error = format!("{}: {error}", FIELDS[field]);
             }
         }
         for position in plan.canonical.iter().flatten() {
-            if matches!(value_at(buf, &call.parts, *position), Some(Value::Compound(_)) | None) {
+            if matches!(value_at(&call.parts, *position), Some(Value::Compound(_)) | None) {
                 return Err(Decline); // its kept original is encoded by upb
             }
         }
         if let Some(position) = plan.openlit_sdk {
-            if value_at(buf, &call.parts, position).and_then(|value| text_of(buf, value)) == Some("openlit") {
+            if value_at(&call.parts, position).and_then(|value| text_of(buf, value)) == Some("openlit") {
                 return Err(Decline); // an OpenLIT span from another scope
             }
         }
         self.apply_rule(buf, &mut call, misses)?;
         // _resolve_provider
         if self.settings.host_derived.contains(&call.text[PROVIDER]) {
-            if let Some(server) = plan.server.and_then(|at| value_at(buf, &call.parts, at)) {
+            if let Some(server) = plan.server.and_then(|at| value_at(&call.parts, at)) {
                 if let Some(host) = text_of(buf, server) {
                     if let Some(provider) = self.text(TextKind::Host, host, misses) {
                         call.text[PROVIDER] = provider.or(call.text[PROVIDER].take());
@@ -722,7 +723,7 @@ impl Stage {
         let operation = call.text[OPERATION].as_deref();
         let traceloop_wrapper = plan
             .traceloop_kind
-            .and_then(|at| value_at(buf, &call.parts, at))
+            .and_then(|at| value_at(&call.parts, at))
             .and_then(|value| text_of(buf, value))
             .is_some_and(|kind| self.settings.traceloop_wrappers.contains(kind));
         if operation.is_some_and(|op| self.settings.wrapper_operations.contains(op))
@@ -925,7 +926,7 @@ impl Stage {
                 encode(&mut call.appended, key, scalar);
                 continue;
             };
-            let current = value_at(buf, &call.parts, position).unwrap_or(Value::Unset);
+            let current = value_at(&call.parts, position).unwrap_or(Value::Unset);
             let same = match (&value, current) {
                 (Canonical::Str(text), Value::Str(_)) => text_of(buf, current) == Some(text.as_str()),
                 (Canonical::Int(number), Value::Int(current)) => *number == current,

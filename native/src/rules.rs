@@ -78,7 +78,7 @@ impl Stage {
         let value = |key: usize| -> Read<Value> {
             match plan.rule_positions.get(key).copied().flatten() {
                 None => Ok(Value::Unset),
-                Some(position) => crate::genai::value_at(buf, &call.parts, position).ok_or(Decline),
+                Some(position) => crate::genai::value_at(&call.parts, position).ok_or(Decline),
             }
         };
         match plan.rule {

@@ -65,6 +65,8 @@ pub struct SpanParts {
     pub end_time: u64,
     /// (key, AnyValue payload or `None` when the attribute has no value), in order.
     pub attributes: Vec<(Range, Option<Range>)>,
+    /// Each attribute's value, as [`value_of`] reads its payload.
+    pub values: Vec<Value>,
 }
 
 /// A decoded attribute value; compound values (arrays, key-value lists) are left as their `AnyValue` payload.
@@ -85,6 +87,7 @@ pub enum Value {
 pub fn read_span(buf: &[u8], span: Range) -> Result<SpanParts> {
     let mut parts = SpanParts {
         attributes: Vec::with_capacity(SPAN_ATTRIBUTES_CAPACITY),
+        values: Vec::with_capacity(SPAN_ATTRIBUTES_CAPACITY),
         ..SpanParts::default()
     };
     let mut reader = Reader::new(buf, span.0, span.1);
@@ -98,7 +101,11 @@ pub fn read_span(buf: &[u8], span: Range) -> Result<SpanParts> {
             (NAME, LEN) => parts.name = range,
             (START_TIME, FIXED64) => parts.start_time = fixed64(buf, field.start),
             (END_TIME, FIXED64) => parts.end_time = fixed64(buf, field.start),
-            (SPAN_ATTRIBUTES, LEN) => parts.attributes.push(key_value(buf, field)?),
+            (SPAN_ATTRIBUTES, LEN) => {
+                let (key, payload, value) = key_value(buf, field)?;
+                parts.attributes.push((key, payload));
+                parts.values.push(value);
+            }
             _ => {}
         }
     }
@@ -112,7 +119,8 @@ pub fn read_attributes(buf: &[u8], resource: Range) -> Result<Vec<(Range, Option
     while !reader.done() {
         let field = reader.field()?;
         if (field.number, field.wire_type) == (RESOURCE_ATTRIBUTES, LEN) {
-            attributes.push(key_value(buf, field)?);
+            let (key, payload, _) = key_value(buf, field)?;
+            attributes.push((key, payload));
         }
     }
     Ok(attributes)
@@ -124,7 +132,7 @@ fn fixed64(buf: &[u8], start: usize) -> u64 {
     u64::from_le_bytes(bytes)
 }
 
-fn key_value(buf: &[u8], attribute: Field) -> Result<(Range, Option<Range>)> {
+fn key_value(buf: &[u8], attribute: Field) -> Result<(Range, Option<Range>, Value)> {
     let (mut key, mut value) = (None, None);
     let mut reader = Reader::new(buf, attribute.start, attribute.end);
     while !reader.done() {
@@ -138,8 +146,8 @@ fn key_value(buf: &[u8], attribute: Field) -> Result<(Range, Option<Range>)> {
             return Err(Unsure);
         }
     }
+    let read = value_of(buf, value)?; // a field of its own kind
     if let Some((start, end)) = value {
-        value_of(buf, Some((start, end)))?; // a field of its own kind
         let mut any = Reader::new(buf, start, end);
         if !any.done() {
             any.field()?;
@@ -148,7 +156,7 @@ fn key_value(buf: &[u8], attribute: Field) -> Result<(Range, Option<Range>)> {
             }
         }
     }
-    Ok((key.unwrap_or((attribute.start, attribute.start)), value))
+    Ok((key.unwrap_or((attribute.start, attribute.start)), value, read))
 }
 
 /// Room for the attributes of a GenAI span (the dialect samples have 6 to 25), reserved once.
