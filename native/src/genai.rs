@@ -258,6 +258,22 @@ pub struct Cost {
     pub priced_at_snapshot: bool,
 }
 
+/// A canonical attribute's value as the call has it, before it is written.
+#[derive(Clone, Copy)]
+enum Wanted<'t> {
+    Text(&'t str),
+    Count(i64),
+}
+
+impl Wanted<'_> {
+    fn scalar(&self) -> Scalar<'_> {
+        match *self {
+            Wanted::Text(text) => Scalar::Str(text),
+            Wanted::Count(number) => Scalar::Int(number),
+        }
+    }
+}
+
 /// A new value of a canonical attribute.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Canonical {
@@ -901,7 +917,7 @@ impl Stage {
         for (slot, (key, field)) in names.canonical.iter().enumerate() {
             let value = match *field {
                 f if f < FIRST_TOKEN_FIELD => match &call.text[f] {
-                    Some(text) => Canonical::Str(text.clone()),
+                    Some(text) => Wanted::Text(text),
                     None => continue,
                 },
                 _ if !with_usage => continue,
@@ -914,22 +930,18 @@ impl Stage {
                     match count {
                         None => continue,
                         Some(0) if settings.optional_counts.contains(&f) && plan.canonical[slot].is_none() => continue,
-                        Some(count) => Canonical::Int(count),
+                        Some(count) => Wanted::Count(count),
                     }
                 }
             };
             let Some(position) = plan.canonical[slot] else {
-                let scalar = match &value {
-                    Canonical::Str(text) => Scalar::Str(text),
-                    Canonical::Int(number) => Scalar::Int(*number),
-                };
-                encode(&mut call.appended, key, scalar);
+                encode(&mut call.appended, key, value.scalar());
                 continue;
             };
             let current = value_at(&call.parts, position).unwrap_or(Value::Unset);
-            let same = match (&value, current) {
-                (Canonical::Str(text), Value::Str(_)) => text_of(buf, current) == Some(text.as_str()),
-                (Canonical::Int(number), Value::Int(current)) => *number == current,
+            let same = match (value, current) {
+                (Wanted::Text(text), Value::Str(_)) => text_of(buf, current) == Some(text),
+                (Wanted::Count(number), Value::Int(current)) => number == current,
                 _ => false,
             };
             if same {
@@ -949,6 +961,10 @@ impl Stage {
                     encode(&mut call.appended, &original, scalar);
                 }
             }
+            let value = match value {
+                Wanted::Text(text) => Canonical::Str(text.to_owned()),
+                Wanted::Count(number) => Canonical::Int(number),
+            };
             call.updated.push((position, value));
         }
         if !settings.keep_original {
