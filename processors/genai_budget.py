@@ -142,7 +142,7 @@ class GenAIBudget(Processor):
         self.component_id = context.component_id
         self.telemetry = context.telemetry
         self.book = BudgetBook(config.timezone, clock)
-        self._fixed: dict[tuple, bytes] = {}  # encoded attributes that depend on a budget only
+        self._prefixes: dict[tuple, bytes] = {}  # each budget's encoded id, period and limit
         self.configured = config.budgets  # validated against the dimensions in bind_service
         self.ledger_id = config.ledger
         hook = config.alerts.webhook
@@ -461,11 +461,11 @@ class GenAIBudget(Processor):
     def _prefix(self, budget: Budget) -> bytes:
         """gen_ai.budget.id, .period and .limit: the same for every call of a budget, so encoded once."""
         key = (budget.id, budget.period, budget.limit_pico)
-        prefix = self._fixed.get(key)
+        prefix = self._prefixes.get(key)
         if prefix is None:
-            if len(self._fixed) > 1000:
-                self._fixed.clear()
-            prefix = self._fixed[key] = b"".join(attributes.encode(k, v) for k, v in (
+            if len(self._prefixes) > 1000:
+                self._prefixes.clear()
+            prefix = self._prefixes[key] = b"".join(attributes.encode(k, v) for k, v in (
                 (PREFIX + "id", budget.id), (PREFIX + "period", budget.period),
                 (PREFIX + "limit", to_double(budget.limit_pico))))
         return prefix

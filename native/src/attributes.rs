@@ -1,9 +1,13 @@
 //! Span attributes as `collector/attributes.py` encodes them, and money as `pricing_catalog/compiled.py`
 //! turns it into attribute values: the same bytes and the same doubles.
 
-use crate::wire::put_varint;
+use crate::wire::{put_len_header, put_varint, varint_len};
 
-const ATTRIBUTE_TAG: u8 = 0x4a; // Span.attributes: field 9, length-delimited
+const SPAN_ATTRIBUTES: u32 = 9;
+const KEY: u32 = 1; // KeyValue.key, then .value
+const VALUE: u32 = 2;
+const STRING_VALUE: u32 = 1; // AnyValue.string_value, .bytes_value
+const BYTES_VALUE: u32 = 7;
 const PICO: i128 = 1_000_000_000_000;
 
 /// A plain attribute value (compound values are never written by the GenAI stage).
@@ -16,11 +20,6 @@ pub enum Scalar<'a> {
     Bytes(&'a [u8]),
 }
 
-fn put_field(out: &mut Vec<u8>, tag: u8, payload_len: usize) {
-    out.push(tag);
-    put_varint(out, payload_len as u64);
-}
-
 fn any_value_len(value: Scalar) -> usize {
     match value {
         Scalar::Str(text) => 1 + varint_len(text.len() as u64) + text.len(),
@@ -31,30 +30,21 @@ fn any_value_len(value: Scalar) -> usize {
     }
 }
 
-fn varint_len(mut value: u64) -> usize {
-    let mut len = 1;
-    while value > 0x7f {
-        value >>= 7;
-        len += 1;
-    }
-    len
-}
-
 /// Appends one span attribute field (tag included) to `out`.
 pub fn encode(out: &mut Vec<u8>, key: &str, value: Scalar) {
     let value_len = any_value_len(value);
     let body = 1 + varint_len(key.len() as u64) + key.len() + 1 + varint_len(value_len as u64) + value_len;
-    put_field(out, ATTRIBUTE_TAG, body);
-    put_field(out, 0x0a, key.len());
+    put_len_header(out, SPAN_ATTRIBUTES, body);
+    put_len_header(out, KEY, key.len());
     out.extend_from_slice(key.as_bytes());
-    put_field(out, 0x12, value_len);
+    put_len_header(out, VALUE, value_len);
     match value {
         Scalar::Str(text) => {
-            put_field(out, 0x0a, text.len());
+            put_len_header(out, STRING_VALUE, text.len());
             out.extend_from_slice(text.as_bytes());
         }
         Scalar::Bytes(bytes) => {
-            put_field(out, 0x3a, bytes.len());
+            put_len_header(out, BYTES_VALUE, bytes.len());
             out.extend_from_slice(bytes);
         }
         Scalar::Bool(flag) => out.extend_from_slice(&[0x10, flag as u8]),

@@ -40,13 +40,10 @@ impl Labels {
         }
     }
 
-    fn price(&self, id: usize) -> (&str, &str) {
-        let (_, provider, model) = self
-            .prices
-            .iter()
-            .find(|(known, _, _)| *known == id)
-            .expect("a price of the calls");
-        (provider, model)
+    /// The provider and model ids of a price the calls used (`of` took each).
+    fn price(&self, id: usize) -> Option<(&str, &str)> {
+        let (_, provider, model) = self.prices.iter().find(|(known, _, _)| *known == id)?;
+        Some((provider, model))
     }
 }
 
@@ -106,7 +103,10 @@ pub fn ledger_rows(
         start.append_value(i64::try_from(parts.start_time / 1000).ok()?);
         let elapsed = i128::from(parts.end_time) - i128::from(parts.start_time);
         duration.append_value(elapsed as f64 / 1e6);
-        let price = cost.price.map(|id| labels.price(id));
+        let price = match cost.price {
+            Some(id) => Some(labels.price(id)?),
+            None => None,
+        };
         let row_texts: [Option<&str>; TEXT_COLUMNS] = [
             Some(hex(&mut trace_id, buf, parts.trace_id)),
             Some(hex(&mut span_id, buf, parts.span_id)),

@@ -3,7 +3,7 @@
 //! → `Span.attributes` (9) → `KeyValue.key` (1) and `.value` (2). These field numbers are the OTLP wire
 //! contract; everything else about the messages comes from the schema (`schema.rs`).
 
-use crate::wire::{put_varint, Field, Reader, Result, Unsure, FIXED64, LEN, VARINT};
+use crate::wire::{put_len_header, varint_len, Field, Reader, Result, Unsure, FIXED64, LEN, VARINT};
 
 const RESOURCE_SPANS: u32 = 1;
 const RESOURCE: u32 = 1;
@@ -414,15 +414,15 @@ pub fn splice(buf: &[u8], replacements: &[(usize, &[u8])]) -> Result<Vec<u8>> {
             }
         }
         out.extend_from_slice(&buf[copied..resource_spans.begin]);
-        put_header(&mut out, RESOURCE_SPANS, length);
+        put_len_header(&mut out, RESOURCE_SPANS, length);
         copied = resource_spans.start;
         for (scope_spans, scope_length, edits) in scopes {
             out.extend_from_slice(&buf[copied..scope_spans.begin]);
-            put_header(&mut out, SCOPE_SPANS, scope_length);
+            put_len_header(&mut out, SCOPE_SPANS, scope_length);
             copied = scope_spans.start;
             for (begin, end, payload) in edits {
                 out.extend_from_slice(&buf[copied..begin]);
-                put_header(&mut out, SPANS, payload.len());
+                put_len_header(&mut out, SPANS, payload.len());
                 out.extend_from_slice(payload);
                 copied = end;
             }
@@ -440,16 +440,7 @@ const MAX_HEADER: usize = 6;
 
 /// The encoded size of a length-delimited field with a one-byte tag (the request's, scope's and span's).
 fn field_length(payload: usize) -> usize {
-    let mut prefix = 1;
-    while payload >> (7 * prefix) != 0 {
-        prefix += 1;
-    }
-    1 + prefix + payload
-}
-
-fn put_header(out: &mut Vec<u8>, number: u32, length: usize) {
-    put_varint(out, u64::from(number << 3) | u64::from(LEN));
-    put_varint(out, length as u64);
+    1 + varint_len(payload as u64) + payload
 }
 
 /// (field begin, field end, new payload) of each span of a ScopeSpans that `replacements` (those whose start

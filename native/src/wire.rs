@@ -155,6 +155,22 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// The bytes of `value`'s varint encoding.
+pub fn varint_len(mut value: u64) -> usize {
+    let mut len = 1;
+    while value > 0x7f {
+        value >>= 7;
+        len += 1;
+    }
+    len
+}
+
+/// The tag and length of a length-delimited field `number`, appended to `out`.
+pub fn put_len_header(out: &mut Vec<u8>, number: u32, payload_len: usize) {
+    put_varint(out, u64::from(number << 3) | u64::from(LEN));
+    put_varint(out, payload_len as u64);
+}
+
 /// Protobuf varint encoding of `value`, appended to `out`.
 pub fn put_varint(out: &mut Vec<u8>, mut value: u64) {
     while value >= 0x80 {
