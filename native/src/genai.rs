@@ -484,7 +484,10 @@ pub struct Stage {
     shapes: FxHashMap<Vec<u8>, Shape>,
     plans: Vec<Plan>,
     texts: [FxHashMap<String, Option<String>>; 5],
-    prices: FxHashMap<(Option<String>, String, String, u64), Priced>,
+    /// model → (provider, tier, day of the span's start, answer): looked up by reference, with no key built
+    prices: FxHashMap<String, Vec<(Option<String>, String, u64, Priced)>>,
+    /// answers in `prices`
+    price_answers: usize,
     price_list: Vec<Price>,
     usage_plans: FxHashMap<(usize, u8, u8), Result<u8, String>>,
 }
@@ -528,6 +531,7 @@ impl Stage {
     pub fn reset_prices(&mut self, snapshot: String) {
         self.settings.snapshot = snapshot;
         self.prices.clear();
+        self.price_answers = 0;
         self.price_list.clear();
         self.usage_plans.clear();
     }
@@ -576,11 +580,31 @@ impl Stage {
             Err(Some(reason)) => Priced::NoPrice(reason.into()),
             Err(None) => Priced::Python,
         };
-        self.prices.insert((provider, model, tier, start / NS_PER_DAY), priced);
+        let day = start / NS_PER_DAY;
+        let answers = self.prices.entry(model).or_default();
+        match answers
+            .iter_mut()
+            .find(|answer| answer.0 == provider && answer.1 == tier && answer.2 == day)
+        {
+            Some(answer) => answer.3 = priced,
+            None => {
+                answers.push((provider, tier, day, priced));
+                self.price_answers += 1;
+            }
+        }
     }
 
     pub fn price_count(&self) -> usize {
-        self.prices.len()
+        self.price_answers
+    }
+
+    fn priced(&self, provider: Option<&str>, model: &str, tier: &str, start: u64) -> Option<&Priced> {
+        let day = start / NS_PER_DAY;
+        let answers = self.prices.get(model)?;
+        answers
+            .iter()
+            .find(|answer| answer.0.as_deref() == provider && answer.1 == tier && answer.2 == day)
+            .map(|answer| &answer.3)
     }
 
     pub fn learn_usage_plan(&mut self, price: usize, present: u8, positive: u8, plan: Result<u8, String>) {
@@ -597,7 +621,7 @@ impl Stage {
     pub fn read(
         &self,
         buf: &[u8],
-        selected: &[(Selected, SpanParts)],
+        selected: Vec<(Selected, SpanParts)>,
         headers: &[Option<String>],
     ) -> Read<Result<Calls, Vec<Miss>>> {
         let mut calls = Vec::with_capacity(selected.len());
@@ -606,7 +630,6 @@ impl Stage {
         let mut misses = Vec::new();
         let mut key = Vec::new();
         for (item, parts) in selected {
-            let parts = parts.clone();
             key.clear();
             let scope = item.scope_name.map_or(&b""[..], |(start, end)| &buf[start..end]);
             let keys = parts.attributes.iter().map(|((start, end), _)| &buf[*start..*end]);
@@ -772,21 +795,16 @@ impl Stage {
             reported_pico(reported).ok_or(Decline)?;
         }
         if call.usage_error.is_empty() && call.has_usage() {
-            let model = call.model().unwrap_or("").to_owned();
-            let key = (
-                call.text[PROVIDER].clone(),
-                model,
-                call.tier.clone(),
-                call.parts.start_time / NS_PER_DAY,
-            );
-            let priced = self.prices.get(&key).cloned();
+            let model = call.model().unwrap_or("");
+            let priced = self
+                .priced(call.provider(), model, &call.tier, call.parts.start_time)
+                .cloned();
             match &priced {
                 None => {
-                    let (provider, model, tier, _) = key;
                     misses.push(Miss::Price {
-                        provider,
-                        model,
-                        tier,
+                        provider: call.text[PROVIDER].clone(),
+                        model: model.to_owned(),
+                        tier: call.tier.clone(),
                         start: call.parts.start_time,
                     });
                     return Ok(None);

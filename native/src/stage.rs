@@ -256,13 +256,14 @@ impl PyGenAIStage {
         headers: Vec<Option<String>>,
     ) -> PyResult<Option<StageResult>> {
         let buf = wire.as_bytes();
-        let evidence = &self.evidence;
-        let Ok(selected) = py.detach(|| traces::select_parts(buf, |key| evidence.contains(key))) else {
-            return Ok(None);
-        };
         for _ in 0..ROUNDS {
-            let stage = &self.stage;
-            match py.detach(|| stage.read(buf, &selected, &headers)) {
+            let (stage, evidence) = (&self.stage, &self.evidence);
+            // the spans are selected again after Python answered: the calls of a round take their parts
+            let read = py.detach(|| {
+                let selected = traces::select_parts(buf, |key| evidence.contains(key)).map_err(|_| genai::Decline)?;
+                stage.read(buf, selected, &headers)
+            });
+            match read {
                 Err(genai::Decline) => return Ok(None),
                 Ok(Ok((calls, python_spans))) => {
                     return Ok(Some(StageResult {
