@@ -173,6 +173,15 @@ pub enum Priced {
     Python,
 }
 
+/// Python's answer for one model's (provider, tier, day of the span's start).
+#[derive(Debug)]
+struct PriceAnswer {
+    provider: Option<String>,
+    tier: String,
+    day: u64,
+    priced: Priced,
+}
+
 /// What the stage must ask Python before it can read a request.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Miss {
@@ -484,8 +493,8 @@ pub struct Stage {
     shapes: FxHashMap<Vec<u8>, Shape>,
     plans: Vec<Plan>,
     texts: [FxHashMap<String, Option<String>>; 5],
-    /// model → (provider, tier, day of the span's start, answer): looked up by reference, with no key built
-    prices: FxHashMap<String, Vec<(Option<String>, String, u64, Priced)>>,
+    /// model → its answers: looked up by reference, with no key built
+    prices: FxHashMap<String, Vec<PriceAnswer>>,
     /// answers in `prices`
     price_answers: usize,
     price_list: Vec<Price>,
@@ -584,11 +593,16 @@ impl Stage {
         let answers = self.prices.entry(model).or_default();
         match answers
             .iter_mut()
-            .find(|answer| answer.0 == provider && answer.1 == tier && answer.2 == day)
+            .find(|answer| answer.provider == provider && answer.tier == tier && answer.day == day)
         {
-            Some(answer) => answer.3 = priced,
+            Some(answer) => answer.priced = priced,
             None => {
-                answers.push((provider, tier, day, priced));
+                answers.push(PriceAnswer {
+                    provider,
+                    tier,
+                    day,
+                    priced,
+                });
                 self.price_answers += 1;
             }
         }
@@ -603,8 +617,8 @@ impl Stage {
         let answers = self.prices.get(model)?;
         answers
             .iter()
-            .find(|answer| answer.0.as_deref() == provider && answer.1 == tier && answer.2 == day)
-            .map(|answer| &answer.3)
+            .find(|answer| answer.provider.as_deref() == provider && answer.tier == tier && answer.day == day)
+            .map(|answer| &answer.priced)
     }
 
     pub fn learn_usage_plan(&mut self, price: usize, present: u8, positive: u8, plan: Result<u8, String>) {
