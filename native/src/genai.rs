@@ -23,6 +23,15 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 
+/// A text calls share (a normalised provider, a model, a tier, a dialect): cloned without copying.
+pub type Text = Arc<str>;
+
+/// The tier of a call that names none.
+pub fn standard_tier() -> Text {
+    static STANDARD: std::sync::LazyLock<Text> = std::sync::LazyLock::new(|| Text::from("standard"));
+    STANDARD.clone()
+}
+
 use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::attributes::{encode, exceeds, python_repr, reported_pico, to_double, Scalar};
@@ -83,7 +92,7 @@ pub enum TextKind {
 /// What Python decided of one span shape.
 #[derive(Debug, Clone, Default)]
 pub struct Plan {
-    pub dialect: String,
+    pub dialect: Text,
     /// (field index into `FIELDS`, attribute position), in the reader's order.
     pub fields: Vec<(usize, usize)>,
     /// Position of `telemetry.sdk.name` when it may say the span is OpenLIT's (then Python reads it).
@@ -238,7 +247,7 @@ pub struct Settings {
     pub wrapper_operations: FxHashSet<String>,
     pub frameworks: FxHashSet<String>,
     /// Providers the server address may re-derive (`None` included).
-    pub host_derived: FxHashSet<Option<String>>,
+    pub host_derived: FxHashSet<Option<Text>>,
     pub traceloop_wrappers: FxHashSet<String>,
     pub optional_counts: Vec<usize>,
     pub keep_original: bool,
@@ -296,12 +305,12 @@ pub struct Call {
     pub span: Range,
     pub parts: SpanParts,
     pub plan: usize,
-    pub text: [Option<String>; 5], // provider, operation, request_model, response_model, response_id
+    pub text: [Option<Text>; 5], // provider, operation, request_model, response_model, response_id
     pub input: Option<i64>,
     pub output: Option<i64>,
     pub counts: [i64; 5], // cache_read, cache_write, reasoning, input_audio, output_audio
     pub total: Option<i64>,
-    pub tier: String,
+    pub tier: Text,
     pub reported: Option<f64>,
     pub billable: bool,
     pub skip_reason: &'static str,
@@ -367,8 +376,9 @@ impl Call {
 pub struct RecentKeys {
     window: f64,
     max_entries: usize,
-    first: FxHashMap<Vec<u8>, Vec<u8>>,
-    expiry: VecDeque<(f64, Vec<u8>)>,
+    /// key → first value; each key is stored once, shared with its place in `expiry`
+    first: FxHashMap<Arc<[u8]>, Box<[u8]>>,
+    expiry: VecDeque<(f64, Arc<[u8]>)>,
 }
 
 impl RecentKeys {
@@ -382,20 +392,20 @@ impl RecentKeys {
     }
 
     /// The value first remembered for `key` (this one, if it is new).
-    pub fn remember(&mut self, key: &[u8], value: &[u8], now: f64) -> Vec<u8> {
+    pub fn remember(&mut self, key: &[u8], value: &[u8], now: f64) -> &[u8] {
         while let Some((expires, _)) = self.expiry.front() {
             if !(*expires < now || self.expiry.len() > self.max_entries) {
                 break;
             }
             let (_, old) = self.expiry.pop_front().expect("a front entry");
-            self.first.remove(&old);
+            self.first.remove(&*old);
         }
-        if let Some(first) = self.first.get(key) {
-            return first.clone();
+        if !self.first.contains_key(key) {
+            let key: Arc<[u8]> = Arc::from(key);
+            self.first.insert(key.clone(), Box::from(value));
+            self.expiry.push_back((now + self.window, key));
         }
-        self.first.insert(key.to_vec(), value.to_vec());
-        self.expiry.push_back((now + self.window, key.to_vec()));
-        value.to_vec()
+        &self.first[key]
     }
 
     pub fn contains(&self, key: &[u8]) -> bool {
@@ -406,7 +416,8 @@ impl RecentKeys {
 /// The key of a tuple of byte strings (`processors/genai_normalize.py` `dedupe_key`): each part
 /// length-prefixed, `None` as a lone zero byte apart from any string.
 pub fn dedupe_key(parts: &[Option<&[u8]>]) -> Vec<u8> {
-    let mut key = Vec::new();
+    let size = parts.iter().map(|part| part.map_or(1, |bytes| 5 + bytes.len())).sum();
+    let mut key = Vec::with_capacity(size);
     for part in parts {
         match part {
             None => key.push(0),
@@ -492,7 +503,7 @@ pub struct Stage {
     pub settings: Settings,
     shapes: FxHashMap<Vec<u8>, Shape>,
     plans: Vec<Plan>,
-    texts: [FxHashMap<String, Option<String>>; 5],
+    texts: [FxHashMap<String, Option<Text>>; 5],
     /// model → its answers: looked up by reference, with no key built
     prices: FxHashMap<String, Vec<PriceAnswer>>,
     /// answers in `prices`
@@ -567,7 +578,7 @@ impl Stage {
         if texts.len() >= CACHE_LIMIT {
             texts.clear();
         }
-        texts.insert(text, normal);
+        texts.insert(text, normal.map(Text::from));
     }
 
     /// `price`: the compiled price (its id is the number of prices learned before it), or `Err(Some(reason))`
@@ -718,7 +729,7 @@ impl Stage {
         &self.price_list[id]
     }
 
-    pub(crate) fn text(&self, kind: TextKind, text: &str, misses: &mut Vec<Miss>) -> Option<Option<String>> {
+    pub(crate) fn text(&self, kind: TextKind, text: &str, misses: &mut Vec<Miss>) -> Option<Option<Text>> {
         let found = self.texts[kind as usize].get(text).cloned();
         if found.is_none() {
             misses.push(Miss::Text {
@@ -733,7 +744,7 @@ impl Stage {
     fn read_call(&self, buf: &[u8], mut call: Call, misses: &mut Vec<Miss>) -> Read<Option<Call>> {
         let plan = &self.plans[call.plan];
         let before = misses.len();
-        call.tier = "standard".to_owned();
+        call.tier = standard_tier();
         call.billable = true;
         for &(field, position) in &plan.fields {
             let value = value_at(&call.parts, position).ok_or(Decline)?;
@@ -790,7 +801,7 @@ impl Stage {
             call.billable = false;
             call.skip_reason = "wrapper";
         } else if operation.is_none() {
-            call.text[OPERATION] = Some("chat".to_owned());
+            call.text[OPERATION] = Some(Text::from("chat"));
         }
         if call.usage_error.is_empty() {
             let cached = call.counts[0] + call.counts[1];
@@ -816,9 +827,9 @@ impl Stage {
             match &priced {
                 None => {
                     misses.push(Miss::Price {
-                        provider: call.text[PROVIDER].clone(),
+                        provider: call.provider().map(str::to_owned),
                         model: model.to_owned(),
-                        tier: call.tier.clone(),
+                        tier: call.tier.to_string(),
                         start: call.parts.start_time,
                     });
                     return Ok(None);
@@ -871,7 +882,7 @@ impl Stage {
                         let text = text_of(buf, value).ok_or(Decline)?;
                         self.text(TextKind::Tier, text, misses).flatten().unwrap_or_default()
                     }
-                    _ => "standard".to_owned(),
+                    _ => standard_tier(),
                 };
             }
             REPORTED_COST => {
@@ -926,7 +937,7 @@ impl Stage {
                 let cost = self.price_call(call);
                 if cost.status == "unpriced" || (cost.source == "provider" && cost.price.is_none()) {
                     let model = call.model().unwrap_or("").to_owned();
-                    unpriced.push((call.text[PROVIDER].clone(), model, cost.reason.clone()));
+                    unpriced.push((call.provider().map(str::to_owned), model, cost.reason.clone()));
                 }
                 self.write_cost(call, &cost);
                 call.cost = Some(cost);
@@ -1211,11 +1222,11 @@ pub(crate) fn reported_cost(number: f64) -> Option<f64> {
 }
 
 /// `as_text`: text as it is, a number as Python writes it, nothing for other kinds.
-fn as_text(buf: &[u8], value: Value) -> Read<Option<String>> {
+fn as_text(buf: &[u8], value: Value) -> Read<Option<Text>> {
     Ok(match value {
-        Value::Str(_) => Some(text_of(buf, value).ok_or(Decline)?.to_owned()),
-        Value::Int(number) => Some(number.to_string()),
-        Value::Double(number) => Some(python_repr(number)),
+        Value::Str(_) => Some(Text::from(text_of(buf, value).ok_or(Decline)?)),
+        Value::Int(number) => Some(number.to_string().into()),
+        Value::Double(number) => Some(python_repr(number).into()),
         Value::Unset | Value::Bool(_) | Value::Bytes(_) | Value::Compound(_) => None,
     })
 }

@@ -9,7 +9,7 @@ use arrow_array::{ArrayRef, StructArray};
 use arrow_schema::Field;
 
 use crate::attributes::reported_pico;
-use crate::genai::{Call, Stage};
+use crate::genai::{Call, Stage, Text};
 use crate::traces::Range;
 
 /// What a request's rows name besides its calls, taken from the stage when it priced them: the rows are
@@ -18,7 +18,7 @@ pub struct Labels {
     pub currency: String,
     pub snapshot: String,
     /// Each call's dialect.
-    pub dialects: Vec<String>,
+    pub dialects: Vec<Text>,
     /// (price id, its provider and model ids) of the prices the calls used.
     pub prices: Vec<(usize, String, String)>,
 }
@@ -82,7 +82,7 @@ pub fn ledger_rows(
     names: &[String],
     dimensions: &[Option<usize>],
 ) -> Option<StructArray> {
-    let rows: Vec<(&Call, &String)> = calls
+    let rows: Vec<(&Call, &Text)> = calls
         .iter()
         .zip(&labels.dialects)
         .filter(|(call, _)| call.billable && call.cost.is_some())

@@ -11,8 +11,8 @@ use serde_json::{Map, Value as Json};
 
 use crate::attributes::python_repr;
 use crate::genai::{
-    reported_cost, Call, Decline, Miss, Stage, TextKind, OPERATION, PROVIDER, REQUEST_MODEL, RESPONSE_ID,
-    RESPONSE_MODEL,
+    reported_cost, standard_tier, Call, Decline, Miss, Stage, Text, TextKind, OPERATION, PROVIDER, REQUEST_MODEL,
+    RESPONSE_ID, RESPONSE_MODEL,
 };
 use crate::traces::Value;
 
@@ -98,15 +98,15 @@ impl Stage {
                 let has_response_id = call.text[RESPONSE_ID].as_deref().is_some_and(|id| !id.is_empty());
                 if kind == "LLM" && !has_response_id {
                     if let Some(output) = text(buf, value(OUTPUT_VALUE)?)? {
-                        call.text[RESPONSE_ID] = response_id_in(output)?.map(str::to_owned);
+                        call.text[RESPONSE_ID] = response_id_in(output)?.map(Text::from);
                     }
                 }
-                call.text[OPERATION] = operation;
+                call.text[OPERATION] = operation.map(Text::from);
                 let parameters = json_object(buf, value(INVOCATION_PARAMETERS)?)?;
                 let request_model = call.text[REQUEST_MODEL].as_deref().is_some_and(|m| !m.is_empty());
                 let response_model = call.text[RESPONSE_MODEL].as_deref().is_some_and(|m| !m.is_empty());
                 if !request_model && response_model {
-                    call.text[REQUEST_MODEL] = json_text(parameters.get("model"))?;
+                    call.text[REQUEST_MODEL] = json_text(parameters.get("model"))?.map(Text::from);
                 }
                 if let Some(tier) = parameters.get("service_tier").filter(|tier| truthy(tier)) {
                     call.tier = self.tier_of(tier, misses);
@@ -124,7 +124,7 @@ impl Stage {
                 } else {
                     "chain" // ai.generateText & co. aggregate their steps
                 };
-                call.text[OPERATION] = Some(operation.to_owned());
+                call.text[OPERATION] = Some(Text::from(operation));
                 let metadata = json_object(buf, value(PROVIDER_METADATA)?)?;
                 let openai = member(metadata.get("openai"), "serviceTier")?;
                 let tier = match openai.filter(|tier| truthy(tier)) {
@@ -184,7 +184,7 @@ impl Stage {
                     call.text[PROVIDER] = Some(provider);
                 }
                 if &buf[call.parts.name.0..call.parts.name.1] == b"call_llm" {
-                    call.text[OPERATION] = Some("chat".to_owned());
+                    call.text[OPERATION] = Some(Text::from("chat"));
                 }
             }
             Rule::OpenLit => {
@@ -199,15 +199,15 @@ impl Stage {
     }
 
     /// `normalize_tier` of a JSON value: text normalised (as Python answers it), anything else standard.
-    fn tier_of(&self, tier: &Json, misses: &mut Vec<Miss>) -> String {
+    fn tier_of(&self, tier: &Json, misses: &mut Vec<Miss>) -> Text {
         match tier {
             Json::String(text) => self.text(TextKind::Tier, text, misses).flatten().unwrap_or_default(),
-            _ => "standard".to_owned(),
+            _ => standard_tier(),
         }
     }
 
     /// `provider_from_model(call.model)`: None when the call names no model (or Python has not answered).
-    fn model_provider(&self, call: &Call, misses: &mut Vec<Miss>) -> Option<String> {
+    fn model_provider(&self, call: &Call, misses: &mut Vec<Miss>) -> Option<Text> {
         let model = call.model().filter(|model| !model.is_empty())?;
         self.text(TextKind::ModelProvider, model, misses).flatten()
     }

@@ -14,8 +14,8 @@ use crate::attributes::{encode, reported_pico, Scalar};
 use crate::attribution::{CardinalityLimit, Dimension, Source};
 use crate::budget::{self, spend_keys, BudgetState, Matched};
 use crate::genai::{
-    self, Call, Canonical, DedupeEntry, ExcludesCache, Miss, Names, Plan, Price, Rate, Settings, Stage, TextKind, Unit,
-    FIELDS,
+    self, Call, Canonical, DedupeEntry, ExcludesCache, Miss, Names, Plan, Price, Rate, Settings, Stage, Text, TextKind,
+    Unit, FIELDS,
 };
 use crate::ledger::{column_count, ledger_rows, Labels};
 use crate::rules::Rule;
@@ -64,7 +64,7 @@ impl PyRecentKeys {
 
     /// The value first remembered for `key` (this one, if it is new).
     fn remember<'py>(&self, py: Python<'py>, key: &[u8], value: &[u8], now: f64) -> Bound<'py, PyBytes> {
-        PyBytes::new(py, &self.keys.lock().expect("not poisoned").remember(key, value, now))
+        PyBytes::new(py, self.keys.lock().expect("not poisoned").remember(key, value, now))
     }
 
     fn __contains__(&self, key: &[u8]) -> bool {
@@ -216,7 +216,11 @@ impl PyGenAIStage {
             names: names(names_dict.cast::<PyDict>()?)?,
             wrapper_operations: get("wrapper_operations")?.extract()?,
             frameworks: get("frameworks")?.extract()?,
-            host_derived: get("host_derived")?.extract()?,
+            host_derived: get("host_derived")?
+                .extract::<FxHashSet<Option<String>>>()?
+                .into_iter()
+                .map(|provider| provider.map(Text::from))
+                .collect(),
             traceloop_wrappers: get("traceloop_wrappers")?.extract()?,
             optional_counts: get("optional_counts")?
                 .extract::<Vec<String>>()?
@@ -502,7 +506,7 @@ fn plan_of(answer: &Bound<'_, PyAny>) -> PyResult<Plan> {
     let (otherwise, providers) = answer.get_item(6)?.extract()?;
     Ok(Plan {
         rule: Rule::of(&dialect),
-        dialect,
+        dialect: dialect.into(),
         fields,
         openlit_sdk: answer.get_item(2)?.extract()?,
         server: answer.get_item(3)?.extract()?,
@@ -736,17 +740,17 @@ impl StageResult {
             let text = &call.text;
             let fields = (
                 call.span.0,
-                dialect,
-                &text[0],
-                &text[1],
-                &text[2],
-                &text[3],
-                &text[4],
+                &**dialect,
+                text[0].as_deref(),
+                text[1].as_deref(),
+                text[2].as_deref(),
+                text[3].as_deref(),
+                text[4].as_deref(),
                 call.input,
                 call.output,
                 call.counts.to_vec(),
                 call.total,
-                &call.tier,
+                &*call.tier,
             )
                 .into_pyobject(py)?;
             let outcome = (
