@@ -120,7 +120,10 @@ impl Schema {
             }
             match kind {
                 Kind::String => {
-                    std::str::from_utf8(&buf[field.start..field.end]).map_err(|_| Unsure)?;
+                    let text = &buf[field.start..field.end];
+                    if !text.is_ascii() {
+                        std::str::from_utf8(text).map_err(|_| Unsure)?;
+                    }
                 }
                 Kind::Message(target) => self.validate_message(buf, field.start, field.end, target, depth + 1)?,
                 _ => {}
