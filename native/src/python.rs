@@ -253,20 +253,28 @@ fn edit_spans<'py>(
     wire: &[u8],
     edits: Vec<(usize, usize, Vec<(usize, Option<Vec<u8>>)>, Vec<u8>)>,
 ) -> PyResult<Bound<'py, PyBytes>> {
+    let attributes: Vec<Vec<(usize, Option<&[u8]>)>> = edits
+        .iter()
+        .map(|(_, _, attributes, _)| attributes.iter().map(|(at, new)| (*at, new.as_deref())).collect())
+        .collect();
     let spliced = py
         .detach(|| {
-            let mut payloads = Vec::with_capacity(edits.len());
-            for (start, end, attributes, append) in &edits {
-                let attributes: Vec<(usize, Option<&[u8]>)> =
-                    attributes.iter().map(|(at, new)| (*at, new.as_deref())).collect();
-                payloads.push((*start, traces::edit_span(wire, (*start, *end), &attributes, append)?));
+            let mut replacements = Vec::with_capacity(edits.len());
+            for ((start, end, _, append), attributes) in edits.iter().zip(&attributes) {
+                replacements.push((*start, traces::edit_span(wire, (*start, *end), attributes, append)?));
             }
-            let replacements: Vec<(usize, &[u8])> =
-                payloads.iter().map(|(at, payload)| (*at, payload.as_slice())).collect();
             traces::splice(wire, &replacements)
         })
         .map_err(|_| PyValueError::new_err("edits must be sorted, and name spans and attributes of this request"))?;
-    Ok(PyBytes::new(py, &spliced))
+    spliced_bytes(py, &spliced)
+}
+
+/// A spliced request as `bytes`, written once, into the object, without the GIL.
+pub(crate) fn spliced_bytes<'py>(py: Python<'py>, spliced: &traces::Spliced) -> PyResult<Bound<'py, PyBytes>> {
+    PyBytes::new_with(py, spliced.len(), |out| {
+        py.detach(|| spliced.write(out));
+        Ok(())
+    })
 }
 
 /// The `genai_redact` processor's `remove` mode for trace requests: keys that are content (exact, or by

@@ -2,7 +2,7 @@
 //! attributes whose key is content go, span events that are content go whole, and the content attributes
 //! of the events that stay go; every other byte is kept as it was.
 
-use crate::traces::{each_span, last, splice, KEY, SPAN_ATTRIBUTES};
+use crate::traces::{each_span, last, splice, Payload, KEY, SPAN_ATTRIBUTES};
 use crate::wire::{put_varint, Field, Reader, Result, Unsure, LEN};
 
 const SPAN_EVENTS: u32 = 11;
@@ -31,8 +31,11 @@ pub fn redact<K: Fn(&[u8]) -> bool, E: Fn(&[u8]) -> bool>(
     if payloads.is_empty() {
         return Ok(None);
     }
-    let replacements: Vec<(usize, &[u8])> = payloads.iter().map(|(at, payload)| (*at, payload.as_slice())).collect();
-    splice(buf, &replacements).map(Some)
+    let replacements: Vec<(usize, Payload)> = payloads
+        .iter()
+        .map(|(at, payload)| (*at, Payload::from(payload.as_slice())))
+        .collect();
+    Ok(Some(splice(buf, &replacements)?.to_vec()))
 }
 
 /// The span's payload without content, or `None` when it has none.

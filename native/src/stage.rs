@@ -18,6 +18,7 @@ use crate::genai::{
     Unit, FIELDS,
 };
 use crate::ledger::{column_count, ledger_rows, Labels};
+use crate::python::spliced_bytes;
 use crate::rules::Rule;
 use crate::traces::{self, Range};
 
@@ -585,27 +586,37 @@ impl StageResult {
         others: Vec<(usize, usize, Vec<(usize, Option<Vec<u8>>)>, Vec<u8>)>,
     ) -> PyResult<Bound<'py, PyBytes>> {
         let buf = self.wire.bind(py).as_bytes();
+        let encoded: Vec<Vec<(usize, Option<Vec<u8>>)>> =
+            py.detach(|| self.calls.iter().map(|call| edits_of(buf, call)).collect());
+        let spans = others
+            .iter()
+            .map(|(start, end, attributes, append)| ((*start, *end), attributes, &append[..]))
+            .chain(
+                self.calls
+                    .iter()
+                    .zip(&encoded)
+                    .map(|(call, edits)| (call.span, edits, &call.appended[..])),
+            );
+        let edits: Vec<(Range, Vec<(usize, Option<&[u8]>)>, &[u8])> = spans
+            .map(|(span, edits, append)| {
+                (
+                    span,
+                    edits.iter().map(|(at, new)| (*at, new.as_deref())).collect(),
+                    append,
+                )
+            })
+            .collect();
         let spliced = py
             .detach(|| {
-                let mut payloads = Vec::with_capacity(self.calls.len() + others.len());
-                for (start, end, attributes, append) in &others {
-                    let attributes: Vec<(usize, Option<&[u8]>)> =
-                        attributes.iter().map(|(at, new)| (*at, new.as_deref())).collect();
-                    payloads.push((*start, traces::edit_span(buf, (*start, *end), &attributes, append)?));
+                let mut replacements = Vec::with_capacity(edits.len());
+                for (span, attributes, append) in &edits {
+                    replacements.push((span.0, traces::edit_span(buf, *span, attributes, append)?));
                 }
-                for call in &self.calls {
-                    let edits = edits_of(buf, call);
-                    let edits: Vec<(usize, Option<&[u8]>)> =
-                        edits.iter().map(|(at, new)| (*at, new.as_deref())).collect();
-                    payloads.push((call.span.0, traces::edit_span(buf, call.span, &edits, &call.appended)?));
-                }
-                payloads.sort_by_key(|(at, _)| *at);
-                let replacements: Vec<(usize, &[u8])> =
-                    payloads.iter().map(|(at, new)| (*at, new.as_slice())).collect();
+                replacements.sort_by_key(|(at, _)| *at);
                 traces::splice(buf, &replacements)
             })
             .map_err(|_| PyValueError::new_err("the stage's edits do not fit the request"))?;
-        Ok(PyBytes::new(py, &spliced))
+        spliced_bytes(py, &spliced)
     }
 
     /// The ledger rows of the billable calls (`CallColumns.add`), columns named `names`, the dimension

@@ -3,7 +3,7 @@
 //! → `Span.attributes` (9) → `KeyValue.key` (1) and `.value` (2). These field numbers are the OTLP wire
 //! contract; everything else about the messages comes from the schema (`schema.rs`).
 
-use crate::wire::{put_len_header, varint_len, Field, Reader, Result, Unsure, FIXED64, LEN, VARINT};
+use crate::wire::{varint_len, Field, LenHeader, Reader, Result, Unsure, FIXED64, LEN, VARINT};
 
 const RESOURCE_SPANS: u32 = 1;
 const RESOURCE: u32 = 1;
@@ -184,16 +184,58 @@ pub fn value_of(buf: &[u8], payload: Option<Range>) -> Result<Value> {
     })
 }
 
+/// A span's new payload, as the pieces it is made of (runs of the request's bytes and new fields), so it is
+/// written once, into the spliced request.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Payload<'a> {
+    pieces: Vec<&'a [u8]>,
+    len: usize,
+}
+
+impl<'a> Payload<'a> {
+    fn push(&mut self, piece: &'a [u8]) {
+        if !piece.is_empty() {
+            self.pieces.push(piece);
+            self.len += piece.len();
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub fn to_vec(&self) -> Vec<u8> {
+        self.pieces.concat()
+    }
+}
+
+impl<'a> From<&'a [u8]> for Payload<'a> {
+    fn from(bytes: &'a [u8]) -> Payload<'a> {
+        let mut payload = Payload::default();
+        payload.push(bytes);
+        payload
+    }
+}
+
 /// The new payload of the span at `span`: the attributes at the given ordinals replaced by whole encoded
 /// fields (`None` drops the attribute), then `append` (encoded attribute fields) added at the end.
 /// `edits` are sorted by ordinal and each must name an attribute of the span.
-pub fn edit_span(buf: &[u8], span: Range, edits: &[(usize, Option<&[u8]>)], append: &[u8]) -> Result<Vec<u8>> {
+pub fn edit_span<'a>(
+    buf: &'a [u8],
+    span: Range,
+    edits: &[(usize, Option<&'a [u8]>)],
+    append: &'a [u8],
+) -> Result<Payload<'a>> {
     if edits.windows(2).any(|pair| pair[0].0 >= pair[1].0) {
         return Err(Unsure);
     }
-    let mut out = Vec::with_capacity(span.1.saturating_sub(span.0) + append.len());
+    let mut out = Payload::default();
     let (mut ordinal, mut next) = (0, edits.iter().peekable());
-    let mut unchanged = span.0; // fields from here on are copied as they are, in one piece
+    let mut unchanged = span.0; // fields from here on are kept as they are, in one piece
     let mut reader = Reader::new(buf, span.0, span.1);
     while !reader.done() {
         let field = reader.field()?;
@@ -201,8 +243,8 @@ pub fn edit_span(buf: &[u8], span: Range, edits: &[(usize, Option<&[u8]>)], appe
             let edit = next.next_if(|(at, _)| *at == ordinal);
             ordinal += 1;
             if let Some((_, replacement)) = edit {
-                out.extend_from_slice(&buf[unchanged..field.begin]);
-                out.extend_from_slice(replacement.unwrap_or_default());
+                out.push(&buf[unchanged..field.begin]);
+                out.push(replacement.unwrap_or_default());
                 unchanged = field.end;
             }
         }
@@ -210,8 +252,8 @@ pub fn edit_span(buf: &[u8], span: Range, edits: &[(usize, Option<&[u8]>)], appe
     if next.next().is_some() {
         return Err(Unsure);
     }
-    out.extend_from_slice(buf.get(unchanged..span.1).ok_or(Unsure)?);
-    out.extend_from_slice(append);
+    out.push(buf.get(unchanged..span.1).ok_or(Unsure)?);
+    out.push(append);
     Ok(out)
 }
 
@@ -379,15 +421,70 @@ fn has_wanted_key(buf: &[u8], span: Field, wanted: &impl Fn(&[u8]) -> bool) -> R
     Ok(false)
 }
 
+/// A request with some span payloads replaced, as the pieces it is made of: `len` is known before anything
+/// is copied, so the caller writes it once, into memory of that size.
+#[derive(Debug, Default)]
+pub struct Spliced<'a> {
+    pieces: Vec<Piece<'a>>,
+    len: usize,
+}
+
+#[derive(Debug)]
+enum Piece<'a> {
+    Bytes(&'a [u8]),
+    Header(LenHeader),
+}
+
+impl<'a> Spliced<'a> {
+    fn bytes(&mut self, bytes: &'a [u8]) {
+        if !bytes.is_empty() {
+            self.pieces.push(Piece::Bytes(bytes));
+            self.len += bytes.len();
+        }
+    }
+
+    fn header(&mut self, number: u32, payload_len: usize) {
+        let header = LenHeader::new(number, payload_len);
+        self.len += header.bytes().len();
+        self.pieces.push(Piece::Header(header));
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The request, into `out` (exactly `len` bytes).
+    pub fn write(&self, out: &mut [u8]) {
+        let mut at = 0;
+        for piece in &self.pieces {
+            let bytes = match piece {
+                Piece::Bytes(bytes) => bytes,
+                Piece::Header(header) => header.bytes(),
+            };
+            out[at..at + bytes.len()].copy_from_slice(bytes);
+            at += bytes.len();
+        }
+    }
+
+    pub fn to_vec(&self) -> Vec<u8> {
+        let mut out = vec![0; self.len];
+        self.write(&mut out);
+        out
+    }
+}
+
 /// The request with the payloads of some spans replaced, the length prefixes of their ScopeSpans and
-/// ResourceSpans fixed; everything else is copied as it was, in runs. `replacements` are (span payload
+/// ResourceSpans fixed; everything else is kept as it was, in runs. `replacements` are (span payload
 /// start, new payload), sorted by start; each must name a span of the request.
-pub fn splice(buf: &[u8], replacements: &[(usize, &[u8])]) -> Result<Vec<u8>> {
+pub fn splice<'a>(buf: &'a [u8], replacements: &[(usize, Payload<'a>)]) -> Result<Spliced<'a>> {
     if replacements.windows(2).any(|pair| pair[0].0 >= pair[1].0) {
         return Err(Unsure);
     }
-    let growth: usize = replacements.iter().map(|(_, new)| new.len() + 2 * MAX_HEADER).sum();
-    let mut out = Vec::with_capacity(buf.len() + growth);
+    let mut out = Spliced::default();
     let mut used = 0;
     let mut copied = 0;
     let mut request = Reader::new(buf, 0, buf.len());
@@ -413,30 +510,29 @@ pub fn splice(buf: &[u8], replacements: &[(usize, &[u8])]) -> Result<Vec<u8>> {
                 scopes.push((scope_spans, scope_length, edits));
             }
         }
-        out.extend_from_slice(&buf[copied..resource_spans.begin]);
-        put_len_header(&mut out, RESOURCE_SPANS, length);
+        out.bytes(&buf[copied..resource_spans.begin]);
+        out.header(RESOURCE_SPANS, length);
         copied = resource_spans.start;
         for (scope_spans, scope_length, edits) in scopes {
-            out.extend_from_slice(&buf[copied..scope_spans.begin]);
-            put_len_header(&mut out, SCOPE_SPANS, scope_length);
+            out.bytes(&buf[copied..scope_spans.begin]);
+            out.header(SCOPE_SPANS, scope_length);
             copied = scope_spans.start;
             for (begin, end, payload) in edits {
-                out.extend_from_slice(&buf[copied..begin]);
-                put_len_header(&mut out, SPANS, payload.len());
-                out.extend_from_slice(payload);
+                out.bytes(&buf[copied..begin]);
+                out.header(SPANS, payload.len());
+                for piece in &payload.pieces {
+                    out.bytes(piece);
+                }
                 copied = end;
             }
         }
     }
-    out.extend_from_slice(&buf[copied..]);
+    out.bytes(&buf[copied..]);
     if used != replacements.len() {
         return Err(Unsure);
     }
     Ok(out)
 }
-
-/// The longest tag and length prefix of a field here: a one-byte tag and a length below 2^35.
-const MAX_HEADER: usize = 6;
 
 /// The encoded size of a length-delimited field with a one-byte tag (the request's, scope's and span's).
 fn field_length(payload: usize) -> usize {
@@ -445,11 +541,11 @@ fn field_length(payload: usize) -> usize {
 
 /// (field begin, field end, new payload) of each span of a ScopeSpans that `replacements` (those whose start
 /// lies in it, in order) replace; `Unsure` when one names no span.
-fn span_edits<'b>(
+fn span_edits<'r, 'a>(
     buf: &[u8],
     scope_spans: Field,
-    replacements: &[(usize, &'b [u8])],
-) -> Result<Vec<(usize, usize, &'b [u8])>> {
+    replacements: &'r [(usize, Payload<'a>)],
+) -> Result<Vec<(usize, usize, &'r Payload<'a>)>> {
     let mut edits = Vec::with_capacity(replacements.len());
     let mut pending = replacements.iter().peekable();
     let mut reader = Reader::new(buf, scope_spans.start, scope_spans.end);
@@ -457,7 +553,7 @@ fn span_edits<'b>(
         let span = reader.field()?;
         if span.number == SPANS && span.wire_type == LEN {
             if let Some((_, payload)) = pending.next_if(|r| r.0 == span.start) {
-                edits.push((span.begin, span.end, *payload));
+                edits.push((span.begin, span.end, payload));
             }
         }
     }
@@ -468,7 +564,7 @@ fn span_edits<'b>(
 }
 
 /// The replacements whose start lies in `field`'s payload.
-fn within<'r, 'b>(replacements: &'r [(usize, &'b [u8])], field: Field) -> &'r [(usize, &'b [u8])] {
+fn within<'r, 'a>(replacements: &'r [(usize, Payload<'a>)], field: Field) -> &'r [(usize, Payload<'a>)] {
     let first = replacements.partition_point(|r| r.0 < field.start);
     let last = replacements.partition_point(|r| r.0 < field.end);
     &replacements[first..last]
@@ -478,6 +574,19 @@ fn within<'r, 'b>(replacements: &'r [(usize, &'b [u8])], field: Field) -> &'r [(
 mod tests {
     use super::*;
     use crate::testing::{message, text};
+
+    /// `splice` with whole new payloads, as bytes.
+    fn spliced(buf: &[u8], replacements: &[(usize, &[u8])]) -> Result<Vec<u8>> {
+        let replacements: Vec<(usize, Payload)> = replacements
+            .iter()
+            .map(|(at, new)| (*at, Payload::from(*new)))
+            .collect();
+        splice(buf, &replacements).map(|spliced| spliced.to_vec())
+    }
+
+    fn edited(buf: &[u8], span: Range, edits: &[(usize, Option<&[u8]>)], append: &[u8]) -> Result<Vec<u8>> {
+        edit_span(buf, span, edits, append).map(|payload| payload.to_vec())
+    }
 
     fn attribute(key: &str, value: &str) -> Vec<u8> {
         message(SPAN_ATTRIBUTES, &[text(KEY, key), message(VALUE, &[text(1, value)])])
@@ -537,7 +646,7 @@ mod tests {
             "chat",
             &[("gen_ai.system", "openai"), ("gen_ai.usage.cost.amount", "0.5")],
         );
-        let spliced = splice(&buf, &[(chosen.0, &longer[2..])]).unwrap();
+        let spliced = spliced(&buf, &[(chosen.0, &longer[2..])]).unwrap();
         let resource = message(RESOURCE, &[message(1, &[text(KEY, "service.name")])]);
         let scope = message(SCOPE, &[text(SCOPE_NAME, "openai")]);
         let expected = message(
@@ -554,9 +663,9 @@ mod tests {
     #[test]
     fn splice_refuses_replacements_that_name_no_span() {
         let buf = request();
-        assert_eq!(splice(&buf, &[(1, b"x")]), Err(Unsure));
-        assert_eq!(splice(&buf, &[(9, b"x"), (3, b"y")]), Err(Unsure));
-        assert_eq!(splice(&buf, &[]).unwrap(), buf);
+        assert_eq!(spliced(&buf, &[(1, b"x")]), Err(Unsure));
+        assert_eq!(spliced(&buf, &[(9, b"x"), (3, b"y")]), Err(Unsure));
+        assert_eq!(spliced(&buf, &[]).unwrap(), buf);
     }
 
     #[test]
@@ -605,10 +714,10 @@ mod tests {
         let new_a = attribute("a", "one");
         let edits: [(usize, Option<&[u8]>); 2] = [(0, Some(&new_a)), (2, None)];
         let appended = attribute("d", "4");
-        let edited = edit_span(&payload, (0, payload.len()), &edits, &appended).unwrap();
+        let new_payload = edited(&payload, (0, payload.len()), &edits, &appended).unwrap();
         let expected = [text(NAME, "chat"), new_a.clone(), attribute("b", "2"), appended.clone()].concat();
-        assert_eq!(edited, expected);
-        assert_eq!(edit_span(&payload, (0, payload.len()), &[(3, None)], b""), Err(Unsure));
+        assert_eq!(new_payload, expected);
+        assert_eq!(edited(&payload, (0, payload.len()), &[(3, None)], b""), Err(Unsure));
     }
 
     #[test]
@@ -627,11 +736,11 @@ mod tests {
                         let _ = value_of(buf, *v);
                     }
                     let edits: [(usize, Option<&[u8]>); 1] = [(0, None)];
-                    let _ = edit_span(buf, item.span, &edits[..parts.attributes.len().min(1)], b"\x4a\x00");
+                    let _ = edited(buf, item.span, &edits[..parts.attributes.len().min(1)], b"\x4a\x00");
                 }
             }
             let replacements: Vec<(usize, &[u8])> = selected.iter().map(|item| (item.span.0, &b"x"[..])).collect();
-            let _ = splice(buf, &replacements);
+            let _ = spliced(buf, &replacements);
         }
     }
 
@@ -660,14 +769,14 @@ mod tests {
             let _ = stats(&buf[..end]);
             let _ = select(&buf[..end], |_| true);
             let _ = select_parts(&buf[..end], |_| true);
-            let _ = splice(&buf[..end], &[(5, b"z")]);
-            let _ = edit_span(&buf[..end], (end, 0), &[], b"");
+            let _ = spliced(&buf[..end], &[(5, b"z")]);
+            let _ = edited(&buf[..end], (end, 0), &[], b"");
             if let Ok(parts) = read_span(&buf[..end], (0, end)) {
                 for (_, v) in parts.attributes {
                     let _ = value_of(&buf[..end], v);
                 }
             }
-            let _ = edit_span(&buf[..end], (0, end), &[(0, None)], b"");
+            let _ = edited(&buf[..end], (0, end), &[(0, None)], b"");
         }
     }
 }

@@ -167,17 +167,49 @@ pub fn varint_len(mut value: u64) -> usize {
 
 /// The tag and length of a length-delimited field `number`, appended to `out`.
 pub fn put_len_header(out: &mut Vec<u8>, number: u32, payload_len: usize) {
-    put_varint(out, u64::from(number << 3) | u64::from(LEN));
-    put_varint(out, payload_len as u64);
+    out.extend_from_slice(LenHeader::new(number, payload_len).bytes());
 }
 
 /// Protobuf varint encoding of `value`, appended to `out`.
-pub fn put_varint(out: &mut Vec<u8>, mut value: u64) {
+pub fn put_varint(out: &mut Vec<u8>, value: u64) {
+    let mut bytes = [0; 10];
+    let len = varint_into(&mut bytes, value);
+    out.extend_from_slice(&bytes[..len]);
+}
+
+/// `value` as a varint at the start of `out`; returns its length.
+fn varint_into(out: &mut [u8], mut value: u64) -> usize {
+    let mut len = 0;
     while value >= 0x80 {
-        out.push((value as u8) | 0x80);
+        out[len] = (value as u8) | 0x80;
         value >>= 7;
+        len += 1;
     }
-    out.push(value as u8);
+    out[len] = value as u8;
+    len + 1
+}
+
+/// The encoded tag and length of a length-delimited field, held by value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LenHeader {
+    encoded: [u8; 15],
+    len: u8,
+}
+
+impl LenHeader {
+    pub fn new(number: u32, payload_len: usize) -> LenHeader {
+        let mut encoded = [0; 15];
+        let tag = varint_into(&mut encoded, u64::from(number << 3) | u64::from(LEN));
+        let len = tag + varint_into(&mut encoded[tag..], payload_len as u64);
+        LenHeader {
+            encoded,
+            len: len as u8,
+        }
+    }
+
+    pub fn bytes(&self) -> &[u8] {
+        &self.encoded[..usize::from(self.len)]
+    }
 }
 
 #[cfg(test)]
