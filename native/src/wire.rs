@@ -167,26 +167,33 @@ pub fn varint_len(mut value: u64) -> usize {
 
 /// The tag and length of a length-delimited field `number`, appended to `out`.
 pub fn put_len_header(out: &mut Vec<u8>, number: u32, payload_len: usize) {
-    out.extend_from_slice(LenHeader::new(number, payload_len).bytes());
+    put_varint(out, u64::from(number << 3) | u64::from(LEN));
+    put_varint(out, payload_len as u64);
 }
 
 /// Protobuf varint encoding of `value`, appended to `out`.
 pub fn put_varint(out: &mut Vec<u8>, value: u64) {
-    let mut bytes = [0; 10];
-    let len = varint_into(&mut bytes, value);
-    out.extend_from_slice(&bytes[..len]);
+    each_varint_byte(value, |byte| out.push(byte));
 }
 
 /// `value` as a varint at the start of `out`; returns its length.
-fn varint_into(out: &mut [u8], mut value: u64) -> usize {
+fn varint_into(out: &mut [u8], value: u64) -> usize {
     let mut len = 0;
-    while value >= 0x80 {
-        out[len] = (value as u8) | 0x80;
-        value >>= 7;
+    each_varint_byte(value, |byte| {
+        out[len] = byte;
         len += 1;
+    });
+    len
+}
+
+/// The one varint encoder: `emit` gets each byte in order.
+#[inline(always)]
+fn each_varint_byte(mut value: u64, mut emit: impl FnMut(u8)) {
+    while value >= 0x80 {
+        emit((value as u8) | 0x80);
+        value >>= 7;
     }
-    out[len] = value as u8;
-    len + 1
+    emit(value as u8);
 }
 
 /// The encoded tag and length of a length-delimited field, held by value.
