@@ -373,20 +373,12 @@ pub fn select(buf: &[u8], wanted: impl Fn(&[u8]) -> bool) -> Result<Vec<Selected
 }
 
 /// [`select`] with each selected span's parts read ([`read_span`]) in the same pass; `Unsure` where a
-/// selected span's parts are.
+/// selected span's parts are. Only the selected spans are read whole: the others' keys are looked at.
 pub fn select_parts(buf: &[u8], wanted: impl Fn(&[u8]) -> bool) -> Result<Vec<(Selected, SpanParts)>> {
     let mut selected = Vec::new();
     each_span(buf, |resource, scope_name, span| {
-        let wanted_parts = match read_span(buf, (span.start, span.end)) {
-            Ok(parts) => parts
-                .attributes
-                .iter()
-                .any(|((start, end), _)| wanted(&buf[*start..*end]))
-                .then_some(parts),
-            Err(unsure) if has_wanted_key(buf, span, &wanted)? => return Err(unsure),
-            Err(_) => None,
-        };
-        if let Some(parts) = wanted_parts {
+        if has_wanted_key(buf, span, &wanted)? {
+            let parts = read_span(buf, (span.start, span.end))?;
             let span = (span.start, span.end);
             selected.push((
                 Selected {
