@@ -538,6 +538,11 @@ def test_differential_fuzz_native_against_python():
             continue
         vouched += 1
         assert (stats.items, stats.resources) == (count_items(Signal.TRACES, expected), len(expected.resource_spans))
+        spans = [span for rs in expected.resource_spans for ss in rs.scope_spans for span in ss.spans]
+        assert stats.most_attributes == max((len(span.attributes) for span in spans), default=0)
+        largest = max((kv.value.ByteSize() for span in spans for kv in span.attributes), default=0)
+        # a value given twice is merged by upb and counted whole by the scan: at least the decoded size
+        assert stats.largest_value == largest if case % 10 == 0 else stats.largest_value >= largest
         reference, candidate = both_paths(wire)
         assert_same(reference, candidate)
         spliced += not candidate.decoded

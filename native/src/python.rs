@@ -49,12 +49,14 @@ impl PySchema {
     /// the caller decodes it with upb.
     fn scan(&self, py: Python<'_>, wire: &[u8]) -> Option<(u64, u64, u64, u64)> {
         py.detach(|| {
-            self.schema.validate(wire).ok()?;
             if let Some(signal) = self.signal {
+                self.schema.validate(wire, &mut ()).ok()?;
                 let (items, resources) = counts::count(wire, signal).ok()?;
                 return Some((items, resources, 0, 0));
             }
-            let stats = traces::stats(wire).ok()?;
+            let mut tally = traces::TraceTally::default();
+            self.schema.validate(wire, &mut tally).ok()?;
+            let stats = tally.stats;
             Some((
                 stats.spans,
                 stats.resources,

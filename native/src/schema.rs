@@ -5,7 +5,31 @@
 //! for (a known field with another wire type, groups, nesting deeper than `MAX_DEPTH`, invalid UTF-8 in a
 //! string field), and the caller lets upb decide.
 
-use crate::wire::{Reader, Result, Unsure, FIXED32, FIXED64, LEN, VARINT};
+use crate::wire::{Field, Reader, Result, Unsure, FIXED32, FIXED64, LEN, VARINT};
+
+/// What a caller counts while `validate` walks a request: it is told of each message it enters and
+/// leaves and of each known field (its wire type checked), and says where a field's message sits.
+pub trait Tally {
+    /// Where a message sits in the request, as far as the tally cares.
+    type Place: Copy;
+    fn root(&self) -> Self::Place;
+    fn begin(&mut self, place: Self::Place);
+    /// A known field of the message at `place`: the place of the message it holds (when it holds one),
+    /// or `Unsure` to refuse the request.
+    fn field(&mut self, place: Self::Place, field: &Field) -> Result<Self::Place>;
+    fn end(&mut self, place: Self::Place);
+}
+
+/// Nothing counted.
+impl Tally for () {
+    type Place = ();
+    fn root(&self) {}
+    fn begin(&mut self, _: ()) {}
+    fn field(&mut self, _: (), _: &Field) -> Result<()> {
+        Ok(())
+    }
+    fn end(&mut self, _: ()) {}
+}
 
 /// How a known field is encoded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -93,18 +117,28 @@ impl Schema {
         self.messages[message].get(number as usize).copied().flatten()
     }
 
-    /// Check `buf` as a whole request (message 0).
-    pub fn validate(&self, buf: &[u8]) -> Result<()> {
+    /// Check `buf` as a whole request (message 0), with `tally` counting on the way.
+    pub fn validate<T: Tally>(&self, buf: &[u8], tally: &mut T) -> Result<()> {
         if self.messages.is_empty() {
             return Err(Unsure);
         }
-        self.validate_message(buf, 0, buf.len(), 0, 0)
+        let root = tally.root();
+        self.validate_message(buf, (0, buf.len()), 0, 0, root, tally)
     }
 
-    fn validate_message(&self, buf: &[u8], start: usize, end: usize, message: usize, depth: usize) -> Result<()> {
+    fn validate_message<T: Tally>(
+        &self,
+        buf: &[u8],
+        (start, end): (usize, usize),
+        message: usize,
+        depth: usize,
+        place: T::Place,
+        tally: &mut T,
+    ) -> Result<()> {
         if depth > MAX_DEPTH {
             return Err(Unsure);
         }
+        tally.begin(place);
         let mut reader = Reader::new(buf, start, end);
         while !reader.done() {
             let field = reader.field()?;
@@ -118,6 +152,7 @@ impl Schema {
             if kind.wire_type() != Some(field.wire_type) {
                 return Err(Unsure);
             }
+            let inner = tally.field(place, &field)?;
             match kind {
                 Kind::String => {
                     let text = &buf[field.start..field.end];
@@ -125,10 +160,13 @@ impl Schema {
                         std::str::from_utf8(text).map_err(|_| Unsure)?;
                     }
                 }
-                Kind::Message(target) => self.validate_message(buf, field.start, field.end, target, depth + 1)?,
+                Kind::Message(target) => {
+                    self.validate_message(buf, (field.start, field.end), target, depth + 1, inner, tally)?
+                }
                 _ => {}
             }
         }
+        tally.end(place);
         Ok(())
     }
 }
@@ -180,7 +218,7 @@ pub(crate) mod tests {
     fn accepts_known_and_unknown_fields() {
         let schema = toy_schema();
         let buf = [0x0a, 0x01, b'a', 0x12, 0x03, 0x0a, 0x01, 0xff, 0x18, 0x01, 0x78, 0x07];
-        assert_eq!(schema.validate(&buf), Ok(()));
+        assert_eq!(schema.validate(&buf, &mut ()), Ok(()));
     }
 
     #[test]
@@ -192,7 +230,7 @@ pub(crate) mod tests {
             &[0x22, 0x00],
             &[0x1d, 0, 0, 0, 0],
         ] {
-            assert_eq!(schema.validate(buf), Err(Unsure), "{buf:?}");
+            assert_eq!(schema.validate(buf, &mut ()), Err(Unsure), "{buf:?}");
         }
     }
 
@@ -207,10 +245,10 @@ pub(crate) mod tests {
             &[0x32, 0x03, 0x01, 0x96, 0x01],
             &[0x30, 0x05],
         ] {
-            assert_eq!(schema.validate(buf), Ok(()), "{buf:?}");
+            assert_eq!(schema.validate(buf, &mut ()), Ok(()), "{buf:?}");
         }
         for buf in [&[0x2a, 0x03, 0, 0, 0][..], &[0x32, 0x01, 0x96], &[0x2d, 0, 0, 0, 0]] {
-            assert_eq!(schema.validate(buf), Err(Unsure), "{buf:?}");
+            assert_eq!(schema.validate(buf, &mut ()), Err(Unsure), "{buf:?}");
         }
     }
 
@@ -224,7 +262,7 @@ pub(crate) mod tests {
             outer.extend_from_slice(&inner);
             inner = outer;
         }
-        assert_eq!(schema.validate(&inner), Err(Unsure));
+        assert_eq!(schema.validate(&inner, &mut ()), Err(Unsure));
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! → `Span.attributes` (9) → `KeyValue.key` (1) and `.value` (2). These field numbers are the OTLP wire
 //! contract; everything else about the messages comes from the schema (`schema.rs`).
 
+use crate::schema::Tally;
 use crate::wire::{varint_len, Field, LenHeader, Reader, Result, Unsure, FIXED64, LEN, VARINT};
 
 const RESOURCE_SPANS: u32 = 1;
@@ -321,38 +322,90 @@ pub(crate) fn last(buf: &[u8], start: usize, end: usize, number: u32) -> Result<
     Ok(found)
 }
 
-/// Span count and attribute sizes of a request.
-pub fn stats(buf: &[u8]) -> Result<Stats> {
-    let mut stats = Stats::default();
-    let mut request = Reader::new(buf, 0, buf.len());
-    while !request.done() {
-        let field = request.field()?;
-        stats.resources += u64::from(field.number == RESOURCE_SPANS && field.wire_type == LEN);
+/// Span count and attribute sizes of a trace request, counted while `Schema::validate` walks it.
+/// A ResourceSpans with two `resource` fields, or a ScopeSpans with two `scope` fields, is `Unsure`
+/// (upb merges them; the stage reads one).
+#[derive(Debug, Default)]
+pub struct TraceTally {
+    pub stats: Stats,
+    /// Of the message being walked at each place: its attributes (span), its value bytes (a span
+    /// attribute; a value given twice is merged, so it is bounded by both), its `resource` and `scope`
+    /// fields (resource spans, scope spans).
+    attributes: u64,
+    value_bytes: u64,
+    resources_given: u32,
+    scopes_given: u32,
+}
+
+/// A field a decoder would merge were it given twice (the stage reads one): `Unsure` the second time.
+fn given_once(given: &mut u32) -> Result<Place> {
+    *given += 1;
+    if *given > 1 {
+        return Err(Unsure);
     }
-    each_span(buf, |_, _, span| {
-        stats.spans += 1;
-        let mut attributes = 0;
-        let mut reader = Reader::new(buf, span.start, span.end);
-        while !reader.done() {
-            let field = reader.field()?;
-            if field.number != SPAN_ATTRIBUTES || field.wire_type != LEN {
-                continue;
-            }
-            attributes += 1;
-            let mut value_bytes = 0; // a value given twice is merged: bound it by both
-            let mut kv = Reader::new(buf, field.start, field.end);
-            while !kv.done() {
-                let part = kv.field()?;
-                if part.number == VALUE && part.wire_type == LEN {
-                    value_bytes += (part.end - part.start) as u64;
-                }
-            }
-            stats.max_value_bytes = stats.max_value_bytes.max(value_bytes);
+    Ok(Place::Elsewhere)
+}
+
+/// Where a message sits in a trace request, as far as [`TraceTally`] counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Place {
+    Request,
+    ResourceSpans,
+    ScopeSpans,
+    Span,
+    SpanAttribute,
+    Elsewhere,
+}
+
+impl Tally for TraceTally {
+    type Place = Place;
+
+    fn root(&self) -> Place {
+        Place::Request
+    }
+
+    fn begin(&mut self, place: Place) {
+        match place {
+            Place::ResourceSpans => self.resources_given = 0,
+            Place::ScopeSpans => self.scopes_given = 0,
+            Place::Span => self.attributes = 0,
+            Place::SpanAttribute => self.value_bytes = 0,
+            Place::Request | Place::Elsewhere => {}
         }
-        stats.max_attributes = stats.max_attributes.max(attributes);
-        Ok(())
-    })?;
-    Ok(stats)
+    }
+
+    fn field(&mut self, place: Place, field: &Field) -> Result<Place> {
+        Ok(match (place, field.number) {
+            (Place::Request, RESOURCE_SPANS) => {
+                self.stats.resources += 1;
+                Place::ResourceSpans
+            }
+            (Place::ResourceSpans, RESOURCE) => given_once(&mut self.resources_given)?,
+            (Place::ResourceSpans, SCOPE_SPANS) => Place::ScopeSpans,
+            (Place::ScopeSpans, SCOPE) => given_once(&mut self.scopes_given)?,
+            (Place::ScopeSpans, SPANS) => Place::Span,
+            (Place::Span, SPAN_ATTRIBUTES) => {
+                self.attributes += 1;
+                Place::SpanAttribute
+            }
+            (Place::SpanAttribute, VALUE) => {
+                self.value_bytes += (field.end - field.start) as u64;
+                Place::Elsewhere
+            }
+            _ => Place::Elsewhere,
+        })
+    }
+
+    fn end(&mut self, place: Place) {
+        match place {
+            Place::Span => {
+                self.stats.spans += 1;
+                self.stats.max_attributes = self.stats.max_attributes.max(self.attributes);
+            }
+            Place::SpanAttribute => self.stats.max_value_bytes = self.stats.max_value_bytes.max(self.value_bytes),
+            _ => {}
+        }
+    }
 }
 
 /// The spans with an attribute key for which `wanted` is true (any occurrence of a key counts: the
@@ -565,7 +618,42 @@ fn within<'r, 'a>(replacements: &'r [(usize, Payload<'a>)], field: Field) -> &'r
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::schema::Schema;
     use crate::testing::{message, text};
+
+    /// The counts [`TraceTally`] takes, in a pass of their own: the reference it is held to.
+    fn stats(buf: &[u8]) -> Result<Stats> {
+        let mut stats = Stats::default();
+        let mut request = Reader::new(buf, 0, buf.len());
+        while !request.done() {
+            let field = request.field()?;
+            stats.resources += u64::from(field.number == RESOURCE_SPANS && field.wire_type == LEN);
+        }
+        each_span(buf, |_, _, span| {
+            stats.spans += 1;
+            let mut attributes = 0;
+            let mut reader = Reader::new(buf, span.start, span.end);
+            while !reader.done() {
+                let field = reader.field()?;
+                if field.number != SPAN_ATTRIBUTES || field.wire_type != LEN {
+                    continue;
+                }
+                attributes += 1;
+                let mut value_bytes = 0; // a value given twice is merged: bound it by both
+                let mut kv = Reader::new(buf, field.start, field.end);
+                while !kv.done() {
+                    let part = kv.field()?;
+                    if part.number == VALUE && part.wire_type == LEN {
+                        value_bytes += (part.end - part.start) as u64;
+                    }
+                }
+                stats.max_value_bytes = stats.max_value_bytes.max(value_bytes);
+            }
+            stats.max_attributes = stats.max_attributes.max(attributes);
+            Ok(())
+        })?;
+        Ok(stats)
+    }
 
     /// `splice` with whole new payloads, as bytes.
     fn spliced(buf: &[u8], replacements: &[(usize, &[u8])]) -> Result<Vec<u8>> {
@@ -741,16 +829,112 @@ mod tests {
         let base = request();
         let mut next = crate::testing::random(0x2545_f491_4f6c_dd1d);
         for _ in 0..20_000 {
-            let mut buf = base.clone();
-            for _ in 0..1 + next() % 4 {
-                let at = (next() as usize) % buf.len().max(1);
-                match next() % 3 {
-                    0 if !buf.is_empty() => buf[at] ^= 1 << (next() % 8),
-                    1 => buf.insert(at.min(buf.len()), next() as u8),
-                    _ => buf.truncate(at),
-                }
+            exercise(&mutated(&base, &mut next));
+        }
+    }
+
+    /// `base` with one to four bits flipped, bytes inserted or truncations.
+    fn mutated(base: &[u8], next: &mut impl FnMut() -> u64) -> Vec<u8> {
+        let mut buf = base.to_vec();
+        for _ in 0..1 + next() % 4 {
+            let at = (next() as usize) % buf.len().max(1);
+            match next() % 3 {
+                0 if !buf.is_empty() => buf[at] ^= 1 << (next() % 8),
+                1 => buf.insert(at.min(buf.len()), next() as u8),
+                _ => buf.truncate(at),
             }
-            exercise(&buf);
+        }
+        buf
+    }
+
+    /// OTLP's trace request, the fields these tests write: request (0), ResourceSpans (1), Resource (2),
+    /// ScopeSpans (3), Scope (4), KeyValue (5), Span (6), AnyValue (7), KeyValueList (8).
+    fn trace_schema() -> Schema {
+        use crate::schema::Kind::{Bytes, Fixed64, Message, String, Varint};
+        let fields = [
+            (0, RESOURCE_SPANS, Message(1)),
+            (1, RESOURCE, Message(2)),
+            (1, SCOPE_SPANS, Message(3)),
+            (2, RESOURCE_ATTRIBUTES, Message(5)),
+            (3, SCOPE, Message(4)),
+            (3, SPANS, Message(6)),
+            (4, SCOPE_NAME, String),
+            (5, KEY, String),
+            (5, VALUE, Message(7)),
+            (6, TRACE_ID, Bytes),
+            (6, SPAN_ID, Bytes),
+            (6, NAME, String),
+            (6, START_TIME, Fixed64),
+            (6, SPAN_ATTRIBUTES, Message(5)),
+            (7, STRING_VALUE, String),
+            (7, INT_VALUE, Varint),
+            (7, KVLIST_VALUE, Message(8)),
+            (8, 1, Message(5)),
+        ];
+        Schema::new(&fields, 9).unwrap()
+    }
+
+    #[test]
+    fn the_tally_counts_what_a_pass_of_its_own_counts() {
+        let nested = message(VALUE, &[message(KVLIST_VALUE, &[message(1, &[text(KEY, "inner")])])]);
+        let attribute_with_a_map = message(SPAN_ATTRIBUTES, &[text(KEY, "map"), nested]);
+        let half = message(VALUE, &[text(STRING_VALUE, &"y".repeat(200))]);
+        let given_twice = message(SPAN_ATTRIBUTES, &[text(KEY, "twice"), half.clone(), half]); // 406 bytes in all
+        let long_span = message(
+            SPANS,
+            &[
+                text(NAME, "long"),
+                attribute("a", &"x".repeat(300)),
+                attribute_with_a_map,
+                given_twice,
+            ],
+        );
+        let base = [
+            request(),
+            message(RESOURCE_SPANS, &[message(SCOPE_SPANS, &[long_span])]),
+        ]
+        .concat();
+        let schema = trace_schema();
+        let mut next = crate::testing::random(0x9e37_79b9_7f4a_7c15);
+        let mut counted = 0;
+        for case in 0..20_000 {
+            let buf = if case == 0 {
+                base.clone()
+            } else {
+                mutated(&base, &mut next)
+            };
+            if schema.validate(&buf, &mut ()).is_err() {
+                continue;
+            }
+            let mut tally = TraceTally::default();
+            match (schema.validate(&buf, &mut tally), stats(&buf)) {
+                (Ok(()), Ok(expected)) => {
+                    assert_eq!(tally.stats, expected, "{buf:?}");
+                    counted += 1;
+                }
+                (Err(Unsure), Err(Unsure)) => {}
+                (tallied, expected) => panic!("{tallied:?} against {expected:?} for {buf:?}"),
+            }
+        }
+        assert!(counted > 1_000, "{counted}");
+        let mut tally = TraceTally::default();
+        schema.validate(&base, &mut tally).unwrap();
+        assert_eq!(
+            (
+                tally.stats.spans,
+                tally.stats.max_attributes,
+                tally.stats.max_value_bytes
+            ),
+            (3, 3, 406)
+        );
+        let resource_twice = message(RESOURCE_SPANS, &[message(RESOURCE, &[]), message(RESOURCE, &[])]);
+        let scope_twice = message(
+            RESOURCE_SPANS,
+            &[message(SCOPE_SPANS, &[message(SCOPE, &[]), message(SCOPE, &[])])],
+        );
+        for twice in [resource_twice, scope_twice] {
+            assert_eq!(schema.validate(&twice, &mut ()), Ok(()));
+            assert_eq!(schema.validate(&twice, &mut TraceTally::default()), Err(Unsure));
         }
     }
 
