@@ -45,6 +45,7 @@ def _scenario(transport: str, processors: list[str], exporters: list[str], worke
 SCENARIOS: dict[str, dict] = {
     "passthrough": _scenario("grpc", [], ["otlp/sink"]),
     "genai": _scenario("grpc", GENAI, ["otlp/sink"]),
+    "genai-2w": _scenario("grpc", GENAI, ["otlp/sink"], workers=2),
     "full": _scenario("grpc", FULL, ["duckdb", "otlp/sink"]),
     "full-no-ledger": _scenario("grpc", FULL_NO_LEDGER, ["otlp/sink"]),
     "full-http": _scenario("http", FULL, ["duckdb", "otlp/sink"]),
