@@ -23,6 +23,13 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 
+use rustc_hash::{FxHashMap, FxHashSet};
+
+use crate::attributes::{encode, exceeds, python_repr, reported_pico, to_double, Scalar};
+use crate::attribution::{label, Dimension, Resources};
+use crate::rules::Rule;
+use crate::traces::{Range, Selected, SpanParts, Value};
+
 /// A text calls share (a normalised provider, a model, a tier, a dialect): cloned without copying.
 pub type Text = Arc<str>;
 
@@ -31,13 +38,6 @@ pub fn standard_tier() -> Text {
     static STANDARD: std::sync::LazyLock<Text> = std::sync::LazyLock::new(|| Text::from("standard"));
     STANDARD.clone()
 }
-
-use rustc_hash::{FxHashMap, FxHashSet};
-
-use crate::attributes::{encode, exceeds, python_repr, reported_pico, to_double, Scalar};
-use crate::attribution::{label, Dimension, Resources};
-use crate::rules::Rule;
-use crate::traces::{Range, Selected, SpanParts, Value};
 
 /// The canonical fields a plan reads, in `FIELDS` order (the names `processors/genai_call.py` uses).
 pub const FIELDS: [&str; 15] = [

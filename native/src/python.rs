@@ -255,14 +255,10 @@ fn edit_spans<'py>(
     wire: &[u8],
     edits: Vec<(usize, usize, Vec<(usize, Option<Vec<u8>>)>, Vec<u8>)>,
 ) -> PyResult<Bound<'py, PyBytes>> {
-    let attributes: Vec<Vec<(usize, Option<&[u8]>)>> = edits
-        .iter()
-        .map(|(_, _, attributes, _)| attributes.iter().map(|(at, new)| (*at, new.as_deref())).collect())
-        .collect();
     let spliced = py
         .detach(|| {
             let mut replacements = Vec::with_capacity(edits.len());
-            for ((start, end, _, append), attributes) in edits.iter().zip(&attributes) {
+            for (start, end, attributes, append) in &edits {
                 replacements.push((*start, traces::edit_span(wire, (*start, *end), attributes, append)?));
             }
             traces::splice(wire, &replacements)

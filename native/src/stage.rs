@@ -588,29 +588,14 @@ impl StageResult {
         let buf = self.wire.bind(py).as_bytes();
         let encoded: Vec<Vec<(usize, Option<Vec<u8>>)>> =
             py.detach(|| self.calls.iter().map(|call| edits_of(buf, call)).collect());
-        let spans = others
-            .iter()
-            .map(|(start, end, attributes, append)| ((*start, *end), attributes, &append[..]))
-            .chain(
-                self.calls
-                    .iter()
-                    .zip(&encoded)
-                    .map(|(call, edits)| (call.span, edits, &call.appended[..])),
-            );
-        let edits: Vec<(Range, Vec<(usize, Option<&[u8]>)>, &[u8])> = spans
-            .map(|(span, edits, append)| {
-                (
-                    span,
-                    edits.iter().map(|(at, new)| (*at, new.as_deref())).collect(),
-                    append,
-                )
-            })
-            .collect();
         let spliced = py
             .detach(|| {
-                let mut replacements = Vec::with_capacity(edits.len());
-                for (span, attributes, append) in &edits {
-                    replacements.push((span.0, traces::edit_span(buf, *span, attributes, append)?));
+                let mut replacements = Vec::with_capacity(self.calls.len() + others.len());
+                for (start, end, attributes, append) in &others {
+                    replacements.push((*start, traces::edit_span(buf, (*start, *end), attributes, append)?));
+                }
+                for (call, edits) in self.calls.iter().zip(&encoded) {
+                    replacements.push((call.span.0, traces::edit_span(buf, call.span, edits, &call.appended)?));
                 }
                 replacements.sort_by_key(|(at, _)| *at);
                 traces::splice(buf, &replacements)

@@ -201,16 +201,8 @@ impl<'a> Payload<'a> {
         }
     }
 
-    pub fn len(&self) -> usize {
+    fn len(&self) -> usize {
         self.len
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
-    pub fn to_vec(&self) -> Vec<u8> {
-        self.pieces.concat()
     }
 }
 
@@ -225,10 +217,10 @@ impl<'a> From<&'a [u8]> for Payload<'a> {
 /// The new payload of the span at `span`: the attributes at the given ordinals replaced by whole encoded
 /// fields (`None` drops the attribute), then `append` (encoded attribute fields) added at the end.
 /// `edits` are sorted by ordinal and each must name an attribute of the span.
-pub fn edit_span<'a>(
+pub fn edit_span<'a, B: AsRef<[u8]>>(
     buf: &'a [u8],
     span: Range,
-    edits: &[(usize, Option<&'a [u8]>)],
+    edits: &'a [(usize, Option<B>)],
     append: &'a [u8],
 ) -> Result<Payload<'a>> {
     if edits.windows(2).any(|pair| pair[0].0 >= pair[1].0) {
@@ -245,7 +237,7 @@ pub fn edit_span<'a>(
             ordinal += 1;
             if let Some((_, replacement)) = edit {
                 out.push(&buf[unchanged..field.begin]);
-                out.push(replacement.unwrap_or_default());
+                out.push(replacement.as_ref().map_or(&[][..], AsRef::as_ref));
                 unchanged = field.end;
             }
         }
@@ -494,12 +486,8 @@ impl<'a> Spliced<'a> {
         self.pieces.push(Piece::Header(header));
     }
 
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.len
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
     }
 
     /// The request, into `out` (exactly `len` bytes).
@@ -665,7 +653,7 @@ mod tests {
     }
 
     fn edited(buf: &[u8], span: Range, edits: &[(usize, Option<&[u8]>)], append: &[u8]) -> Result<Vec<u8>> {
-        edit_span(buf, span, edits, append).map(|payload| payload.to_vec())
+        edit_span(buf, span, edits, append).map(|payload| payload.pieces.concat())
     }
 
     fn attribute(key: &str, value: &str) -> Vec<u8> {
@@ -694,9 +682,8 @@ mod tests {
 
     #[test]
     fn counts_spans_and_attribute_sizes() {
-        let stats = stats(&request()).unwrap();
         assert_eq!(
-            stats,
+            tallied(&request()).unwrap(),
             Stats {
                 spans: 2,
                 resources: 1,
@@ -737,7 +724,7 @@ mod tests {
             ],
         );
         assert_eq!(spliced, expected);
-        assert_eq!(stats(&spliced).unwrap().spans, 2);
+        assert_eq!(tallied(&spliced).unwrap().spans, 2);
     }
 
     #[test]
@@ -802,13 +789,27 @@ mod tests {
 
     #[test]
     fn a_second_resource_or_scope_is_unsure() {
-        let twice = message(RESOURCE_SPANS, &[message(RESOURCE, &[]), message(RESOURCE, &[])]);
-        assert_eq!(stats(&twice), Err(Unsure));
+        let resource_twice = message(RESOURCE_SPANS, &[message(RESOURCE, &[]), message(RESOURCE, &[])]);
+        let scope_twice = message(
+            RESOURCE_SPANS,
+            &[message(SCOPE_SPANS, &[message(SCOPE, &[]), message(SCOPE, &[])])],
+        );
+        for twice in [resource_twice, scope_twice] {
+            assert_eq!(trace_schema().validate(&twice, &mut ()), Ok(()));
+            assert_eq!(tallied(&twice), Err(Unsure));
+        }
+    }
+
+    /// What the scan counts: the request validated with a [`TraceTally`].
+    fn tallied(buf: &[u8]) -> Result<Stats> {
+        let mut tally = TraceTally::default();
+        trace_schema().validate(buf, &mut tally)?;
+        Ok(tally.stats)
     }
 
     /// Every wire function on every input, in one place.
     fn exercise(buf: &[u8]) {
-        let _ = stats(buf);
+        let _ = tallied(buf);
         if let Ok(selected) = select(buf, |_| true) {
             for item in &selected {
                 if let Ok(parts) = read_span(buf, item.span) {
@@ -917,32 +918,15 @@ mod tests {
             }
         }
         assert!(counted > 1_000, "{counted}");
-        let mut tally = TraceTally::default();
-        schema.validate(&base, &mut tally).unwrap();
-        assert_eq!(
-            (
-                tally.stats.spans,
-                tally.stats.max_attributes,
-                tally.stats.max_value_bytes
-            ),
-            (3, 3, 406)
-        );
-        let resource_twice = message(RESOURCE_SPANS, &[message(RESOURCE, &[]), message(RESOURCE, &[])]);
-        let scope_twice = message(
-            RESOURCE_SPANS,
-            &[message(SCOPE_SPANS, &[message(SCOPE, &[]), message(SCOPE, &[])])],
-        );
-        for twice in [resource_twice, scope_twice] {
-            assert_eq!(schema.validate(&twice, &mut ()), Ok(()));
-            assert_eq!(schema.validate(&twice, &mut TraceTally::default()), Err(Unsure));
-        }
+        let stats = tallied(&base).unwrap();
+        assert_eq!((stats.spans, stats.max_attributes, stats.max_value_bytes), (3, 3, 406));
     }
 
     #[test]
     fn never_panics_on_truncations() {
         let buf = request();
         for end in 0..buf.len() {
-            let _ = stats(&buf[..end]);
+            let _ = tallied(&buf[..end]);
             let _ = select(&buf[..end], |_| true);
             let _ = select_parts(&buf[..end], |_| true);
             let _ = spliced(&buf[..end], &[(5, b"z")]);
