@@ -158,6 +158,16 @@ def genai_stage(settings: dict[str, Any], resolver: Any, evidence: Collection[st
     return _NATIVE.GenAIStage(settings, resolver, sorted(evidence), dedupe)
 
 
+def asks(read: Any) -> bool:
+    """Whether what a ``GenAIStage`` read gave is ``Questions``, to ``learn`` the answers of before reading again."""
+    return isinstance(read, _NATIVE.Questions)
+
+
+def worker() -> Any:
+    """A ``Worker``: the thread the native core's jobs run on off the event loop (:mod:`collector.offload`)."""
+    return _NATIVE.Worker()
+
+
 def describe() -> dict[str, str]:
     """What the startup log, ``doctor`` and ``/api/v1/info`` say of the hot path."""
     return {"hot_path": HOT_PATH, **({"reason": WHY_PYTHON} if WHY_PYTHON else {})}

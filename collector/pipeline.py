@@ -47,6 +47,8 @@ class ProcessorRun:
     The GenAI index is built before the first processor that reads it; the batch is re-encoded
     (its received bytes forgotten, the attributes queued on its calls appended) only when a
     processor that mutates data ran, so a read-only run forwards the bytes as they were received.
+    Where the index has an ``offloaded`` form (the native stage's), ``consume`` awaits it, so the event
+    loop goes on with other requests while the native core reads and prices this one.
     """
 
     def __init__(self, processors: Sequence[Processor], downstream: Consumer, index: Indexer | None = None):
@@ -55,22 +57,44 @@ class ProcessorRun:
         self.index = index
         self.changes_message = any(p.mutates_data for p in self.processors)
         self.mutates_data = self.changes_message or any(p.reads_genai for p in self.processors)
+        readers = [i for i, p in enumerate(self.processors) if p.reads_genai]
+        offloaded = getattr(index, "offloaded", None)
+        # (processors before the index, the index's awaitable form, the rest) when consume awaits the index
+        self.split = None if offloaded is None or not readers else \
+            (self.processors[:readers[0]], offloaded, self.processors[readers[0]:])
 
     def run(self, batch: TelemetryBatch) -> None:
-        for processor in self.processors:
+        self._process(batch, self.processors)
+        self._finish(batch)
+
+    def _process(self, batch: TelemetryBatch, processors: list[Processor]) -> None:
+        for processor in processors:
             if processor.reads_genai:
                 if not batch.indexed:
-                    calls = self.index(batch)
-                    if calls is not None:
-                        batch.genai = calls
+                    self._indexed(batch, self.index(batch))
                 if batch.native is not None and processor in batch.native.applied:
                     continue  # the native stage did its work
             processor.process(batch)
+
+    @staticmethod
+    def _indexed(batch: TelemetryBatch, calls: list | None) -> None:
+        if calls is not None:  # None: the native stage took the batch (batch.native)
+            batch.genai = calls
+
+    def _finish(self, batch: TelemetryBatch) -> None:
         if self.changes_message:
             batch.invalidate()
 
     async def consume(self, batch: TelemetryBatch) -> None:
-        self.run(batch)
+        if self.split is None:
+            self.run(batch)
+        else:
+            before, offloaded, rest = self.split
+            self._process(batch, before)
+            if not batch.indexed:
+                self._indexed(batch, await offloaded(batch))
+            self._process(batch, rest)
+            self._finish(batch)
         if batch.item_count:
             await self.downstream.consume(batch)
 

@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from collector.batch import TelemetryBatch
 from collector.component import Component, Processor
 from collector.native import TRACE_WIRE
+from collector.offload import run_offloaded
 from processors.genai_call import GenAICall
 from processors.genai_native import NativeGenAI, WireResources
 from processors.span_reader import SpanReader
@@ -50,8 +51,20 @@ class WireIndex:
                                               self.selector)
 
     def __call__(self, batch: TelemetryBatch) -> list[GenAICall] | None:
-        if not batch.decoded and self.stage is not None and self.stage.run(batch):
+        if self._staged(batch) and self.stage.run(batch):
             return None  # batch.native
+        return self._read(batch)
+
+    async def offloaded(self, batch: TelemetryBatch) -> list[GenAICall] | None:
+        """The index, the native stage's work off the event loop's thread (:mod:`collector.offload`)."""
+        if self._staged(batch) and await run_offloaded(self.stage.steps(batch)):
+            return None
+        return self._read(batch)
+
+    def _staged(self, batch: TelemetryBatch) -> bool:
+        return not batch.decoded and self.stage is not None
+
+    def _read(self, batch: TelemetryBatch) -> list[GenAICall]:
         spans = None if batch.decoded else self.selector.read(batch.wire)
         if spans is None:  # decoded already, or a span the native reader leaves to upb
             return index_batch(batch, self.reader)

@@ -35,6 +35,7 @@ from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from collector import native
 from collector.batch import TelemetryBatch
 from collector.component import Processor
+from collector.offload import Steps, run_here
 from collector.storage.rows import RESERVATION_KEY, CallColumns
 from pricing_catalog.compiled import Breakdown, PricingError
 from processors import dialects
@@ -52,6 +53,10 @@ from processors.genai_normalize import (
 )
 from processors.span_reader import NOT_GENAI, TRACELOOP_WRAPPERS, SpanReader, input_excludes_cache
 
+# Rounds of questions to the resolver before a request is left to Python. Each round answers all that a read
+# of the request raised; each answer lets the next read ask further: shapes, then texts, then hosts and model
+# families, then prices, then usage plans.
+ROUNDS = 8
 # The providers whose input tokens some dialect counts without the cached ones (span_reader.input_excludes_cache).
 _CACHE_EXCLUSIVE_FAMILIES = ("anthropic", "aws.bedrock")
 
@@ -183,19 +188,31 @@ class NativeGenAI:
     def run(self, batch: TelemetryBatch) -> bool:
         """Normalise and price an undecoded request natively, but for the spans only Python reads, which the
         processors' own code does; False when the stage leaves the request to the processors."""
+        return run_here(self.steps(batch))
+
+    def steps(self, batch: TelemetryBatch) -> Steps[bool]:
+        """``run`` as native jobs (:mod:`collector.offload`), to run here or off the event loop's thread."""
         if self.cost.refresh_prices():
             self.stage.reset_prices(self.cost.catalog.snapshot_id)
         wire = batch.wire
-        result = self.stage.read(wire, [batch.headers.get(key) for key in self.header_keys])
+        headers = [batch.headers.get(key) for key in self.header_keys]
+        for _ in range(ROUNDS):
+            result = yield self.stage.read(wire, headers)
+            if not native.asks(result):
+                break
+            self.stage.learn(result)
+        else:
+            return False
         if result is None:
             return False
         others = self._read_python_spans(wire, result.python_spans) if result.python_spans else []
         if others is None:
             return False
-        updates = self.stage.finish(result, [(call.span.payload_start, call.span.trace_id, call.span.span_id,
-                                              call.span.parent_span_id, call.provider, call.response_id,
-                                              call.billable, call.reported_cost) for call in others],
-                                    time.monotonic())
+        finish = self.stage.finish(result, [(call.span.payload_start, call.span.trace_id, call.span.span_id,
+                                             call.span.parent_span_id, call.provider, call.response_id,
+                                             call.billable, call.reported_cost) for call in others],
+                                   time.monotonic())
+        updates = None if finish is None else (yield finish)
         if updates is None:
             return False
         for call, (billable, duplicate, reported) in zip(others, updates, strict=True):
@@ -205,17 +222,17 @@ class NativeGenAI:
             self.normalize.write(call)
             self.cost.apply(call)
         if self.attribution is not None:
-            self._attribute(result, others, batch.headers)
+            yield from self._attribute(result, others, batch.headers)
         for provider, model, reason in result.unpriced:
             self.cost.note_unpriced(provider, model, reason)
         batch.native = NativeCalls(self, wire, result, others)
         return True
 
-    def _attribute(self, result: Any, others: list[GenAICall], headers: Any) -> None:
+    def _attribute(self, result: Any, others: list[GenAICall], headers: Any) -> Steps[None]:
         """Attribution of the stage's calls and of those Python read, capped in the request's order."""
         attribution = self.attribution
         memo: dict[int, dict[str, Any]] = {}
-        capped = self.stage.attribute(result, [
+        capped = yield self.stage.attribute(result, [
             (call.span.payload_start,
              attribution.raw_values(call, resource_values(call, memo), headers) if call.billable else None)
             for call in others])

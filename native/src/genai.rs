@@ -510,6 +510,8 @@ pub struct Stage {
     price_answers: usize,
     price_list: Vec<Price>,
     usage_plans: FxHashMap<(usize, u8, u8), Result<u8, String>>,
+    /// Times the plans or prices were forgotten: a call's plan and price ids are good while it is the same.
+    generation: u64,
 }
 
 const NS_PER_DAY: u64 = 86_400 * 1_000_000_000;
@@ -554,12 +556,14 @@ impl Stage {
         self.price_answers = 0;
         self.price_list.clear();
         self.usage_plans.clear();
+        self.generation += 1;
     }
 
     pub fn learn_shape(&mut self, scope: &str, keys: &[String], plan: Option<Option<Plan>>) {
         if self.shapes.len() >= CACHE_LIMIT {
             self.shapes.clear();
             self.plans.clear();
+            self.generation += 1;
         }
         let shape = match plan {
             None => Shape::Python,
@@ -619,6 +623,11 @@ impl Stage {
         }
     }
 
+    /// What the calls read now hold ids into; see [`Stage::read`].
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
     pub fn price_count(&self) -> usize {
         self.price_answers
     }
@@ -643,6 +652,8 @@ impl Stage {
     /// Phase one: every GenAI call of the selected spans the stage reads itself, and the payload starts of
     /// those left to Python; or what Python must answer first; or a decline of the whole request.
     /// `headers`: the request headers attribution reads, in the order its `Source::Header`s name them.
+    /// The calls hold ids of the stage's plans and prices: [`Stage::write`] them while the stage's
+    /// [`Stage::generation`] is the one they were read in.
     pub fn read(
         &self,
         buf: &[u8],

@@ -13,10 +13,13 @@ pub mod rules;
 pub mod schema;
 pub mod traces;
 pub mod wire;
+pub mod worker;
 
 #[cfg(test)]
 mod testing;
 
+#[cfg(feature = "python")]
+mod offload;
 #[cfg(feature = "python")]
 mod python;
 #[cfg(feature = "python")]

@@ -1,12 +1,16 @@
 //! The Python module: thin wrappers that release the GIL while the wire code runs.
 
 use pyo3::exceptions::{PyIndexError, PyValueError};
+use std::sync::Arc;
+
 use pyo3::prelude::*;
+use pyo3::pybacked::PyBackedBytes;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBool, PyBytes, PyFloat, PyString, PyTuple, PyType};
 use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::counts;
+use crate::offload::{Finish, Job};
 use crate::redact::{self, Content};
 use crate::schema::{Kind, Schema};
 use crate::traces::{self, Range, Value};
@@ -14,7 +18,7 @@ use crate::traces::{self, Range, Value};
 /// The export request of one signal: its schema, built once from the installed protobuf descriptors.
 #[pyclass(name = "RequestSchema", module = "collector._native", frozen)]
 struct PySchema {
-    schema: Schema,
+    schema: Arc<Schema>,
     /// None for traces, whose spans are sized too.
     signal: Option<counts::Signal>,
 }
@@ -38,7 +42,10 @@ impl PySchema {
             kinds.push((message, number, kind));
         }
         Schema::new(&kinds, message_count)
-            .map(|schema| PySchema { schema, signal })
+            .map(|schema| PySchema {
+                schema: Arc::new(schema),
+                signal,
+            })
             .ok_or_else(|| {
                 PyValueError::new_err("a field names a message the schema does not have, or a number over 4096")
             })
@@ -47,24 +54,42 @@ impl PySchema {
     /// `(items, resources, most attributes on a span, largest span attribute value in bytes)` of a request
     /// it vouches for (the last two are 0 but for traces), or None: the request is malformed or unusual, and
     /// the caller decodes it with upb.
-    fn scan(&self, py: Python<'_>, wire: &[u8]) -> Option<(u64, u64, u64, u64)> {
-        py.detach(|| {
-            if let Some(signal) = self.signal {
-                self.schema.validate(wire, &mut ()).ok()?;
-                let (items, resources) = counts::count(wire, signal).ok()?;
-                return Some((items, resources, 0, 0));
-            }
-            let mut tally = traces::TraceTally::default();
-            self.schema.validate(wire, &mut tally).ok()?;
-            let stats = tally.stats;
-            Some((
-                stats.spans,
-                stats.resources,
-                stats.max_attributes,
-                stats.max_value_bytes,
-            ))
+    fn scan(&self, py: Python<'_>, wire: &[u8]) -> Option<Scanned> {
+        py.detach(|| scan(&self.schema, self.signal, wire))
+    }
+
+    /// `scan` as a job (`collector/offload.py`).
+    fn scan_job(&self, wire: Bound<'_, PyBytes>) -> Job {
+        let (schema, signal) = (self.schema.clone(), self.signal);
+        let wire = PyBackedBytes::from(wire);
+        Job::new(move || {
+            let scanned = scan(&schema, signal, &wire);
+            Box::new(move |py: Python<'_>| {
+                drop(wire);
+                Ok(scanned.into_pyobject(py)?.into_any().unbind())
+            }) as Finish
         })
     }
+}
+
+/// What `scan` counts: (items, resources, most attributes on a span, largest span attribute value).
+type Scanned = (u64, u64, u64, u64);
+
+fn scan(schema: &Schema, signal: Option<counts::Signal>, wire: &[u8]) -> Option<Scanned> {
+    if let Some(signal) = signal {
+        schema.validate(wire, &mut ()).ok()?;
+        let (items, resources) = counts::count(wire, signal).ok()?;
+        return Some((items, resources, 0, 0));
+    }
+    let mut tally = traces::TraceTally::default();
+    schema.validate(wire, &mut tally).ok()?;
+    let stats = tally.stats;
+    Some((
+        stats.spans,
+        stats.resources,
+        stats.max_attributes,
+        stats.max_value_bytes,
+    ))
 }
 
 /// The GenAI span reader of one pipeline: the attribute keys that make a span worth reading, and the
@@ -328,6 +353,9 @@ fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<crate::stage::ArrowRows>()?;
     module.add_class::<crate::stage::PyGenAIStage>()?;
     module.add_class::<crate::stage::StageResult>()?;
+    module.add_class::<crate::stage::Questions>()?;
+    module.add_class::<crate::offload::Job>()?;
+    module.add_class::<crate::offload::PyWorker>()?;
     module.add_function(wrap_pyfunction!(edit_spans, module)?)?;
     module.add("RULE_KEYS", crate::rules::RULE_KEYS)?;
     module.add("NATIVE_RULES", crate::rules::NATIVE_RULES.map(|(dialect, _)| dialect))?;

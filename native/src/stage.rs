@@ -1,12 +1,13 @@
 //! The fused GenAI stage as a Python class (`processors/genai_native.py` drives it): it asks its resolver
 //! what it has not seen, with the GIL, and runs the phases of `genai.rs` without it.
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
 
 use arrow_array::ffi::to_ffi;
 use arrow_array::{Array, StructArray};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
+use pyo3::pybacked::PyBackedBytes;
 use pyo3::types::{PyBytes, PyCapsule, PyDict, PyString, PyTuple};
 use rustc_hash::{FxHashMap, FxHashSet};
 
@@ -18,9 +19,11 @@ use crate::genai::{
     Unit, FIELDS,
 };
 use crate::ledger::{column_count, ledger_rows, Labels};
+use crate::offload::{Finish, Job};
 use crate::python::spliced_bytes;
 use crate::rules::Rule;
 use crate::traces::{self, Range};
+use crate::worker::Home;
 
 type SharedKeys = Arc<Mutex<genai::RecentKeys>>;
 type SharedLimit = Arc<Mutex<CardinalityLimit>>;
@@ -75,20 +78,18 @@ impl PyRecentKeys {
 
 /// Compiled prices kept before the memory starts afresh (as the catalog's own caches).
 const PRICE_LIMIT: usize = 65_536;
-/// Rounds of questions to the resolver before a request is left to Python. Each round answers all that a
-/// read of the request raised; each answer lets the next read ask further: shapes, then texts, then hosts
-/// and model families, then prices, then usage plans.
-const ROUNDS: usize = 8;
+
+/// The stage's tables, read by the jobs of every request, and learned into between them.
+type SharedStage = Arc<RwLock<Stage>>;
 
 #[pyclass(name = "GenAIStage", module = "collector._native")]
 pub struct PyGenAIStage {
-    stage: Stage,
+    stage: SharedStage,
     resolver: Py<PyAny>,
-    evidence: FxHashSet<Vec<u8>>,
+    evidence: Arc<FxHashSet<Vec<u8>>>,
     /// `(parents, responses)` when duplicates are looked for.
     dedupe: Option<(SharedKeys, SharedKeys)>,
-    /// The `PriceMatch` of each price the stage learned, by its id.
-    matches: Vec<Py<PyAny>>,
+    matches: Matches,
     /// Each attribution dimension's cardinality limit, when the stage attributes.
     limits: Vec<SharedLimit>,
 }
@@ -236,169 +237,218 @@ impl PyGenAIStage {
             snapshot: get("snapshot")?.extract()?,
         };
         Ok(PyGenAIStage {
-            stage: Stage::new(settings),
+            stage: Arc::new(RwLock::new(Stage::new(settings))),
             resolver,
-            evidence: evidence.into_iter().map(String::into_bytes).collect(),
+            evidence: Arc::new(evidence.into_iter().map(String::into_bytes).collect()),
             dedupe: dedupe.map(|(parents, responses)| (parents.keys.clone(), responses.keys.clone())),
-            matches: Vec::new(),
+            matches: Matches::default(),
             limits,
         })
     }
 
     /// New price data: forget every price learned.
-    fn reset_prices(&mut self, snapshot: String) {
-        self.stage.reset_prices(snapshot);
-        self.matches.clear();
+    fn reset_prices(&mut self, py: Python<'_>, snapshot: String) {
+        self.learn_with(py, |stage| stage.reset_prices(snapshot));
+        self.matches = Matches::default();
     }
 
-    /// Phase one on a scanned trace request: a `StageResult` with the calls the stage read and the spans it
-    /// leaves to Python (`python_spans`), or None when the whole request is left to the Python processors.
-    /// Nothing has changed yet. `headers`: the request's values of the headers attribution reads.
-    fn read(
-        &mut self,
-        py: Python<'_>,
-        wire: Bound<'_, PyBytes>,
-        headers: Vec<Option<String>>,
-    ) -> PyResult<Option<StageResult>> {
-        let buf = wire.as_bytes();
-        for _ in 0..ROUNDS {
-            let (stage, evidence) = (&self.stage, &self.evidence);
-            // the spans are selected again after Python answered: the calls of a round take their parts
-            let read = py.detach(|| {
-                let selected = traces::select_parts(buf, |key| evidence.contains(key)).map_err(|_| genai::Decline)?;
-                stage.read(buf, selected, &headers)
-            });
-            match read {
-                Err(genai::Decline) => return Ok(None),
-                Ok(Ok((calls, python_spans))) => {
-                    return Ok(Some(StageResult {
-                        wire: wire.unbind(),
-                        calls,
-                        python_spans,
-                        matches: Vec::new(),
-                        labels: None,
-                        unpriced: Vec::new(),
-                    }))
-                }
-                Ok(Err(misses)) => {
-                    for miss in misses {
-                        self.resolve(py, miss)?;
-                    }
-                }
-            }
+    /// Phase one on a scanned trace request, as a job. Its result: a `StageResult` with the calls the stage
+    /// read and the spans it leaves to Python (`python_spans`); `Questions` the stage must `learn` the
+    /// answers of before it reads the request again; or None when the whole request is left to the Python
+    /// processors. Nothing has changed yet. `headers`: the request's values of the headers attribution
+    /// reads.
+    fn read(&self, wire: Bound<'_, PyBytes>, headers: Vec<Option<String>>) -> Job {
+        let (stage, evidence) = (self.stage.clone(), self.evidence.clone());
+        let wire = PyBackedBytes::from(wire);
+        Job::new(move || {
+            let (read, generation) = {
+                let stage = stage.read().expect("not poisoned");
+                let read = traces::select_parts(&wire, |key| evidence.contains(key))
+                    .map_err(|_| genai::Decline)
+                    .and_then(|selected| stage.read(&wire, selected, &headers));
+                (read, stage.generation())
+            };
+            let home = Home::here();
+            Box::new(move |py: Python<'_>| {
+                Ok(match read {
+                    Err(genai::Decline) => py.None(),
+                    Ok(Ok((calls, python_spans))) => Py::new(
+                        py,
+                        StageResult {
+                            wire,
+                            home,
+                            generation,
+                            calls,
+                            python_spans,
+                            matches: Vec::new(),
+                            labels: None,
+                            unpriced: Vec::new(),
+                        },
+                    )?
+                    .into_any(),
+                    Ok(Err(misses)) => Py::new(py, Questions { misses, generation })?.into_any(),
+                })
+            }) as Finish
+        })
+    }
+
+    /// Ask the resolver what a read asked, and learn the answers (nothing when the stage has forgotten
+    /// what the read knew since: the next read asks again).
+    fn learn(&mut self, py: Python<'_>, mut questions: PyRefMut<'_, Questions>) -> PyResult<()> {
+        if questions.generation != self.tables().generation() {
+            return Ok(());
         }
-        Ok(None)
+        for miss in std::mem::take(&mut questions.misses) {
+            self.resolve(py, miss)?;
+        }
+        Ok(())
     }
 
-    /// Phases two and three: duplicates marked over the stage's calls and `others` (the calls Python read,
-    /// as (span payload start, trace id, span id, parent span id, provider, response id, billable, reported
-    /// cost)), then the stage's calls normalised and priced. Returns (billable, duplicate, reported cost) of
-    /// each of `others`, or None (nothing changed) when one of their reported costs is no amount the stage
-    /// can hand down.
-    #[allow(clippy::type_complexity)]
+    /// Phases two and three, as a job: duplicates marked over the stage's calls and `others` (the calls
+    /// Python read, as (span payload start, trace id, span id, parent span id, provider, response id,
+    /// billable, reported cost)), then the stage's calls normalised and priced. The job's result: (billable,
+    /// duplicate, reported cost) of each of `others`, or None (nothing changed) when the stage forgot what
+    /// it knew when it read the request (new price data). None instead of a job when one of their reported
+    /// costs is no amount the stage can hand down.
     fn finish(
         &self,
         py: Python<'_>,
-        mut result: PyRefMut<'_, StageResult>,
-        others: Vec<(
-            usize,
-            Vec<u8>,
-            Vec<u8>,
-            Vec<u8>,
-            Option<String>,
-            Option<String>,
-            bool,
-            Option<f64>,
-        )>,
+        result: Bound<'_, StageResult>,
+        others: Vec<Other>,
         now: f64,
-    ) -> PyResult<Option<Vec<(bool, bool, Option<f64>)>>> {
+    ) -> PyResult<Option<Job>> {
         if others
             .iter()
             .any(|other| other.7.is_some_and(|reported| reported_pico(reported).is_none()))
         {
             return Ok(None);
         }
-        let stage = &self.stage;
-        let dedupe = &self.dedupe;
-        let result = &mut *result;
-        let wire = result.wire.bind(py).as_bytes();
-        let calls = &mut result.calls;
-        let (updates, unpriced) = py.detach(|| {
-            let mut updates: Vec<(bool, bool, Option<f64>)> =
-                others.iter().map(|other| (other.6, false, other.7)).collect();
-            if let Some((parents, responses)) = dedupe {
-                let mut entries = Stage::dedupe_entries(wire, calls);
-                entries.extend(others.iter().map(|other| DedupeEntry {
-                    start: other.0,
-                    trace_id: &other.1,
-                    span_id: &other.2,
-                    parent_span_id: &other.3,
-                    provider: other.4.as_deref(),
-                    response_id: other.5.as_deref(),
-                    billable: other.6,
-                    duplicate: false,
-                    reported: other.7,
-                }));
-                entries.sort_by_key(|entry| entry.start);
-                let mut parents = parents.lock().expect("not poisoned");
-                let mut responses = responses.lock().expect("not poisoned");
-                genai::dedupe(&mut entries, &mut parents, &mut responses, now);
-                let outcome: FxHashMap<usize, (bool, bool, Option<f64>)> = entries
+        let (stage, dedupe, matches) = (self.stage.clone(), self.dedupe.clone(), self.matches.clone());
+        let (wire, generation, mut calls) = {
+            let mut taken = result.borrow_mut();
+            (
+                taken.wire.clone_ref(py),
+                taken.generation,
+                std::mem::take(&mut taken.calls),
+            )
+        };
+        let result = result.unbind();
+        Ok(Some(Job::new(move || {
+            let stage = stage.read().expect("not poisoned");
+            let finished = (stage.generation() == generation).then(|| {
+                let updates = mark_duplicates(&wire, &mut calls, &others, dedupe.as_ref(), now);
+                let mut unpriced = Vec::new();
+                stage.write(&wire, &mut calls, &mut unpriced);
+                (updates, Labels::of(&stage, &calls), unpriced)
+            });
+            drop(stage);
+            Box::new(move |py: Python<'_>| {
+                let mut result = result.bind(py).borrow_mut();
+                let Some((updates, labels, unpriced)) = finished else {
+                    result.calls = calls;
+                    return Ok(py.None());
+                };
+                let matches = matches.lock().expect("not poisoned");
+                result.matches = calls
                     .iter()
-                    .map(|entry| (entry.start, (entry.billable, entry.duplicate, entry.reported)))
+                    .map(|call| {
+                        call.cost
+                            .as_ref()
+                            .and_then(|cost| cost.price)
+                            .map(|id| matches[id].clone_ref(py))
+                    })
                     .collect();
-                for call in calls.iter_mut() {
-                    let (billable, duplicate, reported) = outcome[&call.span.0];
-                    call.billable = billable;
-                    call.reported = reported;
-                    if duplicate {
-                        call.skip_reason = "duplicate";
-                    }
-                }
-                for (update, other) in updates.iter_mut().zip(&others) {
-                    *update = outcome[&other.0];
-                }
-            }
-            let mut unpriced = Vec::new();
-            stage.write(wire, calls, &mut unpriced);
-            (updates, unpriced)
-        });
-        result.matches = result
-            .calls
-            .iter()
-            .map(|call| {
-                call.cost
-                    .as_ref()
-                    .and_then(|cost| cost.price)
-                    .map(|id| self.matches[id].clone_ref(py))
-            })
-            .collect();
-        result.labels = Some(Labels::of(&self.stage, &result.calls));
-        result.unpriced = unpriced;
-        Ok(Some(updates))
+                result.calls = calls;
+                result.labels = Some(labels);
+                result.unpriced = unpriced;
+                Ok(updates.into_pyobject(py)?.into_any().unbind())
+            }) as Finish
+        })))
     }
 
-    /// Phase four, when the stage attributes: the billable calls' values capped in the request's order (the
-    /// stage's, read with them, and `others`, the calls Python read, as (span payload start, values or None
-    /// for a call that is not billable)), and the stage's calls' attributes written. Returns the capped
-    /// values of `others`.
-    fn attribute(
-        &self,
-        py: Python<'_>,
-        mut result: PyRefMut<'_, StageResult>,
-        mut others: Vec<(usize, Option<Values>)>,
-    ) -> Vec<Option<Values>> {
-        let result = &mut *result;
-        let calls = &mut result.calls;
-        let (stage, limits) = (&self.stage, &self.limits);
-        py.detach(|| {
-            cap_attribution(calls, &mut others, limits);
+    /// Phase four, when the stage attributes, as a job: the billable calls' values capped in the request's
+    /// order (the stage's, read with them, and `others`, the calls Python read, as (span payload start,
+    /// values or None for a call that is not billable)), and the stage's calls' attributes written. The
+    /// job's result: the capped values of `others`.
+    fn attribute(&self, result: Bound<'_, StageResult>, mut others: Vec<(usize, Option<Values>)>) -> Job {
+        let (stage, limits) = (self.stage.clone(), self.limits.clone());
+        let mut calls = std::mem::take(&mut result.borrow_mut().calls);
+        let result = result.unbind();
+        Job::new(move || {
+            cap_attribution(&mut calls, &mut others, &limits);
+            let stage = stage.read().expect("not poisoned");
             for call in calls.iter_mut() {
                 stage.write_attribution(call);
             }
-        });
-        others.into_iter().map(|(_, values)| values).collect()
+            drop(stage);
+            Box::new(move |py: Python<'_>| {
+                result.bind(py).borrow_mut().calls = calls;
+                let capped: Vec<Option<Values>> = others.into_iter().map(|(_, values)| values).collect();
+                Ok(capped.into_pyobject(py)?.into_any().unbind())
+            }) as Finish
+        })
     }
+}
+
+/// A call Python read, as `finish` takes it: (span payload start, trace id, span id, parent span id,
+/// provider, response id, billable, reported cost).
+type Other = (
+    usize,
+    Vec<u8>,
+    Vec<u8>,
+    Vec<u8>,
+    Option<String>,
+    Option<String>,
+    bool,
+    Option<f64>,
+);
+
+/// The `PriceMatch` of each price the stage learned, by its id; new price data starts a new list, and the
+/// requests priced from the old one keep it.
+type Matches = Arc<Mutex<Vec<Py<PyAny>>>>;
+
+/// Duplicates marked over the stage's calls and the calls Python read, in the request's order, when the
+/// stage looks for them; returns (billable, duplicate, reported cost) of each of `others`.
+fn mark_duplicates(
+    wire: &[u8],
+    calls: &mut [Call],
+    others: &[Other],
+    dedupe: Option<&(SharedKeys, SharedKeys)>,
+    now: f64,
+) -> Vec<(bool, bool, Option<f64>)> {
+    let Some((parents, responses)) = dedupe else {
+        return others.iter().map(|other| (other.6, false, other.7)).collect();
+    };
+    let mut entries = Stage::dedupe_entries(wire, calls);
+    entries.extend(others.iter().map(|other| DedupeEntry {
+        start: other.0,
+        trace_id: &other.1,
+        span_id: &other.2,
+        parent_span_id: &other.3,
+        provider: other.4.as_deref(),
+        response_id: other.5.as_deref(),
+        billable: other.6,
+        duplicate: false,
+        reported: other.7,
+    }));
+    entries.sort_by_key(|entry| entry.start);
+    let mut parents = parents.lock().expect("not poisoned");
+    let mut responses = responses.lock().expect("not poisoned");
+    genai::dedupe(&mut entries, &mut parents, &mut responses, now);
+    let outcome: FxHashMap<usize, (bool, bool, Option<f64>)> = entries
+        .iter()
+        .map(|entry| (entry.start, (entry.billable, entry.duplicate, entry.reported)))
+        .collect();
+    drop(entries);
+    for call in calls.iter_mut() {
+        let (billable, duplicate, reported) = outcome[&call.span.0];
+        call.billable = billable;
+        call.reported = reported;
+        if duplicate {
+            call.skip_reason = "duplicate";
+        }
+    }
+    others.iter().map(|other| outcome[&other.0]).collect()
 }
 
 /// Attribution values by dimension (None: the dimension has none).
@@ -428,6 +478,17 @@ fn cap_attribution(calls: &mut [Call], others: &mut [(usize, Option<Values>)], l
 }
 
 impl PyGenAIStage {
+    /// The stage's tables, to read.
+    fn tables(&self) -> RwLockReadGuard<'_, Stage> {
+        self.stage.read().expect("not poisoned")
+    }
+
+    /// Change the stage's tables once no job reads them, the GIL released meanwhile (a job never takes it).
+    fn learn_with(&self, py: Python<'_>, learn: impl FnOnce(&mut Stage) + Send) {
+        let stage = &self.stage;
+        py.detach(|| learn(&mut stage.write().expect("not poisoned")));
+    }
+
     fn resolve(&mut self, py: Python<'_>, miss: Miss) -> PyResult<()> {
         let resolver = self.resolver.clone_ref(py).into_bound(py);
         match miss {
@@ -440,11 +501,11 @@ impl PyGenAIStage {
                 } else {
                     Some(Some(plan_of(&answer)?))
                 };
-                self.stage.learn_shape(&scope, &keys, plan);
+                self.learn_with(py, |stage| stage.learn_shape(&scope, &keys, plan));
             }
             Miss::Text { kind, text } => {
                 let normal: Option<String> = resolver.call_method1("text", (text_kind(kind), &text))?.extract()?;
-                self.stage.learn_text(kind, text, normal);
+                self.learn_with(py, |stage| stage.learn_text(kind, text, normal));
             }
             Miss::Price {
                 provider,
@@ -452,20 +513,21 @@ impl PyGenAIStage {
                 tier,
                 start,
             } => {
-                if self.stage.price_count() >= PRICE_LIMIT {
-                    let snapshot = self.stage.settings.snapshot.clone();
-                    self.reset_prices(snapshot);
+                if self.tables().price_count() >= PRICE_LIMIT {
+                    let snapshot = self.tables().settings.snapshot.clone();
+                    self.reset_prices(py, snapshot);
                 }
                 let answer = resolver.call_method1("price", (&provider, &model, &tier, start))?;
                 let price = match answer.get_item(0)?.extract::<String>()?.as_str() {
                     "price" => {
-                        self.matches.push(answer.get_item(1)?.unbind());
+                        let matched = answer.get_item(1)?.unbind();
+                        self.matches.lock().expect("not poisoned").push(matched);
                         Ok(price_of(&answer)?)
                     }
                     "none" => Err(Some(answer.get_item(1)?.extract()?)),
                     _ => Err(None),
                 };
-                self.stage.learn_price(provider, model, tier, start, price);
+                self.learn_with(py, |stage| stage.learn_price(provider, model, tier, start, price));
             }
             Miss::UsagePlan {
                 price,
@@ -478,8 +540,8 @@ impl PyGenAIStage {
                         .map(|i| genai::USAGE_KEYS[i])
                         .collect()
                 };
-                let answer =
-                    resolver.call_method1("usage_plan", (&self.matches[price], keys(present), keys(positive)))?;
+                let matched = self.matches.lock().expect("not poisoned")[price].clone_ref(py);
+                let answer = resolver.call_method1("usage_plan", (matched, keys(present), keys(positive)))?;
                 let plan = match answer.extract::<Vec<String>>() {
                     Ok(reported) if !answer.is_instance_of::<PyString>() => Ok(reported
                         .iter()
@@ -487,7 +549,7 @@ impl PyGenAIStage {
                         .fold(0u8, |mask, index| mask | 1 << index)),
                     _ => Err(answer.extract::<String>()?),
                 };
-                self.stage.learn_usage_plan(price, present, positive, plan);
+                self.learn_with(py, |stage| stage.learn_usage_plan(price, present, positive, plan));
             }
         }
         Ok(())
@@ -559,10 +621,21 @@ fn price_of(answer: &Bound<'_, PyAny>) -> PyResult<Price> {
     })
 }
 
+/// What a read asked that the stage has not seen (`GenAIStage.learn` answers it).
+#[pyclass(module = "collector._native")]
+pub struct Questions {
+    misses: Vec<Miss>,
+    generation: u64,
+}
+
 /// What the stage did to one request: the calls it read, priced and changed, not yet spliced.
 #[pyclass(module = "collector._native")]
 pub struct StageResult {
-    wire: Py<PyBytes>,
+    wire: PyBackedBytes,
+    /// The thread that read the calls, which frees them.
+    home: Home,
+    /// The stage's generation when it read the request (`Stage::generation`).
+    generation: u64,
     calls: Vec<Call>,
     /// Payload starts of the GenAI spans left to Python.
     #[pyo3(get)]
@@ -585,7 +658,7 @@ impl StageResult {
         py: Python<'py>,
         others: Vec<(usize, usize, Vec<(usize, Option<Vec<u8>>)>, Vec<u8>)>,
     ) -> PyResult<Bound<'py, PyBytes>> {
-        let buf = self.wire.bind(py).as_bytes();
+        let buf: &[u8] = &self.wire;
         let encoded: Vec<Vec<(usize, Option<Vec<u8>>)>> =
             py.detach(|| self.calls.iter().map(|call| edits_of(buf, call)).collect());
         let spliced = py
@@ -619,7 +692,7 @@ impl StageResult {
                 column_count(dimensions.len())
             )));
         }
-        let buf = self.wire.bind(py).as_bytes();
+        let buf: &[u8] = &self.wire;
         let labels = self.labels()?;
         Ok(py
             .detach(|| ledger_rows(labels, buf, &self.calls, &names, &dimensions))
@@ -765,6 +838,12 @@ impl StageResult {
             out.push(PyTuple::new(py, items)?);
         }
         Ok(out)
+    }
+}
+
+impl Drop for StageResult {
+    fn drop(&mut self) {
+        self.home.free((std::mem::take(&mut self.calls), self.labels.take()));
     }
 }
 
