@@ -8,6 +8,7 @@ from typing import Any
 from google.protobuf.message import Message
 
 from collector.native import REQUEST_WIRES, TRACE_WIRE, WireStats
+from collector.offload import Steps, run_here, run_offloaded
 from collector.signals import Signal, count_items, top_level
 
 NO_HEADERS: Mapping[str, str] = {}
@@ -46,11 +47,23 @@ class TelemetryBatch:
 
         The bytes are kept: a batch no processor changed is forwarded as it was received. A request
         the native core vouches for is not decoded here at all."""
+        return run_here(cls._from_wire(signal, wire, headers))
+
+    @classmethod
+    async def received(cls, signal: Signal, wire: bytes, headers: Mapping[str, str] = NO_HEADERS) -> TelemetryBatch:
+        """``from_wire`` for a receiver on the event loop: the native core checks and counts the request off the
+        loop's thread (:mod:`collector.offload`)."""
+        return await run_offloaded(cls._from_wire(signal, wire, headers))
+
+    @classmethod
+    def _from_wire(cls, signal: Signal, wire: bytes, headers: Mapping[str, str]) -> Steps[TelemetryBatch]:
         scanner = REQUEST_WIRES.get(signal)
         if scanner is not None:
-            stats = scanner.scan(wire)
-            if stats is not None:
-                return cls._undecoded(signal, bytes(wire), headers, stats.items, stats.resources, stats)
+            wire = bytes(wire)
+            counted = yield scanner.scan_job(wire)
+            if counted is not None:
+                stats = WireStats(*counted)
+                return cls._undecoded(signal, wire, headers, stats.items, stats.resources, stats)
         message = signal.spec.request_type()
         message.ParseFromString(wire)
         batch = cls(signal, message, headers)

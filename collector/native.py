@@ -106,6 +106,10 @@ class RequestWire:
         stats = self.schema.scan(wire)
         return None if stats is None else WireStats(*stats)
 
+    def scan_job(self, wire: bytes) -> Any:
+        """``scan`` as a native job (:mod:`collector.offload`): its result is the counts or None."""
+        return self.schema.scan_job(wire)
+
 
 class TraceWire(RequestWire):
     """The native operations on trace requests."""

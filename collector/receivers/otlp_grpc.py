@@ -42,7 +42,7 @@ class GrpcServer:
                 await context.abort(grpc.StatusCode.UNAUTHENTICATED,
                                     "missing or unknown bearer token (metadata authorization: Bearer <token>)")
             try:
-                batch = TelemetryBatch.from_wire(signal, request, headers)
+                batch = await TelemetryBatch.received(signal, request, headers)
             except DecodeError as exc:
                 receiver.note_malformed(signal, "grpc", str(exc), headers)
                 await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"malformed {signal.spec.name} request: {exc}")

@@ -97,7 +97,7 @@ class HttpServer:
                 body = await read_body(request, self.max_body_bytes)
                 body = decompress(body, request.headers.get("Content-Encoding", "").strip().lower(),
                                   self.max_body_bytes)
-                batch = self._decode(signal, content_type, body, headers)
+                batch = await self._decode(signal, content_type, body, headers)
             except RequestRejected as exc:
                 if exc.http_status == 400:
                     self.receiver.note_malformed(signal, "http", str(exc), request.headers)
@@ -115,11 +115,11 @@ class HttpServer:
         return export
 
     @staticmethod
-    def _decode(signal: Signal, content_type: str, body: bytes, headers: dict[str, str]) -> TelemetryBatch:
+    async def _decode(signal: Signal, content_type: str, body: bytes, headers: dict[str, str]) -> TelemetryBatch:
         try:
             if content_type == JSON:
                 return TelemetryBatch(signal, otlp_json.decode(signal, body), headers)
-            return TelemetryBatch.from_wire(signal, body, headers)
+            return await TelemetryBatch.received(signal, body, headers)
         except (DecodeError, otlp_json.OtlpJsonError) as exc:
             raise RequestRejected(400, code_pb2.INVALID_ARGUMENT,
                                   f"malformed {signal.spec.name} request: {exc}") from None
