@@ -14,6 +14,10 @@ over all the request's calls, in its order, by the native core. The dialect rule
 applied by the core too (``native/src/rules.rs``, held to :mod:`processors.dialect_rules`). The stage
 declines a whole request only when it cannot read it (and then the processors run as before).
 
+The stage's phases are native jobs, and :meth:`NativeGenAI.steps` is their order with the Python between
+them (:mod:`collector.offload`): in the collector they run on the native core's worker thread while the
+event loop serves other requests; :meth:`NativeGenAI.run` runs them on the caller's thread.
+
 When ``genai_attribution`` follows ``genai_cost``, the stage attributes the calls too. The ledger rows of a
 request are made by the native core as Arrow data (:meth:`NativeCalls.ledger`), which ``genai_budget`` and
 ``genai_metrics`` read as well (:meth:`NativeCalls.columns`); the calls become :class:`~processors.genai_call.WireCall`

@@ -65,7 +65,7 @@ impl PySchema {
         Job::new(move || {
             let scanned = scan(&schema, signal, &wire);
             Box::new(move |py: Python<'_>| {
-                drop(wire);
+                drop(wire); // the request's reference let go with the GIL held
                 Ok(scanned.into_pyobject(py)?.into_any().unbind())
             }) as Finish
         })

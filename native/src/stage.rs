@@ -343,6 +343,7 @@ impl PyGenAIStage {
             });
             drop(stage);
             Box::new(move |py: Python<'_>| {
+                drop(wire); // the request's reference let go with the GIL held
                 let mut result = result.bind(py).borrow_mut();
                 let Some((updates, labels, unpriced)) = finished else {
                     result.calls = calls;
