@@ -60,9 +60,8 @@ class TelemetryBatch:
         scanner = REQUEST_WIRES.get(signal)
         if scanner is not None:
             wire = bytes(wire)
-            counted = yield scanner.scan_job(wire)
-            if counted is not None:
-                stats = WireStats(*counted)
+            stats = scanner.stats((yield scanner.scan_job(wire)))
+            if stats is not None:
                 return cls._undecoded(signal, wire, headers, stats.items, stats.resources, stats)
         message = signal.spec.request_type()
         message.ParseFromString(wire)

@@ -102,13 +102,16 @@ class RequestWire:
 
     def scan(self, wire: bytes) -> WireStats | None:
         """What the native core counts of a request it vouches upb would accept; None when upb must decode
-        it (malformed, or unusual)."""
-        stats = self.schema.scan(wire)
-        return None if stats is None else WireStats(*stats)
+        it (malformed, or unusual). Checked on this thread."""
+        return self.stats(self.scan_job(bytes(wire)).run())
 
     def scan_job(self, wire: bytes) -> Any:
-        """``scan`` as a native job (:mod:`collector.offload`): its result is the counts or None."""
+        """``scan`` as a native job (:mod:`collector.offload`), whose result :meth:`stats` reads."""
         return self.schema.scan_job(wire)
+
+    @staticmethod
+    def stats(counted: tuple[int, int, int, int] | None) -> WireStats | None:
+        return None if counted is None else WireStats(*counted)
 
 
 class TraceWire(RequestWire):

@@ -1,8 +1,8 @@
 //! The Python module: thin wrappers that release the GIL while the wire code runs.
 
-use pyo3::exceptions::{PyIndexError, PyValueError};
 use std::sync::Arc;
 
+use pyo3::exceptions::{PyIndexError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::pybacked::PyBackedBytes;
 use pyo3::sync::PyOnceLock;
@@ -51,14 +51,9 @@ impl PySchema {
             })
     }
 
-    /// `(items, resources, most attributes on a span, largest span attribute value in bytes)` of a request
-    /// it vouches for (the last two are 0 but for traces), or None: the request is malformed or unusual, and
-    /// the caller decodes it with upb.
-    fn scan(&self, py: Python<'_>, wire: &[u8]) -> Option<Scanned> {
-        py.detach(|| scan(&self.schema, self.signal, wire))
-    }
-
-    /// `scan` as a job (`collector/offload.py`).
+    /// A job (`collector/offload.py`) whose result is `(items, resources, most attributes on a span,
+    /// largest span attribute value in bytes)` of a request it vouches for (the last two are 0 but for
+    /// traces), or None: the request is malformed or unusual, and the caller decodes it with upb.
     fn scan_job(&self, wire: Bound<'_, PyBytes>) -> Job {
         let (schema, signal) = (self.schema.clone(), self.signal);
         let wire = PyBackedBytes::from(wire);
